@@ -1,0 +1,67 @@
+#include "eve/core/cli.h"
+
+#include <exception>
+#include <iostream>
+#include <new>
+
+#include "eve/core/error.h"
+#include "eve/core/log.h"
+#include "eve/core/signals.h"
+#include "eve/core/version.h"
+
+namespace eve::cli {
+
+void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
+                const std::string& version_extra) {
+  const char* group = "Common";
+  app.set_version_flag("--version", version_line(app.get_name(), version_extra),
+                       "Print the version and build information, then exit");
+  app.add_option("--threads", common.threads, "Worker threads (0 = all cores)")
+      ->envname("EVE_THREADS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->group(group);
+  app.add_option("--seed", common.seed, "Random seed")
+      ->envname("EVE_SEED")
+      ->capture_default_str()
+      ->group(group);
+  if (kind == kTorch) {
+    app.add_option("--device", common.device, "Compute device: auto, cpu, cuda or cuda:N")
+        ->envname("EVE_DEVICE")
+        ->capture_default_str()
+        ->group(group);
+  }
+  app.add_flag("-q,--quiet", common.quiet, "Only errors on stderr")->group(group);
+  app.add_flag("-v,--verbose", common.verbose, "Debug messages on stderr")->group(group);
+  // Subcommands accept the common options after their name too.
+  app.fallthrough();
+}
+
+int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
+        const std::function<int()>& body) {
+  log::set_program(app.get_name());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << app.get_name() << ": error: " << e.what() << " (see --help)\n";
+    return kExitUsage;
+  }
+  if (common.quiet) log::set_level(log::Level::error);
+  if (common.verbose) log::set_level(log::Level::debug);
+  signals::install();
+  try {
+    return body();
+  } catch (const Error& e) {
+    log::error("{}", e.what());
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    log::error("out of memory");
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    return kExitRuntime;
+  }
+}
+
+}  // namespace eve::cli

@@ -1,0 +1,41 @@
+#include "eve/core/paths.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "eve/core/error.h"
+#include "eve/io/file.h"
+
+namespace eve {
+
+std::string share_dir() {
+  if (const char* env = std::getenv("EVE_SHARE_DIR"); env && *env) return env;
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    std::string exe(buf, static_cast<size_t>(n));
+    auto slash = exe.rfind('/');
+    if (slash != std::string::npos) {
+      std::string installed = exe.substr(0, slash) + "/../share/eve";
+      if (io::file_exists(installed + "/configs")) return installed;
+    }
+  }
+  return EVE_SOURCE_SHARE_DIR;
+}
+
+std::string resolve_share_file(const std::string& sub, const std::string& name_or_path,
+                               const std::string& ext) {
+  if (name_or_path.find('/') != std::string::npos || io::file_exists(name_or_path)) {
+    if (!io::file_exists(name_or_path)) throw Error("no such file", name_or_path);
+    return name_or_path;
+  }
+  std::string p = share_dir() + "/" + sub + "/" + name_or_path + ext;
+  if (!io::file_exists(p))
+    throw UsageError("unknown " + sub + " preset '" + name_or_path + "'", {}, {},
+                     "looked for " + p);
+  return p;
+}
+
+}  // namespace eve

@@ -1,0 +1,95 @@
+#include "eve/core/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "eve/core/log.h"
+
+namespace eve {
+
+Progress::Progress(std::string label, uint64_t total, std::string unit)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      tty_(isatty(STDERR_FILENO) != 0 && log::enabled(log::Level::info)),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+Progress::~Progress() {
+  if (tty_ && !finished_) std::fputc('\n', stderr);
+}
+
+double Progress::elapsed_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+std::string Progress::format_duration(double s) {
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  auto total = static_cast<long>(s + 0.5);
+  if (total < 3600) return fmt::format("{}m{:02d}s", total / 60, static_cast<int>(total % 60));
+  return fmt::format("{}h{:02d}m", total / 3600, static_cast<int>((total % 3600) / 60));
+}
+
+void Progress::add(uint64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ += n;
+  draw(false);
+}
+
+void Progress::set(uint64_t done) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ = done;
+  draw(false);
+}
+
+void Progress::set_total(uint64_t total) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  total_ = total;
+}
+
+void Progress::draw(bool force) {
+  if (!log::enabled(log::Level::info)) return;
+  auto now = std::chrono::steady_clock::now();
+  double since = std::chrono::duration<double>(now - last_draw_).count();
+  // A TTY redraws 5 times a second; a log file gets a line every 30 s.
+  if (!force && since < (tty_ ? 0.2 : 30.0)) return;
+  last_draw_ = now;
+  double el = std::chrono::duration<double>(now - start_).count();
+  double rate = el > 0 ? done_ / el : 0.0;
+  std::string line;
+  if (total_ > 0) {
+    double frac = std::min(1.0, static_cast<double>(done_) / total_);
+    std::string eta = rate > 0 ? format_duration((total_ - std::min(done_, total_)) / rate) : "?";
+    if (tty_) {
+      const int width = 24;
+      int filled = static_cast<int>(frac * width);
+      line = fmt::format("{} [{}{}] {}/{} {:.1f} {}/s ETA {}", label_, std::string(filled, '#'),
+                         std::string(width - filled, '.'), done_, total_, rate, unit_, eta);
+    } else {
+      line = fmt::format("{}: {}/{} ({:.0f}%) {:.1f} {}/s ETA {}", label_, done_, total_,
+                         100 * frac, rate, unit_, eta);
+    }
+  } else {
+    line = fmt::format("{}: {} {} {:.1f} {}/s", label_, done_, unit_, rate, unit_);
+  }
+  if (tty_) {
+    std::fprintf(stderr, "\r\033[K%s: %s", log::program().c_str(), line.c_str());
+    std::fflush(stderr);
+  } else {
+    log::info("{}", line);
+  }
+}
+
+void Progress::finish(const std::string& extra) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (finished_) return;
+  finished_ = true;
+  if (tty_) std::fprintf(stderr, "\r\033[K");
+  double el = elapsed_seconds();
+  double rate = el > 0 ? done_ / el : 0.0;
+  log::info("{}: {} {} in {}, {:.1f} {}/s{}{}", label_, done_, unit_, format_duration(el), rate,
+            unit_, extra.empty() ? "" : ", ", extra);
+}
+
+}  // namespace eve

@@ -1,0 +1,41 @@
+// A progress display for long loops: a redrawn bar (items/s, ETA) when stderr is a TTY,
+// periodic plain lines otherwise (readable in Slurm logs), and always a one-line summary.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace eve {
+
+class Progress {
+ public:
+  // total = 0 when unknown. unit names the items ("img", "lines", "steps").
+  Progress(std::string label, uint64_t total = 0, std::string unit = "items");
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void add(uint64_t n = 1);
+  void set(uint64_t done);
+  void set_total(uint64_t total);
+  // Prints the final summary line ("label: 120 img in 3.2 s, 37.5 img/s") once.
+  void finish(const std::string& extra = {});
+  uint64_t done() const { return done_; }
+  double elapsed_seconds() const;
+
+  // Formats seconds as "12.3s", "4m05s" or "2h03m".
+  static std::string format_duration(double seconds);
+
+ private:
+  void draw(bool force);
+
+  std::string label_, unit_;
+  uint64_t total_, done_ = 0;
+  bool tty_, finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+  std::mutex mutex_;
+};
+
+}  // namespace eve

@@ -1,0 +1,187 @@
+#include "eve/io/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "eve/core/error.h"
+
+namespace eve::io {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::string display(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot open: " + errno_text(), path);
+  std::string out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  bool bad = std::ferror(f) != 0;
+  if (f != stdin) std::fclose(f);
+  if (bad) throw Error("read error: " + errno_text(), display(path));
+  return out;
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+LineReader::LineReader(const std::string& path, size_t max_line)
+    : path_(path), max_line_(max_line) {
+  if (path == "-") {
+    f_ = stdin;
+  } else {
+    f_ = std::fopen(path.c_str(), "rb");
+    if (!f_) throw Error("cannot open: " + errno_text(), path);
+    owned_ = true;
+  }
+}
+
+LineReader::~LineReader() {
+  if (owned_ && f_) std::fclose(f_);
+}
+
+std::string LineReader::where() const { return display(path_) + ":" + std::to_string(line_no_); }
+
+bool LineReader::next(std::string& line) {
+  line.clear();
+  bool any = false;
+  int c;
+  char buf[1 << 14];
+  for (;;) {
+    if (!std::fgets(buf, sizeof buf, f_)) {
+      if (std::ferror(f_)) throw Error("read error: " + errno_text(), display(path_));
+      break;
+    }
+    any = true;
+    size_t len = std::strlen(buf);
+    // fgets stops at NUL bytes silently; detect an embedded NUL by a short chunk that is
+    // neither newline-terminated nor at EOF.
+    line.append(buf, len);
+    if (line.size() > max_line_) {
+      ++line_no_;
+      throw Error("line longer than " + std::to_string(max_line_) + " bytes", display(path_),
+                  std::to_string(line_no_));
+    }
+    if (len > 0 && buf[len - 1] == '\n') break;
+    if (len + 1 < sizeof buf) {
+      // Short read without newline: EOF or an embedded NUL byte.
+      c = std::fgetc(f_);
+      if (c == EOF) break;
+      if (c == 0) {
+        ++line_no_;
+        throw Error("NUL byte inside a text line", display(path_), std::to_string(line_no_));
+      }
+      std::ungetc(c, f_);
+    }
+  }
+  if (!any) return false;
+  ++line_no_;
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return true;
+}
+
+AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
+  if (path_ == "-") {
+    f_ = stdout;
+    return;
+  }
+  static std::atomic<unsigned> counter{0};
+  tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) throw Error("cannot create: " + errno_text(), tmp_, {}, "is the directory writable?");
+}
+
+AtomicWriter::~AtomicWriter() {
+  if (f_ && f_ != stdout) {
+    std::fclose(f_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicWriter::write(const void* data, size_t size) {
+  if (committed_) throw Error("write after commit", path_);
+  if (size && std::fwrite(data, 1, size, f_) != size)
+    throw Error("write failed: " + errno_text(), is_stdout() ? "<stdout>" : path_);
+}
+
+void AtomicWriter::write(std::string_view data) { write(data.data(), data.size()); }
+
+void AtomicWriter::commit() {
+  if (committed_) return;
+  if (f_ == stdout) {
+    if (std::fflush(stdout) != 0) throw Error("write failed: " + errno_text(), "<stdout>");
+    committed_ = true;
+    return;
+  }
+  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0)
+    throw Error("write failed: " + errno_text(), path_);
+  if (std::fclose(f_) != 0) {
+    f_ = nullptr;
+    ::unlink(tmp_.c_str());
+    throw Error("write failed: " + errno_text(), path_);
+  }
+  f_ = nullptr;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::string err = errno_text();
+    ::unlink(tmp_.c_str());
+    throw Error("cannot rename into place: " + err, path_);
+  }
+  committed_ = true;
+}
+
+void write_file_atomic(const std::string& path, std::string_view data) {
+  AtomicWriter w(path);
+  w.write(data);
+  w.commit();
+}
+
+}  // namespace eve::io

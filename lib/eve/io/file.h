@@ -1,0 +1,71 @@
+// Files where "-" means stdin/stdout, line reading with line numbers and limits, and the
+// atomic writer (temp file in the same directory, fsync, rename) every output goes through.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace eve::io {
+
+// Reads a whole file ("-" = stdin). Errors name the path.
+std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
+// True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// Reads lines (without the trailing "\n" or "\r\n") from a file or "-".
+class LineReader {
+ public:
+  static constexpr size_t kDefaultMaxLine = size_t{256} << 20;  // 256 MiB
+
+  explicit LineReader(const std::string& path, size_t max_line = kDefaultMaxLine);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // False at end of input. Throws eve::Error naming file:line for an over-long line or a
+  // read error.
+  bool next(std::string& line);
+  // 1-based number of the line last returned by next().
+  uint64_t line_number() const { return line_no_; }
+  const std::string& path() const { return path_; }
+  // "file:line" for messages.
+  std::string where() const;
+
+ private:
+  std::string path_;
+  FILE* f_ = nullptr;
+  bool owned_ = false;
+  size_t max_line_;
+  uint64_t line_no_ = 0;
+};
+
+// Writes to "<path>.tmp.<pid>.<n>" in the final directory and renames it over `path` on
+// commit(); destroyed without commit() (an exception, a signal), it removes the temp file,
+// so a reader never sees a partial file under the final name. "-" writes to stdout.
+class AtomicWriter {
+ public:
+  explicit AtomicWriter(std::string path);
+  ~AtomicWriter();
+  AtomicWriter(const AtomicWriter&) = delete;
+  AtomicWriter& operator=(const AtomicWriter&) = delete;
+
+  void write(std::string_view data);
+  void write(const void* data, size_t size);
+  // Flushes, fsyncs and renames into place. Throws on any I/O failure.
+  void commit();
+  const std::string& path() const { return path_; }
+  bool is_stdout() const { return f_ == stdout; }
+
+ private:
+  std::string path_, tmp_;
+  FILE* f_ = nullptr;
+  bool committed_ = false;
+};
+
+// Writes `data` to `path` atomically in one call.
+void write_file_atomic(const std::string& path, std::string_view data);
+
+}  // namespace eve::io

@@ -1,0 +1,68 @@
+#include "eve/io/jsonl.h"
+
+#include "eve/core/error.h"
+
+namespace eve::io {
+namespace {
+
+template <typename J>
+J parse_impl(std::string_view text, const std::string& file, const std::string& where) {
+  if (!is_valid_utf8(text)) throw Error("invalid UTF-8", file, where);
+  try {
+    return J::parse(text.begin(), text.end());
+  } catch (const typename J::parse_error& e) {
+    // nlohmann's text is "[json.exception.parse_error.101] parse error at line 1, column 5:
+    // syntax error ..."; keep what follows the bracket.
+    std::string msg = e.what();
+    auto pos = msg.find("] ");
+    throw Error("invalid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos + 2)), file,
+                where);
+  }
+}
+
+std::string display(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
+}  // namespace
+
+json parse_json(std::string_view text, const std::string& file, const std::string& where) {
+  return parse_impl<json>(text, file, where);
+}
+
+ordered_json parse_ordered_json(std::string_view text, const std::string& file,
+                                const std::string& where) {
+  return parse_impl<ordered_json>(text, file, where);
+}
+
+json read_json(const std::string& path) { return parse_json(read_file(path), display(path)); }
+
+JsonlReader::JsonlReader(const std::string& path, size_t max_line) : lines_(path, max_line) {}
+
+bool JsonlReader::next_line(std::string& line) {
+  while (lines_.next(line)) {
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return true;
+  }
+  return false;
+}
+
+bool JsonlReader::next(json& record) {
+  if (!next_line(buf_)) return false;
+  std::string file = display(lines_.path());
+  std::string where = std::to_string(lines_.line_number());
+  record = parse_json(buf_, file, where);
+  if (!record.is_object()) throw Error("expected a JSON object on each line", file, where);
+  return true;
+}
+
+bool JsonlReader::next(ordered_json& record) {
+  if (!next_line(buf_)) return false;
+  std::string file = display(lines_.path());
+  std::string where = std::to_string(lines_.line_number());
+  record = parse_ordered_json(buf_, file, where);
+  if (!record.is_object()) throw Error("expected a JSON object on each line", file, where);
+  return true;
+}
+
+std::string to_jsonl_line(const json& record) { return record.dump() + "\n"; }
+std::string to_jsonl_line(const ordered_json& record) { return record.dump() + "\n"; }
+
+}  // namespace eve::io

@@ -1,0 +1,87 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+
+#include "eve/core/error.h"
+#include "eve/core/progress.h"
+#include "eve/core/signals.h"
+#include "eve/core/threads.h"
+#include "eve/core/version.h"
+
+namespace {
+
+TEST(Error, MessageNamesFileRecordAndHint) {
+  eve::Error e("expected an object", "train.jsonl", "17", "each line must be a JSON object");
+  EXPECT_STREQ(e.what(), "train.jsonl:17: expected an object (each line must be a JSON object)");
+  EXPECT_EQ(e.exit_code(), eve::kExitRuntime);
+  EXPECT_EQ(eve::Error("boom").what(), std::string("boom"));
+  EXPECT_EQ(eve::Error("boom", {}, "key abc").what(), std::string("key abc: boom"));
+}
+
+TEST(Error, KindsMapToExitCodes) {
+  EXPECT_EQ(eve::UsageError("x").exit_code(), 2);
+  EXPECT_EQ(eve::TooManyBadInputs("x").exit_code(), 3);
+  eve::Interrupted i(SIGTERM);
+  EXPECT_EQ(i.exit_code(), 128 + SIGTERM);
+  EXPECT_NE(std::string(i.what()).find("signal 15"), std::string::npos);
+}
+
+TEST(Signals, StopFlagThrowsInterrupted) {
+  eve::signals::reset();
+  EXPECT_NO_THROW(eve::signals::throw_if_stopped());
+  eve::signals::request_stop(SIGINT);
+  EXPECT_TRUE(eve::signals::stop_requested());
+  try {
+    eve::signals::throw_if_stopped();
+    FAIL() << "expected Interrupted";
+  } catch (const eve::Interrupted& e) {
+    EXPECT_EQ(e.exit_code(), 130);
+  }
+  eve::signals::reset();
+}
+
+TEST(Signals, RealSignalSetsFlag) {
+  eve::signals::reset();
+  eve::signals::install();
+  std::raise(SIGTERM);
+  EXPECT_EQ(eve::signals::stop_signal(), SIGTERM);
+  eve::signals::reset();
+}
+
+TEST(Threads, ParallelForVisitsEveryIndexOnce) {
+  eve::ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(1000);
+  eve::parallel_for(pool, hits.size(), [&](size_t i) { hits[i]++; });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+}
+
+TEST(Threads, ParallelForRethrowsAfterAllFinished) {
+  eve::ThreadPool pool(2);
+  std::atomic<int> done{0};
+  EXPECT_THROW(eve::parallel_for(pool, 50,
+                                 [&](size_t i) {
+                                   done++;
+                                   if (i == 7) throw eve::Error("bad item 7");
+                                 }),
+               eve::Error);
+  EXPECT_EQ(done.load(), 50);
+}
+
+TEST(Threads, ResolveThreads) {
+  EXPECT_EQ(eve::resolve_threads(5), 5);
+  EXPECT_GE(eve::resolve_threads(0), 1);
+}
+
+TEST(Progress, DurationFormatting) {
+  EXPECT_EQ(eve::Progress::format_duration(3.21), "3.2s");
+  EXPECT_EQ(eve::Progress::format_duration(245), "4m05s");
+  EXPECT_EQ(eve::Progress::format_duration(7380), "2h03m");
+}
+
+TEST(Version, LineNamesProgramAndVersion) {
+  std::string v = eve::version_line("eve-score");
+  EXPECT_EQ(v.rfind(std::string("eve-score ") + eve::version(), 0), 0u) << v;
+}
+
+}  // namespace
