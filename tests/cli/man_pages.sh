@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every long option printed by a program's --help (and by each subcommand's --help) must
+# appear in its man page, and every program must have one.
+set -euo pipefail
+: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
+fail=0
+programs=(eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-score)
+[[ -f $EVE_SOURCE/man/man7/eve.7 ]] || { echo "missing man/man7/eve.7"; fail=1; }
+for p in "${programs[@]}"; do
+  page=$EVE_SOURCE/man/man1/$p.1
+  if [[ ! -f $page ]]; then
+    echo "missing man page $page"; fail=1; continue
+  fi
+  # troff writes a literal hyphen as \- ; compare on the plain text.
+  text=$(sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$page")
+  help=$("$EVE_BIN/$p" --help)
+  subs=$(printf '%s\n' "$help" | awk '/^Subcommands:/{s=1;next} s&&/^  [a-z]/{print $1}')
+  for s in $subs; do help+=$'\n'"$("$EVE_BIN/$p" "$s" --help)"; done
+  opts=$(printf '%s\n' "$help" | grep -oE -- '--[a-z0-9][a-z0-9-]*' | sort -u)
+  for o in $opts; do
+    [[ $o == --help ]] && continue
+    if ! grep -qF -- "$o" <<<"$text"; then
+      echo "$p: option $o is in --help but not in man/man1/$p.1"; fail=1
+    fi
+  done
+  for s in $subs; do
+    grep -qw -- "$s" <<<"$text" || { echo "$p: subcommand $s is not in man/man1/$p.1"; fail=1; }
+  done
+done
+exit $fail
