@@ -151,6 +151,28 @@ void AtomicWriter::write(const void* data, size_t size) {
   if (committed_) throw Error("write after commit", path_);
   if (size && std::fwrite(data, 1, size, f_) != size)
     throw Error("write failed: " + errno_text(), is_stdout() ? "<stdout>" : path_);
+  written_ += size;
+}
+
+void AtomicWriter::write_at(uint64_t offset, const void* data, size_t size) {
+  if (committed_) throw Error("write after commit", path_);
+  if (is_stdout())
+    throw Error("cannot rewrite output already sent to stdout", "<stdout>", {},
+                "write to a file instead of '-'");
+  if (offset > written_ || size > written_ - offset)
+    throw Error("rewrite past the end of the data written so far", path_);
+  if (std::fflush(f_) != 0) throw Error("write failed: " + errno_text(), path_);
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fileno(f_), p, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error("write failed: " + errno_text(), path_);
+    }
+    p += n;
+    offset += static_cast<uint64_t>(n);
+    size -= static_cast<size_t>(n);
+  }
 }
 
 void AtomicWriter::write(std::string_view data) { write(data.data(), data.size()); }

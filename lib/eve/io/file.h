@@ -54,6 +54,11 @@ class AtomicWriter {
 
   void write(std::string_view data);
   void write(const void* data, size_t size);
+  // Overwrites `size` bytes at `offset` inside what was already written (a header whose
+  // counts are known only at the end). Not possible on stdout: throws.
+  void write_at(uint64_t offset, const void* data, size_t size);
+  // Bytes written so far.
+  uint64_t size() const { return written_; }
   // Flushes, fsyncs and renames into place. Throws on any I/O failure.
   void commit();
   const std::string& path() const { return path_; }
@@ -63,6 +68,7 @@ class AtomicWriter {
   std::string path_, tmp_;
   FILE* f_ = nullptr;
   bool committed_ = false;
+  uint64_t written_ = 0;
 };
 
 // Writes `data` to `path` atomically in one call.
