@@ -1,0 +1,59 @@
+// Exact top-k search by inner product over a gallery read in chunks, so memory is bounded
+// by (query block + gallery chunk + score block) whatever the collection size.
+// Torch-free header; the implementation multiplies with libtorch's BLAS.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace eve::search {
+
+struct Hit {
+  int64_t index;  // gallery row
+  float score;
+};
+
+// Rows of a float32 matrix, fetched on demand.
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  virtual int64_t rows() const = 0;
+  virtual int64_t cols() const = 0;
+  // Copies rows [begin, begin + n) into out (n * cols floats, C order).
+  virtual void read(int64_t begin, int64_t n, float* out) const = 0;
+};
+
+// A RowSource over memory the caller owns.
+class MemoryRows : public RowSource {
+ public:
+  MemoryRows(const float* data, int64_t rows, int64_t cols) : data_(data), rows_(rows), cols_(cols) {}
+  int64_t rows() const override { return rows_; }
+  int64_t cols() const override { return cols_; }
+  void read(int64_t begin, int64_t n, float* out) const override;
+
+ private:
+  const float* data_;
+  int64_t rows_, cols_;
+};
+
+struct TopkOptions {
+  int k = 10;
+  int64_t query_block = 1024;    // queries scored together
+  int64_t gallery_chunk = 8192;  // gallery rows held in memory at once
+  int threads = 0;               // 0 = all cores
+};
+
+// Calls on_block(first_query, hits) for consecutive blocks of queries, in order; hits[i]
+// holds the best min(k, gallery rows) hits of query first_query + i, best first, ties
+// broken by the lower gallery index. The result is independent of the block sizes and
+// thread count.
+void topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
+                 const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block);
+
+// True when a ranks before b: higher score, then lower index.
+inline bool better(const Hit& a, const Hit& b) {
+  return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+
+}  // namespace eve::search
