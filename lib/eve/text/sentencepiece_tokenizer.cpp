@@ -1,8 +1,18 @@
 #include "eve/text/sentencepiece_tokenizer.h"
 
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <cstdio>
+#include <unordered_map>
 
 #include "eve/core/error.h"
+
+namespace sentencepiece::logging {
+// Exported by libsentencepiece but missing from the installed headers.
+void SetMinLogLevel(int v);
+int GetMinLogLevel();
+}  // namespace sentencepiece::logging
 
 namespace eve::text {
 
@@ -11,10 +21,31 @@ struct SentencePieceTokenizer::Impl {
 };
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(std::make_unique<Impl>()), path_(model_path) {
   auto status = impl_->sp.Load(model_path);
   if (!status.ok())
     throw Error("cannot load sentencepiece model: " + status.ToString(), model_path);
+  info_.vocab_size = vocab_size();
+  struct Role {
+    const char* name;
+    int* id;
+    const char* pieces[2];
+  };
+  Role roles[] = {{"pad", &info_.pad_id, {"[PAD]", "<pad>"}},
+                  {"unk", &info_.unk_id, {"[UNK]", "<unk>"}},
+                  {"cls", &info_.cls_id, {"[CLS]", "<s>"}},
+                  {"sep", &info_.sep_id, {"[SEP]", "</s>"}},
+                  {"mask", &info_.mask_id, {"[MASK]", "<mask>"}}};
+  for (auto& role : roles) {
+    *role.id = -1;
+    for (const char* piece : role.pieces) {
+      if ((*role.id = piece_to_id(piece)) >= 0) break;
+    }
+    if (*role.id < 0)
+      throw Error(std::string("the model has no ") + role.name + " token (neither " +
+                      role.pieces[0] + " nor " + role.pieces[1] + " is a piece)",
+                  model_path, {}, "train a model with eve-tokenize train");
+  }
 }
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
@@ -44,6 +75,63 @@ int SentencePieceTokenizer::piece_to_id(std::string_view piece) const {
 std::string SentencePieceTokenizer::id_to_piece(int id) const {
   if (id < 0 || id >= vocab_size()) throw Error("token id " + std::to_string(id) + " out of range");
   return impl_->sp.IdToPiece(id);
+}
+
+namespace {
+
+class VectorIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit VectorIterator(const std::vector<std::string>& texts) : texts_(texts) {}
+  bool done() const override { return i_ >= texts_.size(); }
+  void Next() override { ++i_; }
+  const std::string& value() const override { return texts_[i_]; }
+  sentencepiece::util::Status status() const override { return {}; }
+
+ private:
+  const std::vector<std::string>& texts_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+std::string train_sentencepiece(const std::vector<std::string>& texts,
+                                const SentencePieceTrainConfig& config) {
+  if (config.model_type != "bpe" && config.model_type != "unigram")
+    throw UsageError("unknown model type '" + config.model_type + "' (expected bpe or unigram)");
+  if (texts.empty())
+    throw Error("no training text", {}, {}, "the inputs are empty or every text cleaned to nothing");
+  char coverage[32];
+  std::snprintf(coverage, sizeof coverage, "%.6g", config.character_coverage);
+  std::unordered_map<std::string, std::string> args = {
+      {"model_type", config.model_type},
+      {"vocab_size", std::to_string(config.vocab_size)},
+      {"character_coverage", coverage},
+      {"num_threads", std::to_string(std::max(1, config.threads))},
+      {"input_sentence_size", "0"},
+      {"shuffle_input_sentence", "false"},
+      {"pad_id", "0"},
+      {"unk_id", "1"},
+      {"bos_id", "2"},
+      {"eos_id", "3"},
+      {"pad_piece", "[PAD]"},
+      {"unk_piece", "[UNK]"},
+      {"bos_piece", "[CLS]"},
+      {"eos_piece", "[SEP]"},
+      {"control_symbols", "[MASK]"},
+  };
+  const int old_level = sentencepiece::logging::GetMinLogLevel();
+  if (config.quiet) sentencepiece::logging::SetMinLogLevel(2);
+  VectorIterator it(texts);
+  std::string model;
+  auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
+  sentencepiece::logging::SetMinLogLevel(old_level);
+  if (!status.ok()) {
+    std::string msg = status.ToString();
+    bool vocab = msg.find("ocab") != std::string::npos;
+    throw Error("sentencepiece training failed: " + msg, {}, {},
+                vocab ? "try a smaller --vocab-size or more text" : std::string());
+  }
+  return model;
 }
 
 }  // namespace eve::text

@@ -1,0 +1,45 @@
+// What programs that cannot load sentencepiece (everything linking libtorch) need to know
+// about a tokenizer: its vocabulary size and special token ids. `eve-tokenize train` writes
+// it beside the model as a JSON sidecar and `eve-tokenize info -m tok.model` prints it.
+//
+// The JSON object has exactly these keys, all integers:
+//   {"vocab_size": V, "pad_id": P, "unk_id": U, "cls_id": C, "sep_id": S, "mask_id": M}
+//
+// Models trained by `eve-tokenize train` always have pad=0, unk=1, cls=2, sep=3, mask=4
+// (pieces [PAD], [UNK], [CLS], [SEP], [MASK]); other sentencepiece models (for example the
+// one released with EVE) get their ids from their pieces, see sentencepiece_tokenizer.h.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace eve::text {
+
+struct TokenizerInfo {
+  int vocab_size = 0;
+  int pad_id = 0;
+  int unk_id = 1;
+  int cls_id = 2;
+  int sep_id = 3;
+  int mask_id = 4;
+
+  bool is_special(int id) const {
+    return id == pad_id || id == unk_id || id == cls_id || id == sep_id || id == mask_id;
+  }
+  bool operator==(const TokenizerInfo& o) const;
+};
+
+// The ids of models trained by eve-tokenize.
+constexpr int kPadId = 0, kUnkId = 1, kClsId = 2, kSepId = 3, kMaskId = 4;
+
+nlohmann::ordered_json to_json(const TokenizerInfo& info);
+// Throws eve::Error naming `file` and the key when a key is missing, not an integer, or an
+// id is outside [0, vocab_size).
+TokenizerInfo tokenizer_info_from_json(const nlohmann::json& j, const std::string& file);
+// Reads the JSON file.
+TokenizerInfo read_tokenizer_info(const std::string& path);
+// Where the sidecar of a model lives: "tok.model" -> "tok.json", anything else + ".json".
+std::string tokenizer_info_path(const std::string& model_path);
+
+}  // namespace eve::text
