@@ -93,17 +93,21 @@ std::string LineReader::where() const { return display(path_) + ":" + std::to_st
 bool LineReader::next(std::string& line) {
   line.clear();
   bool any = false;
-  int c;
   char buf[1 << 14];
   for (;;) {
+    // fgets reads past NUL bytes; with a non-zero fill, the terminator it writes is the last
+    // NUL in buf, and any earlier NUL is part of the line.
+    std::memset(buf, 1, sizeof buf);
     if (!std::fgets(buf, sizeof buf, f_)) {
       if (std::ferror(f_)) throw Error("read error: " + errno_text(), display(path_));
       break;
     }
     any = true;
-    size_t len = std::strlen(buf);
-    // fgets stops at NUL bytes silently; detect an embedded NUL by a short chunk that is
-    // neither newline-terminated nor at EOF.
+    size_t len = static_cast<size_t>(static_cast<const char*>(memrchr(buf, 0, sizeof buf)) - buf);
+    if (std::memchr(buf, 0, len)) {
+      ++line_no_;
+      throw Error("NUL byte inside a text line", display(path_), std::to_string(line_no_));
+    }
     line.append(buf, len);
     if (line.size() > max_line_) {
       ++line_no_;
@@ -111,16 +115,6 @@ bool LineReader::next(std::string& line) {
                   std::to_string(line_no_));
     }
     if (len > 0 && buf[len - 1] == '\n') break;
-    if (len + 1 < sizeof buf) {
-      // Short read without newline: EOF or an embedded NUL byte.
-      c = std::fgetc(f_);
-      if (c == EOF) break;
-      if (c == 0) {
-        ++line_no_;
-        throw Error("NUL byte inside a text line", display(path_), std::to_string(line_no_));
-      }
-      std::ungetc(c, f_);
-    }
   }
   if (!any) return false;
   ++line_no_;
