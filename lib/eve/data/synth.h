@@ -1,0 +1,38 @@
+// `eve-prep synth`: writes the toy world as raw annotation files and JPEGs, laid out like
+// the real datasets so they flow through the other eve-prep subcommands.
+//
+//   images/COCO_synth_<12-digit image id>.jpg    the image pool (ids 1..count)
+//   pairs_train.json                             caption pairs [{"image","caption":[5]}]
+//   retrieval_{train,val,test}.json              Karpathy-style splits
+//   vqa/questions_{train,val,test}.json          VQA v2 question files (data_subtype "synth")
+//   vqa/annotations_{train,val,test}.json        VQA v2 annotation files, 10 answers each
+//   vqa/answer_list.json                         answers seen in training, most frequent first
+//   nlvr2/{train,dev,test1}.json                 NLVR2 JSON lines
+//   nlvr2/images/<split>/<split>-<set>-<pair>-img{0,1}.jpg
+//   corpus.txt                                   training text for the tokenizer
+//   synth.json                                   options and counts
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace eve::data {
+
+struct SynthOptions {
+  std::string out;
+  uint64_t seed = 0;
+  int count = 1000;           // images in the pool (train 80%, val 10%, test 10%)
+  int size = 64;              // image side in pixels
+  int questions_per_image = 4;
+  int nlvr_sets = -1;         // NLVR2 sets of 4 image pairs x 2 sentences; -1: count / 8
+  int quality = 95;
+  int threads = 0;
+};
+
+struct SynthReport {
+  int images = 0, nlvr_images = 0, captions = 0, questions = 0, statements = 0;
+};
+
+SynthReport write_synth_world(const SynthOptions& options);
+
+}  // namespace eve::data

@@ -1,0 +1,155 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "eve/data/synth.h"
+#include "eve/data/synth_world.h"
+#include "eve/image/codec.h"
+#include "eve/io/jsonl.h"
+#include "image_test_util.h"
+
+using namespace eve;
+using namespace eve::data;
+using namespace eve::testutil;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, std::string> read_tree(const std::string& root) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) files[fs::relative(e.path(), root).string()] = read_bytes(e.path().string());
+  return files;
+}
+
+SynthOptions small_world(const std::string& out, uint64_t seed, int threads) {
+  SynthOptions o;
+  o.out = out;
+  o.seed = seed;
+  o.count = 30;
+  o.size = 32;
+  o.nlvr_sets = 6;
+  o.threads = threads;
+  return o;
+}
+
+}  // namespace
+
+TEST(SynthWorld, SameSeedGivesIdenticalBytesWhateverTheThreads) {
+  TempDir dir("synth");
+  write_synth_world(small_world(dir / "a", 7, 1));
+  write_synth_world(small_world(dir / "b", 7, 3));
+  write_synth_world(small_world(dir / "c", 8, 2));
+  auto a = read_tree(dir / "a"), b = read_tree(dir / "b"), c = read_tree(dir / "c");
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a == b);
+  EXPECT_FALSE(a == c) << "another seed must give another world";
+  for (const char* f : {"pairs_train.json", "retrieval_train.json", "retrieval_val.json", "retrieval_test.json",
+                        "vqa/questions_train.json", "vqa/annotations_val.json", "vqa/answer_list.json",
+                        "nlvr2/train.json", "nlvr2/dev.json", "nlvr2/test1.json", "corpus.txt", "synth.json"})
+    EXPECT_EQ(a.count(f), 1u) << f;
+  EXPECT_EQ(a.count("images/COCO_synth_000000000030.jpg"), 1u);
+  EXPECT_EQ(a.count("nlvr2/images/train/train-0-3-img1.jpg"), 1u);
+}
+
+TEST(SynthWorld, WritesOfficialFormats) {
+  TempDir dir("synthfmt");
+  auto r = write_synth_world(small_world(dir.path, 1, 2));
+  EXPECT_EQ(r.images, 30);
+  EXPECT_EQ(r.captions, 150);
+  // Images decode at the requested size.
+  image::Image img = image::decode(read_bytes(dir / "images/COCO_synth_000000000001.jpg"));
+  EXPECT_EQ(img.width, 32);
+  EXPECT_EQ(img.height, 32);
+  // VQA v2: question ids image_id*1000+k, ten answers, the five header keys.
+  auto q = io::read_json(dir / "vqa/questions_train.json");
+  auto a = io::read_json(dir / "vqa/annotations_train.json");
+  for (const char* key : {"info", "task_type", "data_type", "data_subtype", "license"}) EXPECT_TRUE(q.contains(key)) << key;
+  ASSERT_EQ(q["questions"].size(), a["annotations"].size());
+  std::set<std::string> types;
+  for (size_t i = 0; i < q["questions"].size(); ++i) {
+    const auto& qq = q["questions"][i];
+    const auto& aa = a["annotations"][i];
+    EXPECT_EQ(qq["question_id"], aa["question_id"]);
+    EXPECT_EQ(qq["question_id"].get<int64_t>() / 1000, qq["image_id"].get<int64_t>());
+    ASSERT_EQ(aa["answers"].size(), 10u);
+    EXPECT_EQ(aa["answers"][9]["answer_id"], 10);
+    types.insert(aa["answer_type"].get<std::string>());
+  }
+  EXPECT_EQ(types, (std::set<std::string>{"yes/no", "number", "other"}));
+  // Karpathy: train one caption per line with image_id, test one entry per image.
+  auto test = io::read_json(dir / "retrieval_test.json");
+  ASSERT_EQ(test.size(), 3u);
+  EXPECT_EQ(test[0]["caption"].size(), 5u);
+  // NLVR2: identifiers split-set-pair-sentence, each (set, sentence) group has 4 pairs.
+  io::JsonlReader nlvr(dir / "nlvr2/train.json");
+  io::json rec;
+  std::map<std::string, int> groups;
+  int lines = 0;
+  while (nlvr.next(rec)) {
+    std::string id = rec["identifier"];
+    ASSERT_EQ(std::count(id.begin(), id.end(), '-'), 3) << id;
+    std::string group = id.substr(0, id.find('-', id.find('-') + 1)) + "-" + id.substr(id.rfind('-') + 1);
+    groups[group]++;
+    EXPECT_TRUE(rec["label"] == "True" || rec["label"] == "False");
+    ++lines;
+  }
+  EXPECT_EQ(lines, 4 * 8);
+  for (const auto& [g, n] : groups) EXPECT_EQ(n, 4) << g;
+}
+
+TEST(SynthWorld, AnswersFollowTheScene) {
+  for (uint64_t i = 0; i < 200; ++i) {
+    Rng rng(5, 1, i);
+    synth::Scene s = synth::random_scene(rng);
+    ASSERT_GE(s.objects.size(), 1u);
+    ASSERT_LE(s.objects.size(), 4u);
+    auto caps = synth::captions(s, rng, 5);
+    ASSERT_EQ(caps.size(), 5u);
+    EXPECT_EQ(std::set<std::string>(caps.begin(), caps.end()).size(), 5u);
+    for (const auto& q : synth::questions(s, rng, 4)) {
+      ASSERT_EQ(q.answers.size(), 10u);
+      if (q.question == "how many shapes are there?") EXPECT_EQ(q.truth, std::to_string(s.objects.size()));
+      if (q.question_type == "is the" && q.question.rfind("is the background ", 0) == 0) {
+        bool is = q.question == std::string("is the background ") + synth::pattern_name(s.pattern) + "?";
+        EXPECT_EQ(q.truth, is ? "yes" : "no");
+      }
+      // The majority answer is what most annotators said.
+      int agree = static_cast<int>(std::count(q.answers.begin(), q.answers.end(), q.multiple_choice_answer));
+      for (const auto& a : q.answers) EXPECT_LE(std::count(q.answers.begin(), q.answers.end(), a), agree);
+    }
+  }
+}
+
+TEST(SynthWorld, StatementsNeedBothImagesAndBothLabelsOccur) {
+  Rng rng(11);
+  int true_count = 0, total = 0;
+  for (int i = 0; i < 300; ++i) {
+    synth::Statement st = synth::random_statement(rng);
+    synth::Scene l = synth::random_scene(rng), r = synth::random_scene(rng);
+    if (rng.chance(0.5)) st.inject(l, false, rng);
+    if (rng.chance(0.5)) st.inject(r, false, rng);
+    true_count += st.holds(l, r);
+    ++total;
+    if (st.kind == synth::Statement::Kind::both_have) {
+      // Swapping one image for an empty-of-it scene flips the answer: it needs both.
+      synth::Scene empty;
+      EXPECT_FALSE(st.holds(l, empty));
+      EXPECT_FALSE(st.holds(empty, r));
+    }
+  }
+  EXPECT_GT(true_count, total / 5);
+  EXPECT_LT(true_count, total * 4 / 5);
+}
+
+TEST(SynthWorld, RejectsBadOptions) {
+  TempDir dir("synthbad");
+  SynthOptions o = small_world(dir.path, 1, 1);
+  o.count = 2;
+  EXPECT_THROW(write_synth_world(o), UsageError);
+  o = small_world(dir.path, 1, 1);
+  o.size = 4;
+  EXPECT_THROW(write_synth_world(o), UsageError);
+}
