@@ -13,7 +13,9 @@ namespace {
 using eve::io::DType;
 using eve::io::NpyArray;
 using eve::test::expect_error;
+using eve::test::Hostile;
 using eve::test::TempDir;
+using eve::test::to_hex;
 
 std::string from_hex(const std::string& h) {
   std::string out;
@@ -21,15 +23,6 @@ std::string from_hex(const std::string& h) {
   return out;
 }
 
-std::string to_hex(const std::string& s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 template <typename T>
 NpyArray make(DType t, std::vector<int64_t> shape, const std::vector<T>& v) {
@@ -162,11 +155,6 @@ std::string npy_with_header(const std::string& dict, const std::string& data,
   return h + dict + data;
 }
 
-struct Hostile {
-  const char* name;
-  std::string bytes;
-  std::vector<std::string> expect;
-};
 
 TEST(Npy, HostileFilesAreRejectedClearly) {
   const std::string f4 = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n";
@@ -215,14 +203,8 @@ TEST(Npy, HostileFilesAreRejectedClearly) {
       {"not a dict", npy_with_header("[1, 2, 3]\n", ""), {"expected '{'"}},
   };
   TempDir dir;
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.name);
-    std::string p = dir.file("bad.npy");
-    eve::test::write_bytes(p, c.bytes);
-    std::string what = expect_error([&] { eve::io::read_npy(p); }, {p});
-    for (const auto& e : c.expect)
-      EXPECT_NE(what.find(e), std::string::npos) << "lacks \"" << e << "\": " << what;
-  }
+  eve::test::check_hostile(dir.path(), "bad.npy", cases,
+                           [](const std::string& p) { eve::io::read_npy(p); });
   expect_error([&] { eve::io::read_npy(dir.file("missing.npy")); }, {"missing.npy", "cannot open"});
 }
 

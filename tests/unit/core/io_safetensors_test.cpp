@@ -12,18 +12,10 @@ using eve::io::DType;
 using eve::io::SafetensorsReader;
 using eve::io::TensorView;
 using eve::test::expect_error;
+using eve::test::Hostile;
 using eve::test::TempDir;
+using eve::test::to_hex;
 
-std::string to_hex(const void* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char c = static_cast<const unsigned char*>(p)[i];
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 std::string st_file(const std::string& header, const std::string& data) {
   std::string out;
@@ -94,11 +86,6 @@ TEST(Safetensors, WriteRejectsBadTensors) {
   EXPECT_EQ(dir.list(), std::vector<std::string>{});
 }
 
-struct Hostile {
-  const char* name;
-  std::string bytes;
-  std::vector<std::string> expect;
-};
 
 TEST(Safetensors, HostileFilesAreRejectedClearly) {
   const std::string f8(8, '\0');
@@ -156,14 +143,8 @@ TEST(Safetensors, HostileFilesAreRejectedClearly) {
        {"tensor 't'", "data_offsets must hold non-negative integers"}},
   };
   TempDir dir;
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.name);
-    std::string p = dir.file("bad.safetensors");
-    eve::test::write_bytes(p, c.bytes);
-    std::string what = expect_error([&] { SafetensorsReader r(p); }, {p});
-    for (const auto& e : c.expect)
-      EXPECT_NE(what.find(e), std::string::npos) << "lacks \"" << e << "\": " << what;
-  }
+  eve::test::check_hostile(dir.path(), "bad.safetensors", cases,
+                           [](const std::string& p) { SafetensorsReader r(p); });
   expect_error([&] { SafetensorsReader r(dir.path()); }, {"not a regular file"});
 }
 

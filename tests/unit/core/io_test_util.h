@@ -12,6 +12,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "eve/core/error.h"
 
@@ -68,6 +69,40 @@ inline std::string expect_error(const std::function<void()>& fn,
   }
   ADD_FAILURE() << "expected an eve::Error";
   return {};
+}
+
+inline std::string to_hex(const void* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char c = static_cast<const unsigned char*>(p)[i];
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+inline std::string to_hex(const std::string& s) { return to_hex(s.data(), s.size()); }
+
+// A broken input and what its error text must contain.
+struct Hostile {
+  const char* name;
+  std::string bytes;
+  std::vector<std::string> expect;
+};
+
+// Writes each case to `dir`/`file`, runs open(path) and checks the error names the file
+// and every expected part.
+inline void check_hostile(const std::string& dir, const std::string& file,
+                          const std::vector<Hostile>& cases,
+                          const std::function<void(const std::string&)>& open) {
+  std::string path = dir + "/" + file;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_bytes(path, c.bytes);
+    std::string what = expect_error([&] { open(path); }, {path});
+    for (const auto& e : c.expect)
+      EXPECT_NE(what.find(e), std::string::npos) << "lacks \"" << e << "\": " << what;
+  }
 }
 
 inline std::string python() {
