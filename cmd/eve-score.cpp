@@ -1,19 +1,69 @@
-// eve-score: The official VQA v2, NLVR2 and retrieval metrics
+// eve-score: the official VQA v2, NLVR2 and retrieval metrics
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+
 #include "eve/core/cli.h"
-#include "eve/core/unimplemented.h"
+#include "eve/eval/score.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"The official VQA v2, NLVR2 and retrieval metrics", "eve-score"};
   eve::cli::CommonOptions common;
   eve::cli::add_common(app, common, eve::cli::kTorchFree);
-  std::string command;
-  app.add_subcommand("vqa", "VQA v2 accuracy")->callback([&] { command = "vqa"; });
-  app.add_subcommand("nlvr2", "NLVR2 accuracy and consistency")->callback([&] { command = "nlvr2"; });
-  app.add_subcommand("retrieval", "Image-text retrieval recall")->callback([&] { command = "retrieval"; });
+  std::string format = "json";
+  app.add_option("--format", format, "Output: json (one object on stdout) or table")
+      ->check(CLI::IsMember({"json", "table"}))
+      ->capture_default_str()
+      ->group("Output");
+
+  eve::eval::VqaScoreOptions vqa;
+  auto* vqa_cmd = app.add_subcommand("vqa", "VQA v2 accuracy (official evaluator)");
+  vqa_cmd->add_option("--ann", vqa.annotations, "Annotations JSON (v2_mscoco_*_annotations.json)")
+      ->required();
+  vqa_cmd->add_option("--ques", vqa.questions, "Questions JSON (v2_OpenEnded_mscoco_*_questions.json)")
+      ->required();
+  vqa_cmd->add_option("--pred", vqa.results, "Results JSON: [{\"question_id\", \"answer\"}, ...]")
+      ->required();
+  vqa_cmd->add_option("--evaluator", vqa.evaluator,
+                      "current (2021 official) or legacy2017 (the LAVIS/BLIP logic)")
+      ->check(CLI::IsMember({"current", "legacy2017"}))
+      ->capture_default_str();
+
+  eve::eval::Nlvr2ScoreOptions nlvr2;
+  auto* nlvr2_cmd = app.add_subcommand("nlvr2", "NLVR2 accuracy and consistency");
+  nlvr2_cmd->add_option("--gold", nlvr2.gold, "Labels, JSON Lines with identifier and label")
+      ->required();
+  nlvr2_cmd->add_option("--pred", nlvr2.predictions, "Predictions CSV: identifier,prediction")
+      ->required();
+
+  eve::eval::RetrievalScoreOptions retrieval;
+  auto* retrieval_cmd = app.add_subcommand("retrieval", "Image-text retrieval recall (R@1/5/10)");
+  retrieval_cmd->add_option("--ann", retrieval.annotations,
+                            "Test annotation: [{\"image\", \"caption\": [...]}, ...]")
+      ->required();
+  retrieval_cmd->add_option("--i2t", retrieval.i2t_scores, "Image-to-text scores .npy (images x texts)");
+  retrieval_cmd->add_option("--t2i", retrieval.t2i_scores, "Text-to-image scores .npy (texts x images)");
+  retrieval_cmd->add_option("--i2t-ranks", retrieval.i2t_ranks, "Image-query rank lists, JSONL");
+  retrieval_cmd->add_option("--t2i-ranks", retrieval.t2i_ranks, "Text-query rank lists, JSONL");
   app.require_subcommand(1);
+
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
-    eve::not_implemented_yet("eve-score " + command);
+    eve::eval::ordered_json result;
+    if (vqa_cmd->parsed()) {
+      vqa.threads = common.threads;
+      result = eve::eval::score_vqa(vqa);
+    } else if (nlvr2_cmd->parsed()) {
+      result = eve::eval::score_nlvr2(nlvr2);
+    } else {
+      retrieval.threads = common.threads;
+      result = eve::eval::score_retrieval(retrieval);
+    }
+    if (format == "table") {
+      std::cout << eve::eval::format_score_table(result);
+    } else {
+      std::cout << result.dump() << "\n";
+    }
+    std::cout.flush();
+    return std::cout ? 0 : 1;
   });
 }

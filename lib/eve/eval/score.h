@@ -1,0 +1,47 @@
+// eve-score's three subcommands as library calls: each reads its inputs, checks them, scores
+// them and returns the result as one JSON object with the keys the official tools use. The
+// program prints it (JSON or, via format_score_table, a table for people).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace eve::eval {
+
+using ordered_json = nlohmann::ordered_json;
+
+struct VqaScoreOptions {
+  std::string annotations;  // v2_mscoco_val2014_annotations.json
+  std::string questions;    // v2_OpenEnded_mscoco_val2014_questions.json
+  std::string results;      // [{"question_id", "answer"}, ...]
+  std::string evaluator = "current";  // current | legacy2017
+  int threads = 0;          // 0 = all cores
+};
+
+struct Nlvr2ScoreOptions {
+  std::string gold;         // JSON Lines with identifier and label
+  std::string predictions;  // CSV identifier,prediction
+};
+
+struct RetrievalScoreOptions {
+  std::string annotations;  // Karpathy-split test JSON (or eve-prep retrieval JSONL)
+  std::string i2t_scores, t2i_scores;  // .npy matrices: images x texts, texts x images
+  std::string i2t_ranks, t2i_ranks;    // or JSONL rank lists
+  int threads = 0;
+};
+
+// {"overall", "perAnswerType", "perQuestionType"} in percent (rounded as the official Python 2
+// evaluator does), plus "questions" and "evaluator".
+ordered_json score_vqa(const VqaScoreOptions& options);
+// {"accuracy", "consistency"} as fractions, plus "examples" and "groups".
+ordered_json score_nlvr2(const Nlvr2ScoreOptions& options);
+// {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1", ..., "r_mean"} in percent, plus
+// "images" and "texts". Exactly one of the two input pairs must be given (else UsageError).
+ordered_json score_retrieval(const RetrievalScoreOptions& options);
+
+// A plain-text table of any of the results above, one "name  value" row per number, nested
+// objects as indented sections; percentages and fractions printed with their full value.
+std::string format_score_table(const ordered_json& result);
+
+}  // namespace eve::eval
