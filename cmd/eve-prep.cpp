@@ -3,8 +3,24 @@
 
 #include "eve/core/cli.h"
 #include "eve/core/log.h"
-#include "eve/core/unimplemented.h"
+#include "eve/data/prep.h"
 #include "eve/data/synth.h"
+
+namespace {
+
+using Inputs = eve::data::PrepInputs;
+
+void add_output_options(CLI::App* s, eve::data::PrepOptions& o, Inputs& in) {
+  s->add_option("--out", o.out, "Output dataset dir")->required();
+  s->add_option("--size", o.size, "Resize so the shorter side is N pixels (0 keeps originals)")->capture_default_str();
+  s->add_option("--quality", o.quality, "JPEG quality of re-encoded images")->capture_default_str();
+  s->add_option("--max-bad", o.max_bad, "Fraction of bad images tolerated before exit 3")->capture_default_str();
+  s->add_option("--shard", in.shard, "Do the I-th of N disjoint parts (I/N)");
+  s->add_option("--max-pixels", o.max_pixels, "Refuse images with more pixels (from the header)")->capture_default_str();
+  s->add_option("--shard-bytes", o.shard_bytes, "Size limit of one image tar shard")->capture_default_str();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Turn annotations and images into eve dataset dirs; build the toy world", "eve-prep"};
@@ -23,21 +39,60 @@ int main(int argc, char** argv) {
   s->add_option("--quality", synth.quality, "JPEG quality")->capture_default_str();
   s->callback([&] { command = "synth"; });
 
-  app.add_subcommand("pairs", "Caption pairs for pre-training")->callback([&] { command = "pairs"; });
-  app.add_subcommand("retrieval", "COCO/Flickr30k Karpathy splits")->callback([&] { command = "retrieval"; });
-  app.add_subcommand("vqa", "VQA v2 and Visual Genome QA")->callback([&] { command = "vqa"; });
-  app.add_subcommand("nlvr2", "NLVR2")->callback([&] { command = "nlvr2"; });
-  app.add_subcommand("webdataset", "img2dataset/webdataset tar shards")->callback([&] { command = "webdataset"; });
+  eve::data::PrepOptions prep;
+  Inputs in;
+  auto* pairs = app.add_subcommand("pairs", "Caption pairs for pre-training ([{\"image\",\"caption\"}])");
+  pairs->add_option("--ann", in.ann, "SPLIT=FILE annotation JSON (FILE alone: train)")->required();
+  pairs->add_option("--images", in.images, "Image root the annotation paths are relative to");
+  add_output_options(pairs, prep, in);
+  pairs->callback([&] { command = "pairs"; });
+
+  auto* ret = app.add_subcommand("retrieval", "COCO/Flickr30k Karpathy splits");
+  ret->add_option("--ann", in.ann, "SPLIT=FILE Karpathy JSON (e.g. train=coco_train.json)")->required();
+  ret->add_option("--images", in.images, "Image root");
+  add_output_options(ret, prep, in);
+  ret->callback([&] { command = "retrieval"; });
+
+  auto* vqa = app.add_subcommand("vqa", "VQA v2 (official files) and EVE/ALBEF/VG QA JSON");
+  vqa->add_option("--questions", in.questions, "SPLIT=FILE official VQA v2 question file");
+  vqa->add_option("--annotations", in.annotations, "SPLIT=FILE official VQA v2 annotation file");
+  vqa->add_option("--ann", in.ann, "SPLIT=FILE EVE/ALBEF VQA JSON (VG QA entries included)");
+  vqa->add_option("--images", in.images, "Image root (COCO images)");
+  vqa->add_option("--vg-images", in.vg_images, "Image root of \"dataset\": \"vg\" entries");
+  vqa->add_option("--image-name", in.image_name, "File name of an official question's image")->capture_default_str();
+  add_output_options(vqa, prep, in);
+  vqa->callback([&] { command = "vqa"; });
+
+  auto* nlvr = app.add_subcommand("nlvr2", "NLVR2 (official JSON lines or EVE JSON)");
+  nlvr->add_option("--ann", in.ann, "SPLIT=FILE (e.g. dev=dev.json)")->required();
+  nlvr->add_option("--images", in.images, "Image root");
+  add_output_options(nlvr, prep, in);
+  nlvr->callback([&] { command = "nlvr2"; });
+
+  auto* wds = app.add_subcommand("webdataset", "img2dataset/webdataset tar shards into caption pairs");
+  wds->add_option("--input", in.tars, "Tar shard(s)")->required();
+  wds->add_option("--split", in.split, "Split name of the records")->capture_default_str();
+  add_output_options(wds, prep, in);
+  wds->callback([&] { command = "webdataset"; });
+
   app.require_subcommand(1);
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
+    using namespace eve::data;
     if (command == "synth") {
       synth.seed = common.seed;
       synth.threads = common.threads;
-      auto r = eve::data::write_synth_world(synth);
+      auto r = write_synth_world(synth);
       eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions, {} statements in {}", r.images,
                      r.nlvr_images, r.captions, r.questions, r.statements, synth.out);
       return 0;
     }
-    eve::not_implemented_yet("eve-prep " + command);
+    prep.threads = common.threads;
+    if (!in.shard.empty()) parse_shard(in.shard, prep.shard_index, prep.shard_count);
+    in.task = command;
+    Collection c = collect_inputs(in);
+    auto r = run_prep(c, prep);
+    eve::log::info("prep: {} images stored ({} from an interrupted run), {} records written to {}", r.images_stored,
+                   r.images_reused, r.records_written, prep.out);
+    return 0;
   });
 }
