@@ -90,35 +90,49 @@ LineReader::~LineReader() {
 
 std::string LineReader::where() const { return display(path_) + ":" + std::to_string(line_no_); }
 
+bool LineReader::refill() {
+  if (eof_) return false;
+  if (buf_.empty()) buf_.resize(kChunk);
+  // read(2) rather than stdio: it returns what a pipe has now, so a line is handed on as
+  // soon as it arrives instead of when a whole buffer has filled.
+  for (;;) {
+    ssize_t n = ::read(fileno(f_), buf_.data(), buf_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("read error: " + errno_text(), display(path_));
+    begin_ = 0;
+    end_ = static_cast<size_t>(n);
+    if (n == 0) eof_ = true;
+    return n > 0;
+  }
+}
+
 bool LineReader::next(std::string& line) {
   line.clear();
   bool any = false;
-  char buf[1 << 14];
   for (;;) {
-    // fgets reads past NUL bytes; with a non-zero fill, the terminator it writes is the last
-    // NUL in buf, and any earlier NUL is part of the line.
-    std::memset(buf, 1, sizeof buf);
-    if (!std::fgets(buf, sizeof buf, f_)) {
-      if (std::ferror(f_)) throw Error("read error: " + errno_text(), display(path_));
-      break;
-    }
+    if (begin_ == end_ && !refill()) break;
     any = true;
-    size_t len = static_cast<size_t>(static_cast<const char*>(memrchr(buf, 0, sizeof buf)) - buf);
-    if (std::memchr(buf, 0, len)) {
+    const char* p = buf_.data() + begin_;
+    size_t avail = end_ - begin_;
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', avail));
+    size_t take = nl ? static_cast<size_t>(nl - p) : avail;
+    if (std::memchr(p, '\0', take)) {
       ++line_no_;
       throw Error("NUL byte inside a text line", display(path_), std::to_string(line_no_));
     }
-    line.append(buf, len);
-    if (line.size() > max_line_) {
+    // The limit counts the line's content: a "\r" of "\r\n" is dropped below.
+    size_t cr = nl && take > 0 && p[take - 1] == '\r' ? 1 : 0;
+    if (line.size() + take - cr > max_line_) {
       ++line_no_;
       throw Error("line longer than " + std::to_string(max_line_) + " bytes", display(path_),
-                  std::to_string(line_no_));
+                  std::to_string(line_no_), "is this a text (JSON Lines) file?");
     }
-    if (len > 0 && buf[len - 1] == '\n') break;
+    line.append(p, take);
+    begin_ += take + (nl ? 1 : 0);
+    if (nl) break;
   }
   if (!any) return false;
   ++line_no_;
-  if (!line.empty() && line.back() == '\n') line.pop_back();
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return true;
 }
@@ -131,7 +145,9 @@ AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
   static std::atomic<unsigned> counter{0};
   tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) throw Error("cannot create: " + errno_text(), tmp_, {}, "is the directory writable?");
+  if (!f_)
+    throw Error("cannot create: " + errno_text(), path_, {},
+                "does the directory exist and is it writable?");
 }
 
 AtomicWriter::~AtomicWriter() {

@@ -15,7 +15,8 @@ bool file_exists(const std::string& path);
 // True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 
-// Reads lines (without the trailing "\n" or "\r\n") from a file or "-".
+// Reads lines (without the trailing "\n" or "\r\n") from a file or "-" (standard input,
+// read from descriptor 0 directly). A last line without "\n" is returned too.
 class LineReader {
  public:
   static constexpr size_t kDefaultMaxLine = size_t{256} << 20;  // 256 MiB
@@ -35,11 +36,16 @@ class LineReader {
   std::string where() const;
 
  private:
+  bool refill();
+  static constexpr size_t kChunk = size_t{1} << 16;
   std::string path_;
   FILE* f_ = nullptr;
   bool owned_ = false;
   size_t max_line_;
   uint64_t line_no_ = 0;
+  std::string buf_;  // bytes read but not yet returned: buf_[begin_, end_)
+  size_t begin_ = 0, end_ = 0;
+  bool eof_ = false;
 };
 
 // Writes to "<path>.tmp.<pid>.<n>" in the final directory and renames it over `path` on

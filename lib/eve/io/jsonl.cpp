@@ -1,13 +1,39 @@
 #include "eve/io/jsonl.h"
 
+#include <algorithm>
+
 #include "eve/core/error.h"
 
 namespace eve::io {
 namespace {
 
+// Deepest nesting of arrays/objects in `text` (outside strings). nlohmann parses any depth
+// but serialises recursively, so a hostile line of a million '[' would crash a later dump.
+size_t nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 template <typename J>
 J parse_impl(std::string_view text, const std::string& file, const std::string& where) {
   if (!is_valid_utf8(text)) throw Error("invalid UTF-8", file, where);
+  if (nesting_depth(text) > kMaxJsonDepth)
+    throw Error("JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels", file,
+                where);
   try {
     return J::parse(text.begin(), text.end());
   } catch (const typename J::parse_error& e) {
@@ -62,7 +88,18 @@ bool JsonlReader::next(ordered_json& record) {
   return true;
 }
 
-std::string to_jsonl_line(const json& record) { return record.dump() + "\n"; }
-std::string to_jsonl_line(const ordered_json& record) { return record.dump() + "\n"; }
+namespace {
+template <typename J>
+std::string dump_line(const J& record) {
+  try {
+    return record.dump() + "\n";
+  } catch (const typename J::type_error&) {
+    throw Error("cannot write a JSON string that is not valid UTF-8");
+  }
+}
+}  // namespace
+
+std::string to_jsonl_line(const json& record) { return dump_line(record); }
+std::string to_jsonl_line(const ordered_json& record) { return dump_line(record); }
 
 }  // namespace eve::io

@@ -13,6 +13,10 @@ namespace eve::io {
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
+// Arrays/objects nested deeper than this are rejected when parsing (real records nest a
+// few levels; serialising a very deep value would exhaust the stack).
+constexpr size_t kMaxJsonDepth = 512;
+
 // Parses one JSON document; `file` and `where` only name it in errors.
 json parse_json(std::string_view text, const std::string& file, const std::string& where = {});
 ordered_json parse_ordered_json(std::string_view text, const std::string& file,
@@ -37,6 +41,7 @@ class JsonlReader {
 };
 
 // Serialises one record as a single line with "\n" (UTF-8 kept as is, never escaped).
+// Throws eve::Error for a string that is not valid UTF-8.
 std::string to_jsonl_line(const json& record);
 std::string to_jsonl_line(const ordered_json& record);
 

@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cstring>
 
 #include "eve/io/jsonl.h"
@@ -162,14 +160,8 @@ TEST(Tar, ReadsFromStdinStream) {
     w.add("b", "bee");
     w.finish();
   }
-  // "-" reads stdin; make it a pipe, which cannot seek.
-  FILE* pipe = ::popen(("cat " + eve::test::quote(dir.file("s.tar"))).c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  int saved = ::dup(0);
-  ::dup2(fileno(pipe), 0);
-  std::clearerr(stdin);
-  std::vector<std::pair<std::string, std::string>> all;
-  {
+  // "-" reads stdin, here a pipe, which cannot seek.
+  eve::test::with_stdin_pipe(dir.file("s.tar"), [] {
     TarReader r("-");
     TarMember m;
     ASSERT_TRUE(r.next(m));  // "a" left unread: skipped by reading through the pipe
@@ -177,11 +169,7 @@ TEST(Tar, ReadsFromStdinStream) {
     EXPECT_EQ(m.name, "b");
     EXPECT_EQ(r.read(), "bee");
     EXPECT_FALSE(r.next(m));
-  }
-  ::dup2(saved, 0);
-  ::close(saved);
-  ::pclose(pipe);
-  std::clearerr(stdin);
+  });
 }
 
 // ---- hostile archives -------------------------------------------------------------

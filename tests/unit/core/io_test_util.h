@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -105,6 +106,27 @@ inline void check_hostile(const std::string& dir, const std::string& file,
   }
 }
 
+inline std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs fn with standard input (descriptor 0 and stdin) reading from a pipe fed by
+// `cat file`, which cannot seek; restores stdin afterwards.
+inline void with_stdin_pipe(const std::string& file, const std::function<void()>& fn) {
+  FILE* pipe = ::popen(("cat " + quote(file)).c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  int saved = ::dup(0);
+  ::dup2(fileno(pipe), 0);
+  std::clearerr(stdin);
+  fn();
+  ::dup2(saved, 0);
+  ::close(saved);
+  ::pclose(pipe);
+  std::clearerr(stdin);
+}
+
 inline std::string python() {
   const char* p = std::getenv("EVE_PYTHON");
   return p && *p ? p : "/usr/bin/python3";
@@ -127,11 +149,6 @@ inline int run_command(const std::string& cmd, std::string* out = nullptr) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-inline std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 // Runs tests/reference/<script> with the Python that has numpy: `script mode dir`.
 inline int run_reference(const std::string& script, const std::string& mode,
