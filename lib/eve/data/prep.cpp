@@ -219,6 +219,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
     io::write_file_atomic(fail_path, fails.dump() + "\n");
     writer.finish();  // the index last: its presence marks the batch complete
     progress.add(out.size());
+    if (o.on_batch_done) o.on_batch_done(b, batches);
   }
   progress.finish();
 

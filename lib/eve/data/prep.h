@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -96,6 +97,8 @@ struct PrepOptions {
   uint64_t max_pixels = 100'000'000;
   uint64_t shard_bytes = uint64_t{1} << 30;
   int batch_images = 512;  // images per resumable work batch
+  // Called after each work batch is safely on disk (batch number, batches in all).
+  std::function<void(size_t, size_t)> on_batch_done;
 };
 
 // "I/N" -> shard_index, shard_count. Throws UsageError.
