@@ -4,6 +4,7 @@
 #include <string>
 
 #include "eve/core/error.h"
+#include "eval_test_util.h"
 #include "eve/eval/nlvr2_eval.h"
 
 namespace {
@@ -12,15 +13,7 @@ using eve::eval::nlvr2_consistency_key;
 using eve::eval::parse_nlvr2_labels;
 using eve::eval::parse_nlvr2_predictions;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const eve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using eve::eval::test::error_of;
 
 eve::eval::Nlvr2Scores score(const std::string& gold, const std::string& csv) {
   return eve::eval::evaluate_nlvr2(parse_nlvr2_labels(gold, "dev.json"),

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eve/core/error.h"
+#include "eval_test_util.h"
 #include "eve/core/threads.h"
 #include "eve/eval/retrieval_eval.h"
 
@@ -17,15 +18,7 @@ using eve::eval::parse_rank_lists;
 using eve::eval::parse_retrieval_annotations;
 using eve::eval::RetrievalDirection;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const eve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using eve::eval::test::error_of;
 
 // Three images with 2, 1 and 3 captions: texts 0-1 -> image 0, text 2 -> image 1, texts 3-5
 // -> image 2.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eve/core/error.h"
+#include "eval_test_util.h"
 #include "eve/core/threads.h"
 #include "eve/eval/python_text.h"
 #include "eve/eval/vqa_eval.h"
@@ -24,15 +25,7 @@ std::string normalize(const std::string& s) {
   return vqa_process_digit_article(vqa_process_punctuation(s));
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const eve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using eve::eval::test::error_of;
 
 // Annotation, question and result files for the given questions.
 struct Set {
