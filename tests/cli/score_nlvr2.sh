@@ -1,17 +1,6 @@
 #!/usr/bin/env bash
 # eve-score nlvr2 on hand-checked fixtures: accuracy and consistency, CSV details, errors.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-score=$EVE_BIN/eve-score
-fx=$EVE_SOURCE/tests/fixtures/score
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  expected: $2"; echo "  actual:   $3"; fail=1
-  fi
-}
+source "$(dirname "$0")/score_common.bash"
 
 # CRLF lines and a header; "false"/"TRUE" match case-insensitively; "dev-850-1-1,False"
 # is wrong and " True" (space after the comma) is wrong: 6 of 8 right; of the three

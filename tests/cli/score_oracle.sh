@@ -4,13 +4,7 @@
 # question types; NLVR2 with case variants and duplicates; retrieval with 1-7 captions per
 # image): the results must be identical, number for number. Also checks that the generated
 # lower-case table still matches Python's Unicode database.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
-score=$EVE_BIN/eve-score
-ref=$EVE_SOURCE/tests/reference
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
+source "$(dirname "$0")/score_common.bash"
 same() {  # name eve.json ref.json
   if ! "$EVE_PYTHON" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' "$2" "$3"; then
     echo "FAIL $1: eve-score and the reference differ"; echo "  eve: $(head -c 600 "$2")"; echo "  ref: $(head -c 600 "$3")"; fail=1

@@ -2,18 +2,7 @@
 # eve-score retrieval: .npy score matrices (float32 and float16) and rank lists on a
 # fixture with 2, 1 and 4 captions per image, checked by hand and against the itm_eval
 # reference; shape and usage errors.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
-score=$EVE_BIN/eve-score
-fx=$EVE_SOURCE/tests/fixtures/score
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  expected: $2"; echo "  actual:   $3"; fail=1
-  fi
-}
+source "$(dirname "$0")/score_common.bash"
 
 # Texts 0-1 -> image 0, text 2 -> image 1, texts 3-6 -> image 2. Image 0's best text is at
 # position 0, image 1's text at position 6 (R@10 only), image 2's best at 3; every text finds
@@ -36,7 +25,7 @@ PY
 expected='{"txt_r1":33.333333333333336,"txt_r5":66.66666666666667,"txt_r10":100.0,"txt_r_mean":66.66666666666667,"img_r1":85.71428571428571,"img_r5":100.0,"img_r10":100.0,"img_r_mean":95.23809523809524,"r_mean":80.95238095238096,"images":3,"texts":7}'
 out=$("$score" retrieval --ann "$fx/retrieval_test.json" --i2t "$tmp/i2t.npy" --t2i "$tmp/t2i.npy")
 check "float32" "$expected" "$out"
-ref=$("$EVE_PYTHON" "$EVE_SOURCE/tests/reference/retrieval_eval_ref.py" --ann "$fx/retrieval_test.json" --i2t "$tmp/i2t.npy" --t2i "$tmp/t2i.npy")
+ref=$("$EVE_PYTHON" "$ref/retrieval_eval_ref.py" --ann "$fx/retrieval_test.json" --i2t "$tmp/i2t.npy" --t2i "$tmp/t2i.npy")
 check "reference" "$expected" "$(tr -d ' ' <<<"$ref")"
 out=$("$score" retrieval --ann "$fx/retrieval_test.json" --i2t "$tmp/i2t16.npy" --t2i "$tmp/t2i16.npy" --threads 1)
 check "float16" "$expected" "$out"

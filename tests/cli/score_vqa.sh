@@ -1,26 +1,7 @@
 #!/usr/bin/env bash
 # eve-score vqa on hand-checked fixtures: stdout JSON, both evaluators, table output, and
 # the error text and exit code of each kind of bad input.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-score=$EVE_BIN/eve-score
-fx=$EVE_SOURCE/tests/fixtures/score
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {  # name expected actual
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  expected: $2"; echo "  actual:   $3"; fail=1
-  fi
-}
-expect_error() {  # name exit-code stderr-substring command...
-  local name=$1 code=$2 text=$3; shift 3
-  local rc=0
-  "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-  check "$name (exit code)" "$code" "$rc"
-  grep -qF -- "$text" "$tmp/err" || { echo "FAIL $name: stderr lacks: $text"; cat "$tmp/err"; fail=1; }
-  [[ ! -s $tmp/out ]] || { echo "FAIL $name: wrote to stdout"; fail=1; }
-}
+source "$(dirname "$0")/score_common.bash"
 args=(--ann "$fx/vqa_annotations.json" --ques "$fx/vqa_questions.json")
 
 # Q1 unanimous "yes" answered "yes": 100. Q2 unanimous "yes" answered "Yes": 0 (current: no
