@@ -3,6 +3,7 @@
 
   pil_image.py resize IN.ppm W H OUT.ppm     Image.resize((W, H), BICUBIC) of a PPM
   pil_image.py decode IN OUT.ppm             open, exif_transpose, convert("RGB"), save as PPM
+  pil_image.py many "CMD ARGS" "CMD ARGS"... several of these commands in one process
   pil_image.py make KIND OUT                 write a test input made by Pillow:
       gray.jpg, cmyk.jpg, exif6.jpg .. exif8.jpg (orientation tag), rgba.png, gray16.png,
       palette.png, rgb.jpg
@@ -45,18 +46,25 @@ def make(kind, out):
         sys.exit("unknown kind " + kind)
 
 
-def main():
-    cmd = sys.argv[1]
+def run(argv):
+    cmd = argv[0]
     if cmd == "resize":
-        img = Image.open(sys.argv[2]).convert("RGB")
-        img.resize((int(sys.argv[3]), int(sys.argv[4])), Image.BICUBIC).save(sys.argv[5])
+        img = Image.open(argv[1]).convert("RGB")
+        img.resize((int(argv[2]), int(argv[3])), Image.BICUBIC).save(argv[4])
     elif cmd == "decode":
-        img = ImageOps.exif_transpose(Image.open(sys.argv[2])).convert("RGB")
-        img.save(sys.argv[3])
+        img = ImageOps.exif_transpose(Image.open(argv[1])).convert("RGB")
+        img.save(argv[2])
     elif cmd == "make":
-        make(sys.argv[2], sys.argv[3])
+        make(argv[1], argv[2])
+    elif cmd == "many":
+        for c in argv[1:]:
+            run(c.split(" "))
     else:
         sys.exit("unknown command " + cmd)
+
+
+def main():
+    run(sys.argv[1:])
 
 
 if __name__ == "__main__":

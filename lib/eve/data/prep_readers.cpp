@@ -7,6 +7,7 @@
 #include "eve/core/error.h"
 #include "eve/data/prep.h"
 #include "eve/io/file.h"
+#include "eve/io/image_store.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/tar.h"
 
@@ -31,8 +32,12 @@ std::string key_from_name(const std::string& name) {
   while (!base.empty() && (base[0] == '/' || base[0] == '.')) base.erase(0, 1);
   std::string key;
   for (char ch : base) key += (ch == '/' || ch == '.' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ? '_' : ch;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the name: stable everywhere
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
   if (key.empty()) key = "image";
-  if (key.size() > 180) key = key.substr(key.size() - 160) + fmt::format("-{:016x}", std::hash<std::string>{}(key));
+  if (key.size() > 180) key = key.substr(key.size() - 160) + fmt::format("-{:016x}", h);
+  // Names that are not valid UTF-8 cannot be keys; they get their hash.
+  if (!io::image_key_problem(key).empty()) key = fmt::format("image-{:016x}", h);
   return key;
 }
 
