@@ -110,6 +110,48 @@ std::string work_fingerprint(const std::vector<size_t>& images, const Collection
                      o.quality, o.max_pixels, o.batch_images, images.size(), h);
 }
 
+// What identifies a finished dataset dir: the work fingerprint plus everything else that
+// shapes the output (records, store shard size, the bad-input limit).
+std::string output_fingerprint(const std::string& work_fp, const std::vector<const Example*>& examples,
+                               const PrepOptions& o) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const std::string& s) {
+    for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  };
+  for (const Example* e : examples) {
+    mix(e->split);
+    mix(e->record.dump());
+    mix(e->where);
+  }
+  return fmt::format("{} records={} hash={:016x} shard_bytes={} max_bad={} part={}/{}", work_fp, examples.size(), h,
+                     o.shard_bytes, o.max_bad, o.shard_index, o.shard_count);
+}
+
+// The report of a dataset dir that an identical earlier run finished, or false.
+bool already_done(const std::string& out, const std::string& fingerprint, PrepReport& r) {
+  const std::string path = out + "/manifest.json";
+  if (!io::file_exists(path)) return false;
+  try {
+    json m = io::read_json(path);
+    if (m.value("fingerprint", std::string()) != fingerprint) return false;
+    io::ImageStore store(out);  // verifies the index against the shards
+    r.images_stored = m["counts"]["images"].get<uint64_t>();
+    r.images_skipped = m["counts"]["images_skipped"].get<uint64_t>();
+    r.records_written = m["counts"]["records"].get<uint64_t>();
+    r.records_skipped = m["counts"]["records_skipped"].get<uint64_t>();
+    for (auto it = m["skipped_by_reason"].begin(); it != m["skipped_by_reason"].end(); ++it)
+      r.skipped_by_reason[it.key()] = it.value().get<uint64_t>();
+    r.bad_fraction = m["bad_fraction"].get<double>();
+    if (store.size() != r.images_stored) return false;
+    for (const auto& [split, info] : m["splits"].items())
+      if (!io::file_exists(out + "/" + info["file"].get<std::string>())) return false;
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::string batch_prefix(size_t b) { return fmt::format("batch-{:05d}", b); }
 
 void remove_stale_shards(const std::string& dir, const std::string& prefix, uint32_t keep) {
@@ -163,6 +205,16 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   if (ec) throw Error("cannot create the output directory: " + ec.message(), o.out);
   const std::string work = o.out + "/" + kWorkDir;
   const std::string fingerprint = work_fingerprint(images, c, o);
+  const std::string out_fingerprint = output_fingerprint(fingerprint, examples, o);
+  PrepReport report;
+  if (already_done(o.out, out_fingerprint, report)) {
+    log::info("prep: {} is already complete for these inputs and options; nothing to do", o.out);
+    if (report.bad_fraction > o.max_bad)
+      throw TooManyBadInputs(fmt::format("{} images were bad ({:.4f} > --max-bad {})", report.images_skipped,
+                                         report.bad_fraction, o.max_bad),
+                             o.out + "/manifest.json");
+    return report;
+  }
   const std::string fp_path = work + "/fingerprint";
   if (io::file_exists(fp_path) && io::read_file(fp_path) != fingerprint) {
     log::info("prep: the inputs or options changed since the interrupted run; starting over");
@@ -174,7 +226,6 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
 
   // Work batches: each a small image store plus a list of failures; a batch whose index
   // verifies is reused as it is.
-  PrepReport report;
   std::vector<Outcome> failures(images.size());
   std::vector<bool> failed(images.size(), false);
   ThreadPool pool(o.threads);
@@ -309,6 +360,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   m["bad_fraction"] = report.bad_fraction;
   m["max_bad"] = o.max_bad;
   m["skipped"] = skipped;
+  m["fingerprint"] = out_fingerprint;
   io::write_file_atomic(o.out + "/manifest.json", m.dump(2) + "\n");
   fs::remove_all(work, ec);
 

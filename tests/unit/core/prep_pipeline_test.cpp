@@ -31,13 +31,6 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-std::map<std::string, std::string> read_tree(const std::string& root) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) files[fs::relative(e.path(), root).string()] = read_bytes(e.path().string());
-  return files;
-}
-
 // Caption pairs over `n` good images img<i>.jpg (40x30 .. ) in dir/img.
 std::string make_pairs(const TempDir& dir, int n) {
   fs::create_directories(dir / "img");
@@ -248,6 +241,17 @@ TEST(PrepPipeline, OutputIndependentOfThreadsAndResumesAfterInterrupt) {
   auto r = run_prep(c, o);
   EXPECT_EQ(r.images_reused, 10u);
   EXPECT_TRUE(one == read_tree(dir / "resumed"));
+  EXPECT_FALSE(fs::exists(dir / "resumed/.prep-work"));
+
+  // A finished dir is recognised: the rerun does nothing and reports the same counts.
+  auto before = fs::last_write_time(dir / "resumed/images.idx");
+  r = run_prep(c, o);
+  EXPECT_EQ(r.images_stored, 23u);
+  EXPECT_EQ(fs::last_write_time(dir / "resumed/images.idx"), before);
+  // Changed options redo the work.
+  o.quality = 80;
+  r = run_prep(c, o);
+  EXPECT_FALSE(read_bytes(dir / "resumed/images.idx") == one["images.idx"]);
 }
 
 TEST(PrepPipeline, ShardsAreDisjointAndCoverEverything) {

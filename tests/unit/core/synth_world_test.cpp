@@ -17,13 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::map<std::string, std::string> read_tree(const std::string& root) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) files[fs::relative(e.path(), root).string()] = read_bytes(e.path().string());
-  return files;
-}
-
 SynthOptions small_world(const std::string& out, uint64_t seed, int threads) {
   SynthOptions o;
   o.out = out;
