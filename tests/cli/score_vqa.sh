@@ -26,7 +26,7 @@ expect_error "missing and unknown" 1 \
   "$score" vqa "${args[@]}" --pred "$tmp/partial.json"
 # Malformed inputs of each kind name the file and the record or line.
 printf '[{"question_id": 1001, "answer": "yes"},\n {"question_id": 1002 "answer": "no"}]' >"$tmp/syntax.json"
-expect_error "syntax error" 1 "syntax.json:2: invalid JSON: syntax error" \
+expect_error "syntax error" 1 "syntax.json:2: invalid JSON: expected '}' after an object member, found '\"'" \
   "$score" vqa "${args[@]}" --pred "$tmp/syntax.json"
 printf '[{"question_id": 1001, "answer": 3}]' >"$tmp/type.json"
 expect_error "answer type" 1 'type.json:[0]: "answer" must be a string, found an integer' \

@@ -1,52 +1,329 @@
 #include "eve/eval/json_stream.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 
 #include "eve/core/error.h"
+#include "eve/io/file.h"
 
 namespace eve::eval {
+namespace {
 
-void throw_json_syntax_error(const std::string& path, std::string_view text, size_t position,
-                             const std::string& message) {
-  // nlohmann's text: "[json.exception.parse_error.101] parse error at line 3, column 7:
-  // syntax error while parsing value - ..."; keep what follows the location.
-  std::string msg = message;
-  if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
-  if (msg.rfind("parse error", 0) == 0) {
-    if (auto p = msg.find(": "); p != std::string::npos) msg = msg.substr(p + 2);
-  }
-  size_t end = std::min(position > 0 ? position - 1 : 0, text.size());
-  size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + end, '\n'));
-  throw Error("invalid JSON: " + msg, path, std::to_string(line));
+constexpr int kMaxDepth = 512;
+
+bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
-json* JsonValueBuilder::add(json value) {
-  if (stack_.empty()) {
-    root_ = std::move(value);
-    return &root_;
+void append_utf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
   }
-  json& top = *stack_.back();
-  if (top.is_object()) {
-    json& slot = top[key_];
-    slot = std::move(value);
-    return &slot;
-  }
-  top.push_back(std::move(value));
-  return &top.back();
 }
 
-bool JsonValueBuilder::scalar(json value) {
-  add(std::move(value));
-  return stack_.empty();
+}  // namespace
+
+void JsonCursor::syntax_error(const std::string& what) const {
+  const size_t at = std::min(pos_, text_.size());
+  const auto line = 1 + std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+  throw Error("invalid JSON: " + what, path_, std::to_string(line));
 }
 
-void JsonValueBuilder::start_object() { stack_.push_back(add(json::object())); }
+char JsonCursor::peek() {
+  while (pos_ < text_.size() && is_ws(text_[pos_])) ++pos_;
+  return pos_ < text_.size() ? text_[pos_] : '\0';
+}
 
-void JsonValueBuilder::start_array() { stack_.push_back(add(json::array())); }
+std::string JsonCursor::kind() {
+  switch (peek()) {
+    case '{': return "an object";
+    case '[': return "a list";
+    case '"': return "a string";
+    case 't': case 'f': return "a boolean";
+    case 'n': return "null";
+    case '\0': syntax_error("unexpected end of input");
+    default: break;
+  }
+  const char c = text_[pos_];
+  if (c != '-' && !is_digit(c)) syntax_error(std::string("unexpected character '") + c + "'");
+  for (size_t i = pos_ + 1; i < text_.size(); ++i) {
+    const char d = text_[i];
+    if (d == '.' || d == 'e' || d == 'E') return "a number";
+    if (!is_digit(d)) break;
+  }
+  return "an integer";
+}
 
-bool JsonValueBuilder::end_container() {
-  stack_.pop_back();
-  return stack_.empty();
+std::string JsonCursor::found() {
+  return peek() == '\0' ? "the end" : std::string("'") + text_[pos_] + "'";
+}
+
+void JsonCursor::expect(char c, const char* after) {
+  if (peek() != c) syntax_error(std::string("expected '") + c + "' " + after + ", found " + found());
+  ++pos_;
+}
+
+std::string_view JsonCursor::string(std::string& scratch) {
+  if (peek() != '"') syntax_error("expected a string, found " + found());
+  const size_t begin = ++pos_;
+  bool high = false;
+  // Fast path: no escapes, the string is a view into the text.
+  while (pos_ < text_.size()) {
+    const auto c = static_cast<unsigned char>(text_[pos_]);
+    if (c == '"' || c == '\\' || c < 0x20) break;
+    high |= c >= 0x80;
+    ++pos_;
+  }
+  if (pos_ >= text_.size()) syntax_error("unterminated string");
+  if (text_[pos_] == '"') {
+    std::string_view s = text_.substr(begin, pos_ - begin);
+    if (high && !io::is_valid_utf8(s)) syntax_error("invalid UTF-8 in a string");
+    ++pos_;
+    return s;
+  }
+  scratch.assign(text_.substr(begin, pos_ - begin));
+  while (true) {
+    if (pos_ >= text_.size()) syntax_error("unterminated string");
+    const auto c = static_cast<unsigned char>(text_[pos_]);
+    if (c == '"') break;
+    if (c < 0x20) syntax_error("control character in a string (escape it)");
+    if (c != '\\') {
+      high |= c >= 0x80;
+      scratch += static_cast<char>(c);
+      ++pos_;
+      continue;
+    }
+    if (++pos_ >= text_.size()) syntax_error("unterminated string");
+    const char e = text_[pos_++];
+    switch (e) {
+      case '"': scratch += '"'; break;
+      case '\\': scratch += '\\'; break;
+      case '/': scratch += '/'; break;
+      case 'b': scratch += '\b'; break;
+      case 'f': scratch += '\f'; break;
+      case 'n': scratch += '\n'; break;
+      case 'r': scratch += '\r'; break;
+      case 't': scratch += '\t'; break;
+      case 'u': {
+        auto hex4 = [&]() -> uint32_t {
+          if (pos_ + 4 > text_.size()) syntax_error("truncated \\u escape");
+          uint32_t v = 0;
+          for (int k = 0; k < 4; ++k) {
+            const int h = hex_value(text_[pos_ + k]);
+            if (h < 0) syntax_error("invalid \\u escape");
+            v = v * 16 + static_cast<uint32_t>(h);
+          }
+          pos_ += 4;
+          return v;
+        };
+        uint32_t cp = hex4();
+        if (cp >= 0xD800 && cp < 0xDC00) {
+          if (pos_ + 2 > text_.size() || text_[pos_] != '\\' || text_[pos_ + 1] != 'u') {
+            syntax_error("unpaired surrogate in a \\u escape");
+          }
+          pos_ += 2;
+          const uint32_t low = hex4();
+          if (low < 0xDC00 || low >= 0xE000) syntax_error("unpaired surrogate in a \\u escape");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        } else if (cp >= 0xDC00 && cp < 0xE000) {
+          syntax_error("unpaired surrogate in a \\u escape");
+        }
+        append_utf8(cp, scratch);
+        break;
+      }
+      default:
+        syntax_error(std::string("invalid escape '\\") + e + "'");
+    }
+  }
+  ++pos_;
+  if (high && !io::is_valid_utf8(scratch)) syntax_error("invalid UTF-8 in a string");
+  return scratch;
+}
+
+std::string_view JsonCursor::key(std::string& scratch) {
+  if (peek() != '"') syntax_error("expected an object key (a string), found " + found());
+  return string(scratch);
+}
+
+json JsonCursor::number() {
+  const size_t begin = pos_;
+  if (text_[pos_] != '-' && !is_digit(text_[pos_])) {
+    syntax_error(std::string("unexpected character '") + text_[pos_] + "'");
+  }
+  if (text_[pos_] == '-') ++pos_;
+  if (pos_ >= text_.size() || !is_digit(text_[pos_])) syntax_error("invalid number");
+  if (text_[pos_] == '0') {
+    ++pos_;
+  } else {
+    while (pos_ < text_.size() && is_digit(text_[pos_])) ++pos_;
+  }
+  bool integral = true;
+  if (pos_ < text_.size() && text_[pos_] == '.') {
+    integral = false;
+    ++pos_;
+    if (pos_ >= text_.size() || !is_digit(text_[pos_])) syntax_error("invalid number");
+    while (pos_ < text_.size() && is_digit(text_[pos_])) ++pos_;
+  }
+  if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+    integral = false;
+    ++pos_;
+    if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
+    if (pos_ >= text_.size() || !is_digit(text_[pos_])) syntax_error("invalid number");
+    while (pos_ < text_.size() && is_digit(text_[pos_])) ++pos_;
+  }
+  const char* first = text_.data() + begin;
+  const char* last = text_.data() + pos_;
+  if (integral) {
+    int64_t i = 0;
+    if (std::from_chars(first, last, i).ec == std::errc()) return i;
+    uint64_t u = 0;
+    if (*first != '-' && std::from_chars(first, last, u).ec == std::errc()) return u;
+  }
+  double d = 0;
+  auto r = std::from_chars(first, last, d);
+  if (r.ec == std::errc::result_out_of_range) syntax_error("number out of range");
+  return d;
+}
+
+void JsonCursor::literal(std::string_view word) {
+  if (text_.substr(pos_, word.size()) != word) syntax_error("invalid literal");
+  pos_ += word.size();
+}
+
+void JsonCursor::check_depth(int depth) const {
+  if (depth > kMaxDepth) syntax_error("nested more than 512 levels deep");
+}
+
+void JsonCursor::skip_value(int depth) {
+  check_depth(depth);
+  std::string scratch;
+  switch (peek()) {
+    case '{':
+      ++pos_;
+      if (peek() == '}') {
+        ++pos_;
+        return;
+      }
+      do {
+        key(scratch);
+        expect(':', "after an object key");
+        skip_value(depth + 1);
+      } while (peek() == ',' && ++pos_);
+      expect('}', "after an object member");
+      return;
+    case '[':
+      ++pos_;
+      if (peek() == ']') {
+        ++pos_;
+        return;
+      }
+      do {
+        skip_value(depth + 1);
+      } while (peek() == ',' && ++pos_);
+      expect(']', "after a list element");
+      return;
+    case '"': string(scratch); return;
+    case 't': literal("true"); return;
+    case 'f': literal("false"); return;
+    case 'n': literal("null"); return;
+    case '\0': syntax_error("unexpected end of input");
+    default: number(); return;
+  }
+}
+
+json JsonCursor::parse_value(int depth) {
+  check_depth(depth);
+  std::string scratch;
+  switch (peek()) {
+    case '{': {
+      json obj = json::object();
+      ++pos_;
+      if (peek() == '}') {
+        ++pos_;
+        return obj;
+      }
+      do {
+        std::string k(key(scratch));
+        expect(':', "after an object key");
+        obj[k] = parse_value(depth + 1);  // a repeated key keeps the last value
+      } while (peek() == ',' && ++pos_);
+      expect('}', "after an object member");
+      return obj;
+    }
+    case '[': {
+      json arr = json::array();
+      ++pos_;
+      if (peek() == ']') {
+        ++pos_;
+        return arr;
+      }
+      do {
+        arr.push_back(parse_value(depth + 1));
+      } while (peek() == ',' && ++pos_);
+      expect(']', "after a list element");
+      return arr;
+    }
+    case '"': return std::string(string(scratch));
+    case 't': literal("true"); return true;
+    case 'f': literal("false"); return false;
+    case 'n': literal("null"); return nullptr;
+    case '\0': syntax_error("unexpected end of input");
+    default: return number();
+  }
+}
+
+json JsonCursor::value() { return parse_value(0); }
+void JsonCursor::skip() { skip_value(0); }
+
+void JsonCursor::object(const std::function<void(std::string_view key)>& fn) {
+  expect('{', "to open an object");
+  if (peek() == '}') {
+    ++pos_;
+    return;
+  }
+  std::string scratch;
+  do {
+    std::string_view k = key(scratch);
+    expect(':', "after an object key");
+    fn(k);
+  } while (peek() == ',' && ++pos_);
+  expect('}', "after an object member");
+}
+
+void JsonCursor::array(const std::function<void(size_t index)>& fn) {
+  expect('[', "to open a list");
+  if (peek() == ']') {
+    ++pos_;
+    return;
+  }
+  size_t i = 0;
+  do {
+    fn(i++);
+  } while (peek() == ',' && ++pos_);
+  expect(']', "after a list element");
+}
+
+void JsonCursor::finish() {
+  if (peek() != '\0') syntax_error("unexpected text after the end of the document");
 }
 
 std::string json_kind(const json& value) {
@@ -63,141 +340,39 @@ std::string json_kind(const json& value) {
   }
 }
 
-namespace {
-
-// SAX handler: finds the list, builds its elements one at a time, skips everything else.
-class ListStreamer : public JsonEventHandler {
- public:
-  ListStreamer(const std::string& path, std::string_view text, const std::string& key,
-               const std::string& what, const std::function<void(json&, size_t)>& fn)
-      : JsonEventHandler(path, text), key_(key), what_(what), fn_(fn) {}
-
-  bool key(string_t& k) override {
-    if (state_ == State::element) {
-      builder_.key(std::move(k));
-    } else if (state_ == State::root_object) {
-      if (k == key_) {
-        if (found_) throw Error("the member \"" + key_ + "\" appears twice", path_);
-        state_ = State::target;
-      } else {
-        last_key_ = std::move(k);
-        state_ = State::skip;
-        skip_depth_ = 0;
-      }
-    }
-    return true;
-  }
-
-  json finish() {
-    if (!found_) wrong_shape(key_.empty() ? "nothing" : "no \"" + key_ + "\" member");
-    return std::move(scalars_);
-  }
-
- private:
-  enum class State { root, root_object, target, skip, list, element, done };
-
-  bool on_start(bool array) override {
-    switch (state_) {
-      case State::root:
-        if (key_.empty() != array) wrong_shape(array ? "a list" : "an object");
-        state_ = array ? State::list : State::root_object;
-        found_ = found_ || array;
-        return true;
-      case State::target:
-        if (!array) wrong_shape("\"" + key_ + "\": an object");
-        // A repeated key replaces the earlier list (Python keeps the last one).
-        state_ = State::list;
-        found_ = true;
-        count_ = 0;
-        return true;
-      case State::skip:
-        ++skip_depth_;
-        return true;
-      case State::list:
-        state_ = State::element;
-        [[fallthrough]];
-      case State::element:
-        if (array) {
-          builder_.start_array();
-        } else {
-          builder_.start_object();
-        }
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  bool on_end() override {
-    switch (state_) {
-      case State::skip:
-        if (--skip_depth_ == 0) state_ = State::root_object;
-        return true;
-      case State::element:
-        if (builder_.end_container()) deliver();
-        return true;
-      case State::list:
-        state_ = key_.empty() ? State::done : State::root_object;
-        return true;
-      default:
-        state_ = State::done;  // the root object closes
-        return true;
-    }
-  }
-
-  bool on_scalar(json v) override {
-    switch (state_) {
-      case State::root:
-        wrong_shape(json_kind(v));
-      case State::target:
-        wrong_shape("\"" + key_ + "\": " + json_kind(v));
-      case State::skip:
-        if (skip_depth_ == 0) {
-          scalars_[last_key_] = std::move(v);
-          state_ = State::root_object;
-        }
-        return true;
-      case State::list:
-        fn_(v, count_++);
-        return true;
-      case State::element:
-        if (builder_.scalar(std::move(v))) deliver();
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  void deliver() {
-    json v = builder_.take();
-    state_ = State::list;
-    fn_(v, count_++);
-  }
-
-  [[noreturn]] void wrong_shape(const std::string& found) const {
-    throw Error("expected " + what_ + ", found " + found, path_);
-  }
-
-  const std::string& key_;
-  const std::string& what_;
-  const std::function<void(json&, size_t)>& fn_;
-  State state_ = State::root;
-  JsonValueBuilder builder_;
-  size_t skip_depth_ = 0;
-  size_t count_ = 0;
-  bool found_ = false;
-  std::string last_key_;
-  json scalars_ = json::object();
-};
-
-}  // namespace
-
 json for_each_list_element(const std::string& path, std::string_view text, const std::string& key,
                            const std::string& what,
                            const std::function<void(json& element, size_t index)>& fn) {
-  ListStreamer handler(path, text, key, what, fn);
-  json::sax_parse(text.begin(), text.end(), &handler);
-  return handler.finish();
+  JsonCursor c(text, path);
+  json scalars = json::object();
+  auto walk = [&] {
+    c.array([&](size_t i) {
+      json element = c.value();
+      fn(element, i);
+    });
+  };
+  if (key.empty()) {
+    if (c.peek() != '[') throw Error("expected " + what + ", found " + c.kind(), path);
+    walk();
+  } else {
+    if (c.peek() != '{') throw Error("expected " + what + ", found " + c.kind(), path);
+    bool found = false;
+    c.object([&](std::string_view k) {
+      if (k == key) {
+        if (found) throw Error("the member \"" + key + "\" appears twice", path);
+        found = true;
+        if (c.peek() != '[') throw Error("expected " + what + ", found \"" + key + "\": " + c.kind(), path);
+        walk();
+      } else if (c.peek() == '{' || c.peek() == '[') {
+        c.skip();
+      } else {
+        scalars[std::string(k)] = c.value();
+      }
+    });
+    if (!found) throw Error("expected " + what + ", found no \"" + key + "\" member", path);
+  }
+  c.finish();
+  return scalars;
 }
 
 }  // namespace eve::eval

@@ -21,23 +21,43 @@ namespace {
 
 std::string display(const std::string& path) { return path == "-" ? "<stdin>" : path; }
 
-// Reads a float score matrix and checks its shape.
-std::vector<float> read_scores(const std::string& path, size_t rows, size_t cols,
-                               const char* rows_name, const char* cols_name) {
-  io::NpyArray a = io::read_npy(path);
-  if (a.dtype != io::DType::f32 && a.dtype != io::DType::f16 && a.dtype != io::DType::bf16) {
-    throw Error("score matrix must be float32 or float16", display(path));
+// A float score matrix with its shape checked; float32 data is used in place, half
+// precision converted.
+class ScoreMatrix {
+ public:
+  ScoreMatrix(const std::string& path, size_t rows, size_t cols, const char* rows_name,
+              const char* cols_name)
+      : array_(io::read_npy(path)) {
+    if (array_.dtype != io::DType::f32 && array_.dtype != io::DType::f16 &&
+        array_.dtype != io::DType::bf16) {
+      throw Error("score matrix must be float32, float16 or bfloat16", display(path));
+    }
+    if (array_.shape.size() != 2 || array_.shape[0] != static_cast<int64_t>(rows) ||
+        array_.shape[1] != static_cast<int64_t>(cols)) {
+      std::string shape;
+      for (size_t i = 0; i < array_.shape.size(); ++i) {
+        shape += (i ? ", " : "") + std::to_string(array_.shape[i]);
+      }
+      throw Error(fmt::format("score matrix has shape ({}), expected ({}, {}): {} x {} of the "
+                              "annotation",
+                              shape, rows, cols, rows_name, cols_name),
+                  display(path));
+    }
+    if (array_.dtype != io::DType::f32) {
+      converted_ = array_.to_f32();
+      array_.data.clear();
+      array_.data.shrink_to_fit();
+    }
   }
-  if (a.shape.size() != 2 || a.shape[0] != static_cast<int64_t>(rows) ||
-      a.shape[1] != static_cast<int64_t>(cols)) {
-    std::string shape;
-    for (size_t i = 0; i < a.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(a.shape[i]);
-    throw Error(fmt::format("score matrix has shape ({}), expected ({}, {}): {} x {} of the annotation",
-                            shape, rows, cols, rows_name, cols_name),
-                display(path));
+  // Row-major rows x cols floats (.npy data is little-endian, as is every supported host).
+  const float* data() const {
+    return converted_.empty() ? reinterpret_cast<const float*>(array_.data.data()) : converted_.data();
   }
-  return a.to_f32();
-}
+
+ private:
+  io::NpyArray array_;
+  std::vector<float> converted_;
+};
 
 }  // namespace
 
@@ -153,12 +173,10 @@ ordered_json score_retrieval(const RetrievalScoreOptions& options) {
     ThreadPool pool(options.threads);
     ThreadPool* p = pool.size() > 1 ? &pool : nullptr;
     {
-      std::vector<float> m = read_scores(options.i2t_scores, ann.image_count(), ann.text_count(),
-                                         "images", "texts");
+      ScoreMatrix m(options.i2t_scores, ann.image_count(), ann.text_count(), "images", "texts");
       i2t = image_to_text_ranks(ann, m.data(), display(options.i2t_scores), p);
     }
-    std::vector<float> m = read_scores(options.t2i_scores, ann.text_count(), ann.image_count(),
-                                       "texts", "images");
+    ScoreMatrix m(options.t2i_scores, ann.text_count(), ann.image_count(), "texts", "images");
     t2i = text_to_image_ranks(ann, m.data(), display(options.t2i_scores), p);
   } else {
     i2t = parse_rank_lists(io::read_file(options.i2t_ranks), display(options.i2t_ranks), ann,

@@ -134,307 +134,126 @@ void canon_json(std::string& out, const json& v) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Streaming reader of the annotation file.
+// Reader of the annotation file: walks the text once, interning what it keeps.
 
-class AnnotationReader : public JsonEventHandler {
+bool fits_int64(const json& v) {
+  return v.is_number_integer() &&
+         (!v.is_number_unsigned() ||
+          v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+}
+
+class AnnotationReader {
  public:
-  AnnotationReader(std::string_view text, VqaAnnotations& out)
-      : JsonEventHandler(out.path, text), out_(out) {
+  AnnotationReader(std::string_view text, VqaAnnotations& out) : c_(text, out.path), out_(out) {
     out_.answer_offsets.push_back(0);
   }
 
-  bool string(string_t& v) override {
-    // Fast paths for the strings that make up most of the file.
-    if (state_ == S::record && field_ == Field::answer) {
-      record_answer_.assign(v);
-      has_answer_ = true;
-      field_ = Field::none;
-      return true;
+  void read() {
+    if (c_.peek() != '{') {
+      fail("expected an object with an \"annotations\" list, found " + c_.kind(), {});
     }
-    if (state_ == S::record && field_ == Field::rest) {
-      canon_string(member_value(), v);
-      field_ = Field::none;
-      return true;
-    }
-    return on_scalar(std::move(v));
-  }
-
-  bool key(string_t& k) override {
-    switch (state_) {
-      case S::root_object:
-        if (k == "annotations") {
-          if (found_) fail("the member \"annotations\" appears twice", {});
-          state_ = S::target;
-        } else {
-          skip(S::root_object);
-        }
-        break;
-      case S::annotation:
-        if (k == "question_id") {
-          field_ = Field::question_id;
-        } else if (k == "question_type") {
-          field_ = Field::question_type;
-        } else if (k == "answer_type") {
-          field_ = Field::answer_type;
-        } else if (k == "answers") {
-          state_ = S::answers_target;
-        } else {
-          skip(S::annotation);
-        }
-        break;
-      case S::record:
-        if (k == "answer") {
-          field_ = Field::answer;
-        } else {
-          field_ = Field::rest;
-          member_key(std::move(k));
-        }
-        break;
-      case S::capture:
-        builder_.key(std::move(k));
-        break;
-      default:
-        break;
-    }
-    return true;
-  }
-
-  void finish() {
-    if (!found_) {
+    bool found = false;
+    c_.object([&](std::string_view key) {
+      if (key != "annotations") {
+        c_.skip();
+        return;
+      }
+      if (found) fail("the member \"annotations\" appears twice", {});
+      found = true;
+      if (c_.peek() != '[') fail("\"annotations\" must be a list, found " + c_.kind(), {});
+      c_.array([&](size_t) { annotation(); });
+    });
+    c_.finish();
+    if (!found) {
       throw Error("expected an object with an \"annotations\" list, found no \"annotations\"",
                   out_.path, {}, "is this a VQA annotation file?");
     }
   }
 
  private:
-  enum class S { root, root_object, target, list, annotation, answers_target, answers, record,
-                 skip, capture, done };
-  enum class Field { none, question_id, question_type, answer_type, answer, rest };
-
   std::string where() const { return fmt::format("annotations[{}]", out_.question_ids.size()); }
-  std::string record_where() const {
-    return fmt::format("annotations[{}]: \"answers\"[{}]", out_.question_ids.size(), record_index_);
+  std::string record_where(size_t record) const {
+    return fmt::format("annotations[{}]: \"answers\"[{}]", out_.question_ids.size(), record);
   }
   [[noreturn]] void fail(const std::string& what, const std::string& where) const {
     throw Error(what, out_.path, where);
   }
 
-  void skip(S back) {
-    state_ = S::skip;
-    skip_back_ = back;
-    skip_depth_ = 0;
+  uint32_t type_string(const char* name) {
+    if (c_.peek() != '"') fail(fmt::format("\"{}\" must be a string, found {}", name, c_.kind()), where());
+    return out_.types.intern(c_.string(scratch_));
   }
 
-  // Members of the current answer record other than "answer".
-  void member_key(std::string k) {
-    if (members_used_ == members_.size()) members_.emplace_back();
-    members_[members_used_].first = std::move(k);
-    members_[members_used_].second.clear();
-    ++members_used_;
-  }
-  std::string& member_value() { return members_[members_used_ - 1].second; }
-
-  bool on_start(bool array) override {
-    const char* kind = array ? "a list" : "an object";
-    switch (state_) {
-      case S::root:
-        if (array) fail("expected an object with an \"annotations\" list, found a list", {});
-        state_ = S::root_object;
-        return true;
-      case S::target:
-        if (!array) fail("\"annotations\" must be a list, found an object", {});
-        found_ = true;
-        state_ = S::list;
-        return true;
-      case S::list:
-        if (array) fail(std::string("expected an annotation object, found ") + kind, where());
-        begin_annotation();
-        state_ = S::annotation;
-        return true;
-      case S::annotation:
-        expect_field_scalar(kind);
-        return true;
-      case S::answers_target:
-        if (!array) fail("\"answers\" must be a list of objects, found an object", where());
+  void annotation() {
+    if (c_.peek() != '{') fail("expected an annotation object, found " + c_.kind(), where());
+    bool has_id = false, has_qtype = false, has_atype = false, has_answers = false;
+    int64_t question_id = 0;
+    uint32_t question_type = 0, answer_type = 0;
+    c_.object([&](std::string_view key) {
+      if (key == "question_id") {
+        json v = c_.value();
+        if (!fits_int64(v)) fail("\"question_id\" must be an integer, found " + json_kind(v), where());
+        question_id = v.get<int64_t>();
+        has_id = true;
+      } else if (key == "question_type") {
+        question_type = type_string("question_type");
+        has_qtype = true;
+      } else if (key == "answer_type") {
+        answer_type = type_string("answer_type");
+        has_atype = true;
+      } else if (key == "answers") {
+        if (c_.peek() != '[') fail("\"answers\" must be a list of objects, found " + c_.kind(), where());
         // A repeated "answers" key replaces the earlier list (Python keeps the last one).
         out_.answers.resize(out_.answer_offsets.back());
         out_.answer_records.resize(out_.answer_offsets.back());
-        record_index_ = 0;
-        has_answers_ = true;
-        state_ = S::answers;
-        return true;
-      case S::answers:
-        if (array) fail(std::string("expected an answer object, found ") + kind, record_where());
-        begin_record();
-        state_ = S::record;
-        return true;
-      case S::record:
-        if (field_ == Field::answer) {
-          fail(std::string("\"answer\" must be a string, found ") + kind, record_where());
-        }
-        state_ = S::capture;
-        [[fallthrough]];
-      case S::capture:
-        if (array) {
-          builder_.start_array();
-        } else {
-          builder_.start_object();
-        }
-        return true;
-      case S::skip:
-        ++skip_depth_;
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  bool on_end() override {
-    switch (state_) {
-      case S::skip:
-        if (--skip_depth_ == 0) state_ = skip_back_;
-        return true;
-      case S::capture:
-        if (builder_.end_container()) {
-          canon_json(member_value(), builder_.take());
-          field_ = Field::none;
-          state_ = S::record;
-        }
-        return true;
-      case S::record:
-        end_record();
-        state_ = S::answers;
-        return true;
-      case S::answers:
-        state_ = S::annotation;
-        return true;
-      case S::annotation:
-        end_annotation();
-        state_ = S::list;
-        return true;
-      case S::list:
-        state_ = S::root_object;
-        return true;
-      default:
-        state_ = S::done;
-        return true;
-    }
-  }
-
-  bool on_scalar(json v) override {
-    switch (state_) {
-      case S::root:
-        fail("expected an object with an \"annotations\" list, found " + json_kind(v), {});
-      case S::target:
-        fail("\"annotations\" must be a list, found " + json_kind(v), {});
-      case S::list:
-        fail("expected an annotation object, found " + json_kind(v), where());
-      case S::answers_target:
-        fail("\"answers\" must be a list of objects, found " + json_kind(v), where());
-      case S::answers:
-        fail("expected an answer object, found " + json_kind(v), record_where());
-      case S::skip:
-        if (skip_depth_ == 0) state_ = skip_back_;
-        return true;
-      case S::capture:
-        if (builder_.scalar(std::move(v))) {
-          canon_json(member_value(), builder_.take());
-          state_ = S::record;
-        }
-        return true;
-      case S::record:
-        if (field_ == Field::answer) {
-          fail("\"answer\" must be a string, found " + json_kind(v), record_where());
-        }
-        canon_json(member_value(), v);
-        field_ = Field::none;
-        return true;
-      case S::annotation:
-        annotation_field(v);
-        return true;
-      default:
-        return true;
-    }
-  }
-
-  void expect_field_scalar(const char* found) {
-    switch (field_) {
-      case Field::question_id:
-        fail(std::string("\"question_id\" must be an integer, found ") + found, where());
-      case Field::question_type:
-        fail(std::string("\"question_type\" must be a string, found ") + found, where());
-      case Field::answer_type:
-        fail(std::string("\"answer_type\" must be a string, found ") + found, where());
-      default:
-        break;
-    }
-  }
-
-  void annotation_field(const json& v) {
-    switch (field_) {
-      case Field::question_id:
-        if (v.is_number_integer() &&
-            (!v.is_number_unsigned() ||
-             v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-          question_id_ = v.get<int64_t>();
-          has_question_id_ = true;
-        } else {
-          fail("\"question_id\" must be an integer, found " + json_kind(v), where());
-        }
-        break;
-      case Field::question_type:
-        if (!v.is_string()) fail("\"question_type\" must be a string, found " + json_kind(v), where());
-        question_type_ = out_.types.intern(v.get_ref<const std::string&>());
-        has_question_type_ = true;
-        break;
-      case Field::answer_type:
-        if (!v.is_string()) fail("\"answer_type\" must be a string, found " + json_kind(v), where());
-        answer_type_ = out_.types.intern(v.get_ref<const std::string&>());
-        has_answer_type_ = true;
-        break;
-      default:
-        break;
-    }
-    field_ = Field::none;
-  }
-
-  void begin_annotation() {
-    has_question_id_ = has_question_type_ = has_answer_type_ = has_answers_ = false;
-    field_ = Field::none;
-  }
-
-  void end_annotation() {
-    const char* missing = !has_question_id_     ? "question_id"
-                          : !has_question_type_ ? "question_type"
-                          : !has_answer_type_   ? "answer_type"
-                          : !has_answers_       ? "answers"
-                                                : nullptr;
+        c_.array([&](size_t j) { record(j); });
+        has_answers = true;
+      } else {
+        c_.skip();
+      }
+    });
+    const char* missing = !has_id ? "question_id" : !has_qtype ? "question_type"
+                        : !has_atype ? "answer_type" : !has_answers ? "answers" : nullptr;
     if (missing) fail(fmt::format("missing \"{}\"", missing), where());
     if (out_.answers.size() == out_.answer_offsets.back()) {
-      fail(fmt::format("question_id {} has an empty \"answers\" list", question_id_), where());
+      fail(fmt::format("question_id {} has an empty \"answers\" list", question_id), where());
     }
-    auto [it, fresh] = out_.index.emplace(question_id_, static_cast<uint32_t>(out_.size()));
+    auto [it, fresh] = out_.index.emplace(question_id, static_cast<uint32_t>(out_.size()));
     if (!fresh) {
-      fail(fmt::format("duplicate question_id {} (first at annotations[{}])", question_id_,
-                       it->second),
+      fail(fmt::format("duplicate question_id {} (first at annotations[{}])", question_id, it->second),
            where());
     }
-    out_.question_ids.push_back(question_id_);
-    out_.question_types.push_back(question_type_);
-    out_.answer_types.push_back(answer_type_);
+    out_.question_ids.push_back(question_id);
+    out_.question_types.push_back(question_type);
+    out_.answer_types.push_back(answer_type);
     out_.answer_offsets.push_back(static_cast<uint32_t>(out_.answers.size()));
   }
 
-  void begin_record() {
-    has_answer_ = false;
+  // One human answer record: its "answer", and every other member as canonical text.
+  void record(size_t j) {
+    if (c_.peek() != '{') fail("expected an answer object, found " + c_.kind(), record_where(j));
+    bool has_answer = false;
     members_used_ = 0;
-    field_ = Field::none;
-  }
-
-  void end_record() {
-    if (!has_answer_) fail("missing \"answer\"", record_where());
+    c_.object([&](std::string_view key) {
+      if (key == "answer") {
+        if (c_.peek() != '"') fail("\"answer\" must be a string, found " + c_.kind(), record_where(j));
+        answer_.assign(c_.string(scratch_));
+        has_answer = true;
+        return;
+      }
+      if (members_used_ == members_.size()) members_.emplace_back();
+      auto& [k, v] = members_[members_used_++];
+      k.assign(key);
+      v.clear();
+      if (c_.peek() == '"') {
+        canon_string(v, c_.string(scratch_));
+      } else {
+        canon_json(v, c_.value());
+      }
+    });
+    if (!has_answer) fail("missing \"answer\"", record_where(j));
     // Members in key order; for a repeated key the last one counts (Python's json).
-    std::stable_sort(members_.begin(), members_.begin() + members_used_,
+    std::stable_sort(members_.begin(), members_.begin() + static_cast<std::ptrdiff_t>(members_used_),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     fingerprint_.clear();
     for (size_t i = 0; i < members_used_; ++i) {
@@ -442,30 +261,15 @@ class AnnotationReader : public JsonEventHandler {
       canon_string(fingerprint_, members_[i].first);
       fingerprint_ += members_[i].second;
     }
-    out_.answers.push_back(out_.texts.intern(record_answer_));
+    out_.answers.push_back(out_.texts.intern(answer_));
     out_.answer_records.push_back(out_.records.intern(fingerprint_));
-    ++record_index_;
   }
 
+  JsonCursor c_;
   VqaAnnotations& out_;
-  S state_ = S::root;
-  S skip_back_ = S::root_object;
-  size_t skip_depth_ = 0;
-  Field field_ = Field::none;
-  bool found_ = false;
-  JsonValueBuilder builder_;
-
-  int64_t question_id_ = 0;
-  uint32_t question_type_ = 0, answer_type_ = 0;
-  bool has_question_id_ = false, has_question_type_ = false, has_answer_type_ = false,
-       has_answers_ = false;
-
-  size_t record_index_ = 0;
-  std::string record_answer_;
-  bool has_answer_ = false;
+  std::string scratch_, answer_, fingerprint_;
   std::vector<std::pair<std::string, std::string>> members_;
   size_t members_used_ = 0;
-  std::string fingerprint_;
 };
 
 int64_t question_id_of(const json& element, const std::string& path, const std::string& where) {
@@ -475,9 +279,7 @@ int64_t question_id_of(const json& element, const std::string& path, const std::
   }
   auto it = element.find("question_id");
   if (it == element.end()) throw Error("missing \"question_id\"", path, where);
-  if (!it->is_number_integer() ||
-      (it->is_number_unsigned() &&
-       it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+  if (!fits_int64(*it)) {
     throw Error("\"question_id\" must be an integer, found " + json_kind(*it), path, where);
   }
   return it->get<int64_t>();
@@ -647,9 +449,7 @@ double vqa_question_accuracy(const std::vector<std::string>& human_answers,
 VqaAnnotations parse_vqa_annotations(std::string_view text, const std::string& path) {
   VqaAnnotations out;
   out.path = path;
-  AnnotationReader reader(text, out);
-  json::sax_parse(text.begin(), text.end(), &reader);
-  reader.finish();
+  AnnotationReader(text, out).read();
   return out;
 }
 

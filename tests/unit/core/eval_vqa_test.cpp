@@ -10,6 +10,7 @@
 #include "eve/core/error.h"
 #include "eval_test_util.h"
 #include "eve/core/threads.h"
+#include "eve/eval/json_stream.h"
 #include "eve/eval/python_text.h"
 #include "eve/eval/vqa_eval.h"
 
@@ -385,8 +386,7 @@ TEST(VqaParse, AnnotationErrorsNameTheRecord) {
   EXPECT_EQ(parse(R"({"annotations": [)" + ok + "," + ok + "]}"),
             "ann.json:annotations[1]: duplicate question_id 1 (first at annotations[0])");
   EXPECT_EQ(parse("{\"annotations\": [\n" + ok + ",\n{\"question_id\": 2,,}]}"),
-            "ann.json:3: invalid JSON: syntax error while parsing object key - unexpected ','; "
-            "expected string literal");
+            "ann.json:3: invalid JSON: expected an object key (a string), found ','");
 }
 
 TEST(VqaParse, UnknownMembersAreSkipped) {
@@ -418,12 +418,39 @@ TEST(VqaParse, ResultAndQuestionErrors) {
   EXPECT_EQ(results(R"(["a"])"),
             "res.json:[0]: expected an object with a \"question_id\", found a string");
   EXPECT_EQ(results("[{\"question_id\": 1, \"answer\": \"a\"}\n"),
-            "res.json:2: invalid JSON: syntax error while parsing array - unexpected end of "
-            "input; expected ']'");
+            "res.json:2: invalid JSON: expected ']' after a list element, found the end");
   EXPECT_EQ(error_of([] { eve::eval::parse_vqa_questions(R"({"questions": [{"image_id": 1}]})", "q.json"); }),
             "q.json:questions[0]: missing \"question_id\"");
   EXPECT_EQ(error_of([] { eve::eval::parse_vqa_questions(R"({"task_type": "Open-Ended"})", "q.json"); }),
             "q.json: expected an object with a \"questions\" list, found no \"questions\" member");
+}
+
+TEST(JsonCursor, StringsNumbersAndSyntaxErrors) {
+  auto value = [](const std::string& text) {
+    eve::eval::JsonCursor c(text, "t.json");
+    json v = c.value();
+    c.finish();
+    return v;
+  };
+  EXPECT_EQ(value(R"("a\"b\\c\/\n\u00e9\ud83d\ude00")"), "a\"b\\c/\n\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(value(R"({"a": [1, -2, 3.5, 1e2, 18446744073709551615, true, null], "a": 0})"),
+            json({{"a", 0}}));
+  EXPECT_TRUE(value("-0.0").is_number_float());
+  EXPECT_TRUE(value("9223372036854775807").is_number_integer());
+  auto err = [&](const std::string& text) { return error_of([&] { value(text); }); };
+  EXPECT_EQ(err("[1,]"), "t.json:1: invalid JSON: unexpected character ']'");
+  EXPECT_EQ(err("{\"a\" 1}"), "t.json:1: invalid JSON: expected ':' after an object key, found '1'");
+  EXPECT_EQ(err("\"abc"), "t.json:1: invalid JSON: unterminated string");
+  EXPECT_EQ(err("\"a\tb\""), "t.json:1: invalid JSON: control character in a string (escape it)");
+  EXPECT_EQ(err("\"\\ud800x\""), "t.json:1: invalid JSON: unpaired surrogate in a \\u escape");
+  EXPECT_EQ(err("\"\\q\""), "t.json:1: invalid JSON: invalid escape '\\q'");
+  EXPECT_EQ(err("\"\xff\""), "t.json:1: invalid JSON: invalid UTF-8 in a string");
+  EXPECT_EQ(err("01"), "t.json:1: invalid JSON: unexpected text after the end of the document");
+  EXPECT_EQ(err("1.e5"), "t.json:1: invalid JSON: invalid number");
+  EXPECT_EQ(err("[tru]"), "t.json:1: invalid JSON: invalid literal");
+  EXPECT_EQ(err("\n\n["), "t.json:3: invalid JSON: unexpected end of input");
+  EXPECT_EQ(err(std::string(600, '[') + std::string(600, ']')),
+            "t.json:1: invalid JSON: nested more than 512 levels deep");
 }
 
 TEST(VqaEvaluator, Names) {
