@@ -48,6 +48,12 @@ struct Heap {
 
 }  // namespace
 
+float exact_dot(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(s);
+}
+
 void topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
                  const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block) {
   const int64_t d = queries.cols();
@@ -57,37 +63,45 @@ void topk_search(const RowSource& queries, const RowSource& gallery, const TopkO
   if (opts.k < 1) throw UsageError("-k must be at least 1");
   const int64_t nq = queries.rows(), ng = gallery.rows();
   const size_t k = static_cast<size_t>(std::min<int64_t>(opts.k, ng));
-  const int64_t qb = std::max<int64_t>(1, opts.query_block);
-  const int64_t gc = std::max<int64_t>(1, opts.gallery_chunk);
+  const size_t candidates = static_cast<size_t>(std::min<int64_t>(int64_t{opts.k} + kRescoreMargin, ng));
   ThreadPool pool(opts.threads);
   torch::NoGradGuard no_grad;
 
-  auto qbuf = torch::empty({std::min(qb, std::max<int64_t>(nq, 1)), d}, torch::kFloat32);
-  auto gbuf = torch::empty({std::min(gc, std::max<int64_t>(ng, 1)), d}, torch::kFloat32);
-  for (int64_t q0 = 0; q0 < nq; q0 += qb) {
+  // Padding rows stay zero; their scores are never looked at.
+  auto qt = torch::zeros({kQueryTile, d}, torch::kFloat32);
+  auto gt = torch::zeros({kGalleryTile, d}, torch::kFloat32);
+  for (int64_t q0 = 0; q0 < nq; q0 += kQueryTile) {
     signals::throw_if_stopped();
-    const int64_t nb = std::min(qb, nq - q0);
-    auto qt = qbuf.narrow(0, 0, nb);
+    const int64_t nb = std::min(kQueryTile, nq - q0);
+    if (nb < kQueryTile) qt.zero_();
     queries.read(q0, nb, qt.data_ptr<float>());
-    std::vector<Heap> heaps(nb, Heap{{}, k});
+    std::vector<Heap> heaps(nb, Heap{{}, candidates});
     for (auto& hp : heaps) hp.h.reserve(k);
-    for (int64_t g0 = 0; g0 < ng; g0 += gc) {
-      const int64_t ncnk = std::min(gc, ng - g0);
-      auto gt = gbuf.narrow(0, 0, ncnk);
-      gallery.read(g0, ncnk, gt.data_ptr<float>());
+    for (int64_t g0 = 0; g0 < ng; g0 += kGalleryTile) {
+      const int64_t nc = std::min(kGalleryTile, ng - g0);
+      if (nc < kGalleryTile) gt.zero_();
+      gallery.read(g0, nc, gt.data_ptr<float>());
       auto scores = torch::mm(qt, gt.t()).contiguous();
       const float* s = scores.data_ptr<float>();
       // Rows are independent: split them over the pool in fixed stripes.
       const int64_t stripes = std::min<int64_t>(nb, pool.size() * 4);
       parallel_for(pool, static_cast<size_t>(stripes), [&](size_t t) {
         for (int64_t i = static_cast<int64_t>(t); i < nb; i += stripes)
-          heaps[i].offer_row(s + i * ncnk, ncnk, g0);
+          heaps[i].offer_row(s + i * kGalleryTile, nc, g0);
       });
     }
+    // Exact rescoring of the candidates.
     std::vector<std::vector<Hit>> hits(nb);
+    std::vector<float> row(static_cast<size_t>(d));
+    const float* qd = qt.data_ptr<float>();
     for (int64_t i = 0; i < nb; ++i) {
       hits[i] = std::move(heaps[i].h);
+      for (auto& h : hits[i]) {
+        gallery.read(h.index, 1, row.data());
+        h.score = exact_dot(qd + i * d, row.data(), d);
+      }
       std::sort(hits[i].begin(), hits[i].end(), better);
+      hits[i].resize(k);
     }
     on_block(q0, hits);
   }

@@ -39,15 +39,26 @@ class MemoryRows : public RowSource {
 
 struct TopkOptions {
   int k = 10;
-  int64_t query_block = 1024;    // queries scored together
-  int64_t gallery_chunk = 8192;  // gallery rows held in memory at once
-  int threads = 0;               // 0 = all cores
+  int threads = 0;  // 0 = all cores
 };
 
-// Calls on_block(first_query, hits) for consecutive blocks of queries, in order; hits[i]
-// holds the best min(k, gallery rows) hits of query first_query + i, best first, ties
-// broken by the lower gallery index. The result is independent of the block sizes and
-// thread count.
+// Candidates are found with BLAS matrix products over tiles, whose float32 rounding
+// depends on where a row sits in a tile. The best k + kRescoreMargin candidates of each
+// query are then scored again exactly (a double-precision dot product in a fixed order,
+// rounded to float32) and sorted by that score, so identical rows score identically, ties
+// go to the lower row and the output is bit-reproducible for any thread count. Rows whose
+// float32 scores differ by less than the BLAS rounding error could only be misordered if
+// more than kRescoreMargin of them crowd the k-th place.
+constexpr int64_t kQueryTile = 256;
+constexpr int64_t kGalleryTile = 4096;
+constexpr int kRescoreMargin = 32;
+
+// The exact score used for the final order: sum of a[i]*b[i] in double, in index order.
+float exact_dot(const float* a, const float* b, int64_t n);
+
+// Calls on_block(first_query, hits) for consecutive blocks of kQueryTile queries, in
+// order; hits[i] holds the best min(k, gallery rows) hits of query first_query + i, best
+// first, ties broken by the lower gallery index.
 void topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
                  const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block);
 
