@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "eve/core/error.h"
+#include "eve/eval/python_text.h"
 #include "eve/io/file.h"
 
 namespace eve::eval {
@@ -20,24 +21,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 }  // namespace
@@ -147,7 +130,7 @@ std::string_view JsonCursor::string(std::string& scratch) {
         } else if (cp >= 0xDC00 && cp < 0xE000) {
           syntax_error("unpaired surrogate in a \\u escape");
         }
-        append_utf8(cp, scratch);
+        py::append_utf8(cp, scratch);
         break;
       }
       default:

@@ -43,7 +43,9 @@ char32_t decode(std::string_view s, size_t& i) {
   return cp;
 }
 
-void encode(char32_t cp, std::string& out) {
+}  // namespace
+
+void append_utf8(char32_t cp, std::string& out) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
   } else if (cp < 0x800) {
@@ -60,6 +62,8 @@ void encode(char32_t cp, std::string& out) {
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
+
+namespace {
 
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
@@ -145,7 +149,7 @@ std::string lower(std::string_view s) {
     if (i - at == 1 && static_cast<unsigned char>(s[at]) >= 0x80) {
       out += s[at];  // a malformed byte passes through untouched
     } else {
-      encode(lower(cp), out);
+      append_utf8(lower(cp), out);
     }
   }
   return out;
