@@ -233,11 +233,12 @@ class AnnotationReader {
   void record(size_t j) {
     if (c_.peek() != '{') fail("expected an answer object, found " + c_.kind(), record_where(j));
     bool has_answer = false;
+    uint32_t answer = 0;
     members_used_ = 0;
     c_.object([&](std::string_view key) {
       if (key == "answer") {
         if (c_.peek() != '"') fail("\"answer\" must be a string, found " + c_.kind(), record_where(j));
-        answer_.assign(c_.string(scratch_));
+        answer = out_.texts.intern(c_.string(scratch_));
         has_answer = true;
         return;
       }
@@ -261,13 +262,13 @@ class AnnotationReader {
       canon_string(fingerprint_, members_[i].first);
       fingerprint_ += members_[i].second;
     }
-    out_.answers.push_back(out_.texts.intern(answer_));
+    out_.answers.push_back(answer);
     out_.answer_records.push_back(out_.records.intern(fingerprint_));
   }
 
   JsonCursor c_;
   VqaAnnotations& out_;
-  std::string scratch_, answer_, fingerprint_;
+  std::string scratch_, fingerprint_;
   std::vector<std::pair<std::string, std::string>> members_;
   size_t members_used_ = 0;
 };
