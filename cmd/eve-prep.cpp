@@ -1,5 +1,6 @@
 // eve-prep: Turn annotations and images into eve dataset dirs; build the toy world
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include "eve/core/cli.h"
 #include "eve/core/log.h"
@@ -23,6 +24,10 @@ void add_output_options(CLI::App* s, eve::data::PrepOptions& o, Inputs& in) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Image buffers of a few MB are allocated and freed per image on every thread: keep them
+  // in the heap instead of mapping, faulting in and returning fresh pages each time.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"Turn annotations and images into eve dataset dirs; build the toy world", "eve-prep"};
   eve::cli::CommonOptions common;
   eve::cli::add_common(app, common, eve::cli::kTorchFree);

@@ -40,6 +40,8 @@ def make(kind, out):
         img.save(out)
     elif kind == "gray16.png":
         Image.new("I;16", base.size, 0x1234).save(out)
+    elif kind == "wide.png":
+        Image.new("RGB", (70000, 2), (10, 20, 30)).save(out)
     elif kind == "palette.png":
         base.convert("P", palette=Image.ADAPTIVE, colors=16).save(out)
     else:

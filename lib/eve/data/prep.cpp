@@ -89,6 +89,10 @@ Outcome process(const ImageSource& src, const PrepOptions& o) {
   } catch (const std::bad_alloc&) {
     r.reason = image::Failure::too_large;
     r.message = "out of memory while decoding";
+  } catch (const Error& e) {
+    // Decodable but not storable, e.g. a PNG wider than JPEG's 65535-pixel limit.
+    r.reason = image::Failure::unsupported;
+    r.message = e.message();
   }
   return r;
 }
@@ -208,6 +212,8 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   const std::string out_fingerprint = output_fingerprint(fingerprint, examples, o);
   PrepReport report;
   if (already_done(o.out, out_fingerprint, report)) {
+    std::error_code ignored;
+    fs::remove_all(o.out + "/" + kWorkDir, ignored);  // left if the last run stopped right at the end
     log::info("prep: {} is already complete for these inputs and options; nothing to do", o.out);
     if (report.bad_fraction > o.max_bad)
       throw TooManyBadInputs(fmt::format("{} images were bad ({:.4f} > --max-bad {})", report.images_skipped,

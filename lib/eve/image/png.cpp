@@ -18,7 +18,7 @@ struct PngContext {
   bool truncated = false, too_large = false;
   char message[256] = {0};
   uint32_t width = 0, height = 0;
-  std::vector<uint8_t> pixels;
+  PixelBuffer pixels;
   std::vector<png_bytep> rows;
   bool header_only = false;
 };

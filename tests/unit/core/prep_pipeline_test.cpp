@@ -172,10 +172,12 @@ TEST(PrepPipeline, BrokenImagesAreSkippedCountedAndReported) {
   write_bytes(dir / "img/text.jpg", "not an image at all");
   write_bytes(dir / "img/damaged.jpg", damaged);
   write_bytes(dir / "img/huge.jpg", huge);
+  ASSERT_TRUE(pil("make wide.png " + (dir / "img/wide.png")));
   std::string ann = R"([{"image":"img/0.jpg","caption":"ok"},{"image":"img/missing.jpg","caption":"m"},)"
                     R"({"image":"img/empty.jpg","caption":"e"},{"image":"img/trunc.jpg","caption":"t"},)"
                     R"({"image":"img/text.jpg","caption":"x"},{"image":"img/damaged.jpg","caption":"d"},)"
-                    R"({"image":"img/huge.jpg","caption":["h1","h2"]},{"image":"img/1.jpg","caption":"ok"}])";
+                    R"({"image":"img/huge.jpg","caption":["h1","h2"]},{"image":"img/1.jpg","caption":"ok"},)"
+                    R"({"image":"img/wide.png","caption":"w"}])";
   write_bytes(dir / "pairs.json", ann);
   Collection c = pairs_collection(dir);
   PrepOptions o;
@@ -184,11 +186,11 @@ TEST(PrepPipeline, BrokenImagesAreSkippedCountedAndReported) {
   o.max_bad = 0.9;
   auto r = run_prep(c, o);
   EXPECT_EQ(r.images_stored, 2u);
-  EXPECT_EQ(r.images_skipped, 6u);
-  EXPECT_EQ(r.records_skipped, 7u);
+  EXPECT_EQ(r.images_skipped, 7u);
+  EXPECT_EQ(r.records_skipped, 8u);
   auto m = io::read_json(dir / "out/manifest.json");
   EXPECT_EQ(m["skipped_by_reason"].dump(),
-            R"({"damaged":1,"empty":1,"missing":1,"not_an_image":1,"too_large":1,"truncated":1})");
+            R"({"damaged":1,"empty":1,"missing":1,"not_an_image":1,"too_large":1,"truncated":1,"unsupported":1})");
   bool found = false;
   for (const auto& s : m["skipped"])
     if (s["image"] == "img/huge.jpg") {
