@@ -15,42 +15,48 @@ packages=(
 )
 
 missing=()
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null |
+  awk '$NF == "installed" && $(NF-1) == "ok" {print $1}')
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
+  grep -qxF "$p" <<<"$installed" || missing+=("$p")
+done
+
+# The pthread flavour of OpenBLAS wins the alternatives by priority when it is present and
+# oversubscribes with OpenMP: the openmp flavour must be the selected one.
+arch_dir=/usr/lib/$(uname -m)-linux-gnu
+blas_fixes=()
+for alt in libblas.so.3 liblapack.so.3; do
+  want=$arch_dir/openblas-openmp/$alt
+  link=/etc/alternatives/$alt-$(uname -m)-linux-gnu
+  if [[ -e $want && -e $link && $(readlink -f "$link") != "$(readlink -f "$want")" ]]; then
+    blas_fixes+=("$alt-$(uname -m)-linux-gnu=$want")
   fi
 done
 
-sudo_cmd=()
-if ((${#missing[@]})) || dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'install ok installed'; then
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-      sudo_cmd=(sudo)
-    else
-      echo "install-deps: need root to install: ${missing[*]:-(openblas alternative fix)}; run as root or install sudo" >&2
-      exit 1
-    fi
+((${#missing[@]} || ${#blas_fixes[@]})) || exit 0
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    echo "install-deps: root is needed to install: ${missing[*]:-} ${blas_fixes[*]:-}" >&2
+    echo "install-deps: run this script as root, or install sudo" >&2
+    exit 1
   fi
 fi
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  # --no-install-recommends keeps libopenblas0 (the pthread metapackage) out.
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  "${as_root[@]}" apt-get update -qq
+  # --no-install-recommends keeps the libopenblas0 metapackage (pthread flavour) out.
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  exec bash "$0" "$@"  # re-check, and fix the BLAS alternative if needed
 fi
 
-# The pthread flavour of OpenBLAS wins the alternatives by priority if it is present and
-# oversubscribes with OpenMP; pin the openmp flavour whenever both are installed.
-arch_dir=/usr/lib/x86_64-linux-gnu
-if [[ -e $arch_dir/openblas-openmp/libblas.so.3 ]]; then
-  for alt in libblas.so.3 liblapack.so.3; do
-    want=$arch_dir/openblas-openmp/$alt
-    cur=$(readlink -f "/etc/alternatives/$alt-x86_64-linux-gnu" 2>/dev/null || true)
-    if [[ $cur != "$(readlink -f "$want")" ]]; then
-      "${sudo_cmd[@]}" update-alternatives --quiet --set "$alt-x86_64-linux-gnu" "$want"
-    fi
-  done
-fi
+for fix in "${blas_fixes[@]}"; do
+  echo "install-deps: selecting ${fix#*=} for ${fix%%=*}" >&2
+  "${as_root[@]}" update-alternatives --quiet --set "${fix%%=*}" "${fix#*=}"
+done
 exit 0
