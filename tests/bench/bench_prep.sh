@@ -63,30 +63,37 @@ with ThreadPoolExecutor(threads) as pool, tarfile.open(out, "w", format=tarfile.
 print(len(ann) / (time.time() - t0))
 PY
 
-rate_eve() {  # size threads
-  local t0 t1
-  rm -rf "$tmp/out"
+# Runs a command; prints "<images/s wall> <CPU ms per image>" (CPU = user + sys, which
+# stays meaningful on a loaded machine).
+measure() {
+  local t0 t1 cpu
   t0=$(date +%s.%N)
-  "$EVE_BIN/eve-prep" -q pairs --ann "$tmp/pairs.json" --images "$tmp" --out "$tmp/out" --size "$1" --threads "$2"
+  /usr/bin/time -o "$tmp/cpu" -f "%U %S" "$@" >/dev/null 2>&1
+  cpu=$(tail -1 "$tmp/cpu")
   t1=$(date +%s.%N)
-  echo "$n / ($t1 - $t0)" | bc -l
+  echo "$n / ($t1 - $t0)" | bc -l | tr '\n' ' '
+  echo "$cpu" | awk -v n="$n" '{printf "%.2f\n", ($1 + $2) * 1000 / n}'
+}
+eve() {  # size threads
+  rm -rf "$tmp/out"
+  measure "$EVE_BIN/eve-prep" -q pairs --ann "$tmp/pairs.json" --images "$tmp" --out "$tmp/out" --size "$1" --threads "$2"
+}
+pil() {  # size threads mode
+  measure "$EVE_PYTHON" "$tmp/pil_prep.py" "$tmp" "$1" "$2" "$tmp/pil.tar" "$3"
 }
 
-decode_rate=$("$EVE_PYTHON" -c "
-import sys, time
+printf '%-34s %9s %9s %7s %12s %12s\n' "case ($n 640x480 JPEGs)" "eve img/s" "PIL img/s" "ratio" "eve CPU ms" "PIL CPU ms"
+row() {  # label "eve_rate eve_cpu" "pil_rate pil_cpu"
+  read -r er ec <<<"$2"
+  read -r pr pc <<<"$3"
+  printf '%-34s %9.1f %9.1f %6.2fx %12s %12s\n' "$1" "$er" "$pr" "$(echo "$er / $pr" | bc -l)" "$ec" "$pc"
+}
+row "size 224, $threads threads, PIL plain" "$(eve 224 "$threads")" "$(pil 224 "$threads" plain)"
+row "size 224, $threads threads, PIL draft" "$(eve 224 "$threads")" "$(pil 224 "$threads" draft)"
+row "size 384, $threads threads" "$(eve 384 "$threads")" "$(pil 384 "$threads" plain)"
+row "size 384, 1 thread" "$(eve 384 1)" "$(pil 384 1 plain)"
+# libjpeg-turbo's own full-size decode rate on one core, through Pillow.
+decode=$(measure "$EVE_PYTHON" -c "
 from PIL import Image
-t0 = time.time()
-for i in range($n): Image.open('$tmp/%04d.jpg' % i).load()
-print($n / (time.time() - t0))")
-
-printf '%-34s %10s %10s %8s\n' "case ($n 640x480 JPEGs)" "eve img/s" "PIL img/s" "ratio"
-for size in 224 384; do
-  for mode in plain draft; do
-    [[ $size == 384 && $mode == draft ]] && continue
-    eve=$(rate_eve "$size" "$threads")
-    pil=$("$EVE_PYTHON" "$tmp/pil_prep.py" "$tmp" "$size" "$threads" "$tmp/pil.tar" "$mode")
-    printf '%-34s %10.1f %10.1f %7.2fx\n' "size $size, $threads threads, PIL $mode" "$eve" "$pil" "$(echo "$eve / $pil" | bc -l)"
-  done
-done
-one=$(rate_eve 384 1)
-printf '%-34s %10.1f %10.1f %7.2fx\n' "size 384, 1 thread vs PIL decode" "$one" "$decode_rate" "$(echo "$one / $decode_rate" | bc -l)"
+for i in range($n): Image.open('$tmp/%04d.jpg' % i).load()")
+row "size 384, 1 thread vs decode only" "$(eve 384 1)" "$decode"
