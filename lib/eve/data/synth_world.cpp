@@ -163,7 +163,7 @@ Scene random_scene(Rng& rng, int min_objects, int max_objects) {
 }
 
 image::Image render(const Scene& s, int size, Rng& rng) {
-  image::Image img(size, size);
+  image::Image img = image::Image::uninitialized(size, size);
   const auto& base = kToneRgb[s.tone][0];
   const auto& alt = kToneRgb[s.tone][1];
   constexpr int kSub = 3;

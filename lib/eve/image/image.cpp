@@ -9,7 +9,7 @@ Image apply_orientation(const Image& in, int orientation) {
   // For each output pixel (x, y) find the source pixel. Orientations 5..8 swap axes.
   const bool swap = orientation >= 5;
   const int W = in.width, H = in.height;
-  Image out(swap ? H : W, swap ? W : H);
+  Image out = Image::uninitialized(swap ? H : W, swap ? W : H);
   for (int y = 0; y < out.height; ++y) {
     uint8_t* dst = out.row(y);
     for (int x = 0; x < out.width; ++x) {

@@ -10,8 +10,8 @@
 
 namespace eve::image {
 
-// Leaves new bytes uninitialised (every producer writes every pixel), which saves a memset
-// and the page faults it causes on each decoded, resized or rendered image.
+// Leaves new bytes uninitialised unless a value is given (Image::uninitialized), which saves
+// a memset and the page faults it causes on each decoded, resized or rendered image.
 template <typename T>
 struct UninitAllocator : std::allocator<T> {
   template <typename U>
@@ -36,10 +36,19 @@ using PixelBuffer = std::vector<uint8_t, UninitAllocator<uint8_t>>;
 struct Image {
   int width = 0;
   int height = 0;
-  PixelBuffer pixels;  // width * height * 3 bytes, R G B (uninitialised until written)
+  PixelBuffer pixels;  // width * height * 3 bytes, R G B
 
   Image() = default;
-  Image(int w, int h) : width(w), height(h), pixels(static_cast<size_t>(w) * h * 3) {}
+  // All pixels black.
+  Image(int w, int h) : width(w), height(h), pixels(static_cast<size_t>(w) * h * 3, uint8_t{0}) {}
+  // Pixels left undefined, for producers that write every byte.
+  static Image uninitialized(int w, int h) {
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.pixels.resize(static_cast<size_t>(w) * h * 3);
+    return img;
+  }
 
   bool empty() const { return width == 0 || height == 0; }
   uint8_t* row(int y) { return pixels.data() + static_cast<size_t>(y) * width * 3; }

@@ -141,7 +141,7 @@ Image decode_jpeg(std::string_view bytes, const DecodeOptions& opt, DecodeInfo* 
   const bool cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
   const int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
 
-  Image img(sw, sh);
+  Image img = Image::uninitialized(sw, sh);
   std::vector<uint8_t> cmyk_buf;
   unsigned char* dst = img.pixels.data();
   if (cmyk) {

@@ -145,19 +145,19 @@ Image resize_bicubic(const Image& in, int width, int height) {
   if (need_h) ch = precompute(in.width, width);
   if (need_v) cv = precompute(in.height, height);
   if (!need_v) {
-    Image out(width, height);
+    Image out = Image::uninitialized(width, height);
     horizontal(in, 0, out, ch);
     return out;
   }
   // Only the rows the vertical pass reads go through the horizontal pass.
   const int row_first = cv.first.front();
   const int row_last = cv.first.back() + cv.count.back();
-  Image out(width, height);
+  Image out = Image::uninitialized(width, height);
   if (!need_h) {
     vertical(in, out, cv, 0);
     return out;
   }
-  Image tmp(width, row_last - row_first);
+  Image tmp = Image::uninitialized(width, row_last - row_first);
   horizontal(in, row_first, tmp, ch);
   vertical(tmp, out, cv, row_first);
   return out;
