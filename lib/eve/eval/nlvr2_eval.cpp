@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "eve/core/error.h"
+#include "eve/eval/first_items.h"
 #include "eve/eval/python_text.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
@@ -30,14 +31,6 @@ void for_each_line(std::string_view text, bool universal, const Fn& fn) {
     fn(line, ++number);
     begin = next;
   }
-}
-
-std::string first_names(const std::vector<std::string>& names) {
-  constexpr size_t kShown = 5;
-  std::string s;
-  for (size_t i = 0; i < names.size() && i < kShown; ++i) s += (i ? ", " : "") + names[i];
-  if (names.size() > kShown) s += ", ...";
-  return s;
 }
 
 }  // namespace
@@ -125,7 +118,7 @@ Nlvr2Scores evaluate_nlvr2(const Nlvr2Labels& labels, const Nlvr2Predictions& pr
   }
   if (!missing.empty()) {
     throw Error(fmt::format("{} labelled example(s) have no prediction (first: {})", missing.size(),
-                            first_names(missing)),
+                            first_items(missing)),
                 predictions.path, {}, "predict every identifier of " + labels.path);
   }
   Nlvr2Scores s;

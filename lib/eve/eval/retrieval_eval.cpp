@@ -7,6 +7,7 @@
 
 #include "eve/core/error.h"
 #include "eve/eval/chunks.h"
+#include "eve/eval/first_items.h"
 #include "eve/io/jsonl.h"
 
 namespace eve::eval {
@@ -261,11 +262,9 @@ std::vector<int64_t> parse_rank_lists(std::string_view text, const std::string& 
     if (!line_of[q]) missing.push_back(q);
   }
   if (!missing.empty()) {
-    std::string first;
-    for (size_t i = 0; i < missing.size() && i < 5; ++i) first += (i ? ", " : "") + std::to_string(missing[i]);
-    if (missing.size() > 5) first += ", ...";
     throw Error(fmt::format("{} {} quer{} have no line (first positions: {})", missing.size(),
-                            from_images ? "image" : "text", missing.size() == 1 ? "y" : "ies", first),
+                            from_images ? "image" : "text", missing.size() == 1 ? "y" : "ies",
+                            first_items(missing)),
                 path, {}, "rank every image and every text of " + ann.path);
   }
   return ranks;

@@ -13,6 +13,7 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/eval/chunks.h"
+#include "eve/eval/first_items.h"
 #include "eve/eval/json_stream.h"
 #include "eve/eval/python_text.h"
 
@@ -286,14 +287,6 @@ int64_t question_id_of(const json& element, const std::string& path, const std::
   return it->get<int64_t>();
 }
 
-std::string first_ids(const std::vector<int64_t>& ids) {
-  constexpr size_t kShown = 5;
-  std::string s;
-  for (size_t i = 0; i < ids.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
-  if (ids.size() > kShown) s += ", ...";
-  return s;
-}
-
 // The compared form of every distinct string, as ids into one pool: `plain` is used when the
 // human answers of a question agree, `normal` when they differ.
 struct Forms {
@@ -513,7 +506,7 @@ VqaScores evaluate_vqa(const VqaAnnotations& ann, const VqaQuestions& questions,
     }
     if (!absent.empty()) {
       throw Error(fmt::format("{} annotated question(s) are not in the questions file (first: {})",
-                              absent.size(), first_ids(absent)),
+                              absent.size(), first_items(absent)),
                   questions.path, {}, "are the questions and annotations of the same split?");
     }
   }
@@ -540,11 +533,11 @@ VqaScores evaluate_vqa(const VqaAnnotations& ann, const VqaQuestions& questions,
     std::string what = "results do not match the annotated questions:";
     if (!missing.empty()) {
       what += fmt::format(" {} question(s) have no answer (first: {})", missing.size(),
-                          first_ids(missing));
+                          first_items(missing));
     }
     if (!unknown.empty()) {
       what += fmt::format("{} {} answer(s) are for questions not in the annotations (first: {})",
-                          missing.empty() ? "" : ";", unknown.size(), first_ids(unknown));
+                          missing.empty() ? "" : ";", unknown.size(), first_items(unknown));
     }
     throw Error(what, results.path, {}, "score against the annotations of the same split");
   }
