@@ -170,21 +170,39 @@ SynthReport write_synth_world(const SynthOptions& o) {
     Rng rng(o.seed, kNlvr, static_cast<uint64_t>(set));
     synth::Statement st[2] = {synth::random_statement(rng), synth::random_statement(rng)};
     while (st[1].text == st[0].text) st[1] = synth::random_statement(rng);
-    std::vector<int> targets = {1, 1, 0, 0};
+    // Wanted labels per pair: bit 0 for the first sentence, bit 1 for the second; every
+    // combination once, so both sentences are true for two pairs and false for two.
+    std::vector<int> targets = {0, 1, 2, 3};
     rng.shuffle(targets);
     for (int pair = 0; pair < 4; ++pair) {
       PairJob job{split, fmt::format("{}-{}-{}", split, set, pair), {}, {}, set};
-      for (int attempt = 0; attempt < 200; ++attempt) {
+      const int want = targets[static_cast<size_t>(pair)];
+      bool have_first = false;  // fallback: a pair that at least gets the first label right
+      synth::Scene first_left, first_right;
+      bool found = false;
+      for (int attempt = 0; attempt < 300 && !found; ++attempt) {
         job.left = synth::random_scene(rng);
         job.right = synth::random_scene(rng);
-        const int mode = rng.below(4);  // 0 none, 1 left, 2 right, 3 both
-        for (int second = 0; second < 2; ++second) {
-          if (mode & 1) st[0].inject(job.left, second == 1, rng);
-          if (mode & 2) st[0].inject(job.right, second == 1, rng);
+        for (int k = 0; k < 2; ++k) {
+          const int mode = rng.below(4);  // what statement k talks about goes in: 0 none, 1 left, 2 right, 3 both
+          for (int second = 0; second < 2; ++second) {
+            if (mode & 1) st[k].inject(job.left, second == 1, rng);
+            if (mode & 2) st[k].inject(job.right, second == 1, rng);
+          }
         }
-        // Sometimes also what the second sentence talks about, so its labels vary too.
-        if (rng.chance(0.5)) st[1].inject(rng.chance(0.5) ? job.left : job.right, false, rng);
-        if (st[0].holds(job.left, job.right) == (targets[static_cast<size_t>(pair)] != 0)) break;
+        const bool l0 = st[0].holds(job.left, job.right), l1 = st[1].holds(job.left, job.right);
+        if (l0 == ((want & 1) != 0)) {
+          found = l1 == ((want & 2) != 0);
+          if (!have_first) {
+            have_first = true;
+            first_left = job.left;
+            first_right = job.right;
+          }
+        }
+      }
+      if (!found && have_first) {
+        job.left = first_left;
+        job.right = first_right;
       }
       for (int s = 0; s < 2; ++s) {
         const std::string identifier = fmt::format("{}-{}-{}-{}", split, set, pair, s);
