@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -23,9 +24,20 @@ std::string read_file(const std::string& path) {
   FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
   if (!f) throw Error("cannot open: " + errno_text(), path);
   std::string out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  // Regular files are read in one go into a buffer of their size; pipes in growing steps.
+  struct stat st {};
+  size_t chunk = size_t{1} << 20;
+  if (::fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+    chunk = static_cast<size_t>(st.st_size) + 1;
+  size_t used = 0;
+  for (;;) {
+    out.resize(used + chunk);
+    size_t n = std::fread(&out[used], 1, chunk, f);
+    used += n;
+    if (n < chunk) break;
+    chunk = std::max(chunk, used);  // geometric growth for streams
+  }
+  out.resize(used);
   bool bad = std::ferror(f) != 0;
   if (f != stdin) std::fclose(f);
   if (bad) throw Error("read error: " + errno_text(), display(path));
