@@ -80,17 +80,23 @@ TEST(SynthWorld, WritesOfficialFormats) {
   io::JsonlReader nlvr(dir / "nlvr2/train.json");
   io::json rec;
   std::map<std::string, int> groups;
-  int lines = 0;
+  int lines = 0, true_by_sentence[2] = {0, 0};
   while (nlvr.next(rec)) {
     std::string id = rec["identifier"];
     ASSERT_EQ(std::count(id.begin(), id.end(), '-'), 3) << id;
     std::string group = id.substr(0, id.find('-', id.find('-') + 1)) + "-" + id.substr(id.rfind('-') + 1);
     groups[group]++;
     EXPECT_TRUE(rec["label"] == "True" || rec["label"] == "False");
+    true_by_sentence[id.back() - '0'] += rec["label"] == "True";
     ++lines;
   }
   EXPECT_EQ(lines, 4 * 8);
   for (const auto& [g, n] : groups) EXPECT_EQ(n, 4) << g;
+  // Both sentences of a set are true for about half of its pairs.
+  for (int t : true_by_sentence) {
+    EXPECT_GE(t, 5);
+    EXPECT_LE(t, 11);
+  }
 }
 
 TEST(SynthWorld, AnswersFollowTheScene) {
