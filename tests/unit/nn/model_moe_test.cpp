@@ -1,0 +1,144 @@
+// The modality-aware MoE: routing, capacity, aux loss, and agreement of the sparse
+// dispatch with the GShard dense oracle (with and without dropped claims).
+#include "model_test_util.h"
+
+namespace eve::model::test {
+namespace {
+
+struct MoeCase {
+  MoE moe{nullptr};
+  torch::Tensor x, modality;
+};
+
+MoeCase make_case(int64_t S, int64_t E, uint64_t seed) {
+  torch::manual_seed(seed);
+  MoeCase c;
+  c.moe = MoE(16, 32, E, /*type_route=*/true, "quick_gelu");
+  for (auto& p : c.moe->parameters()) {
+    torch::NoGradGuard ng;
+    p.normal_(0, 0.3);
+  }
+  c.x = torch::randn({S, 16});
+  c.modality = (torch::arange(S) % 3 == 0).to(torch::kLong);
+  return c;
+}
+
+TEST(MoE, CapacityFormula) {
+  EXPECT_EQ(moe_capacity(100, 32, 1.0, 4), 7);    // ceil(200 / 32)
+  EXPECT_EQ(moe_capacity(10, 32, 1.0, 4), 4);     // the floor
+  EXPECT_EQ(moe_capacity(4096, 32, 1.0, 4), 256);
+  EXPECT_EQ(moe_capacity(100, 8, 0.5, 1), 13);    // ceil(12.5)
+}
+
+TEST(MoE, RoutingSlotsAndAuxLossByHand) {
+  // 5 tokens, 3 experts; logits chosen so the ranking is obvious.
+  torch::Tensor logits = torch::tensor({{3.f, 2.f, 0.f},
+                                        {3.f, 0.f, 2.f},
+                                        {0.f, 3.f, 2.f},
+                                        {3.f, 2.f, 0.f},
+                                        {2.f, 0.f, 3.f}});
+  Routing r = route(logits, /*capacity=*/2, /*noise=*/false);
+  EXPECT_TRUE(torch::equal(r.top1, torch::tensor({0, 0, 1, 0, 2}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(r.top2, torch::tensor({1, 2, 2, 1, 0}, torch::kLong)));
+  // Expert 0: top-1 claims of tokens 0, 1, 3 take slots 0, 1, 2; token 4's top-2 slot 3.
+  EXPECT_TRUE(torch::equal(r.slot1, torch::tensor({0, 1, 0, 2, 0}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(r.slot2, torch::tensor({1, 1, 2, 2, 3}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(r.keep1, torch::tensor({true, true, true, false, true})));
+  EXPECT_TRUE(torch::equal(r.keep2, torch::tensor({true, true, false, false, false})));
+  // Token 3 lost both claims: weight 0 everywhere; token 2 keeps only its first: weight 1.
+  EXPECT_FLOAT_EQ(r.w1[3].item<float>(), 0.f);
+  EXPECT_FLOAT_EQ(r.w2[3].item<float>(), 0.f);
+  EXPECT_FLOAT_EQ(r.w1[2].item<float>(), 1.f);
+  torch::Tensor g = torch::softmax(logits, 1);
+  EXPECT_NEAR(r.w1[0].item<float>(), (g[0][0] / (g[0][0] + g[0][1])).item<float>(), 1e-6);
+  // aux = E * sum_e mean(gates[:, e]) * frac(top1 == e)
+  torch::Tensor frac = torch::tensor({3.f / 5, 1.f / 5, 1.f / 5});
+  EXPECT_NEAR(r.aux.item<float>(), (3 * (g.mean(0) * frac).sum()).item<float>(), 1e-6);
+}
+
+TEST(MoE, SparseMatchesDenseWithoutDrops) {
+  MoeCase c = make_case(40, 6, 21);
+  RoutingOptions opt;
+  opt.dispatch = Dispatch::sparse;
+  MoeResult s = c.moe->forward(c.x, c.modality, opt);
+  opt.dispatch = Dispatch::dense;
+  MoeResult d = c.moe->forward(c.x, c.modality, opt);
+  EXPECT_LE((s.y - d.y).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(torch::equal(s.load.kept, s.load.claims));
+  EXPECT_EQ(s.load.claims.sum().item<int64_t>(), 80);
+  // Gradients agree too.
+  auto grads = [&](Dispatch disp) {
+    c.moe->zero_grad();
+    torch::Tensor x = c.x.clone().requires_grad_(true);
+    RoutingOptions o;
+    o.dispatch = disp;
+    (c.moe->forward(x, c.modality, o).y.pow(2).sum()).backward();
+    return std::make_pair(x.grad().clone(), c.moe->wg->weight.grad().clone());
+  };
+  auto gs = grads(Dispatch::sparse), gd = grads(Dispatch::dense);
+  // (relative to the gradients' scale: y^2 summed over 40 tokens gives gradients ~10)
+  EXPECT_LE((gs.first - gd.first).abs().max().item<double>(), 1e-5 * gs.first.abs().max().item<double>());
+  EXPECT_LE((gs.second - gd.second).abs().max().item<double>(), 1e-5 * gs.second.abs().max().item<double>());
+}
+
+TEST(MoE, SparseAndDenseDropTheSameClaims) {
+  MoeCase c = make_case(64, 4, 22);
+  RoutingOptions opt;
+  opt.capacity = moe_capacity(64, 4, 0.5, 4);  // 16 slots for 128 claims over 4 experts
+  opt.dispatch = Dispatch::sparse;
+  MoeResult s = c.moe->forward(c.x, c.modality, opt);
+  opt.dispatch = Dispatch::dense;
+  MoeResult d = c.moe->forward(c.x, c.modality, opt);
+  EXPECT_LT(s.load.kept.sum().item<int64_t>(), 128);
+  EXPECT_TRUE(torch::equal(s.load.kept, d.load.kept));
+  EXPECT_LE(s.load.kept.max().item<int64_t>(), 16);
+  EXPECT_LE((s.y - d.y).abs().max().item<double>(), 1e-5);
+  // Tokens whose both claims were dropped get exactly zero from either dispatch.
+  torch::Tensor xt = c.x + torch::stack({c.moe->vision_embed, c.moe->text_embed}).index_select(0, c.modality);
+  Routing r = route(torch::linear(xt, c.moe->wg->weight), opt.capacity, false);
+  torch::Tensor lost = r.keep1.logical_not() & r.keep2.logical_not();
+  ASSERT_GT(lost.sum().item<int64_t>(), 0);
+  EXPECT_EQ(s.y.index({lost}).abs().max().item<float>(), 0.f);
+  EXPECT_EQ(d.y.index({lost}).abs().max().item<float>(), 0.f);
+}
+
+TEST(MoE, ModalityTagChangesRouting) {
+  MoeCase c = make_case(32, 4, 23);
+  RoutingOptions opt;
+  MoeResult a = c.moe->forward(c.x, torch::zeros({32}, torch::kLong), opt);
+  MoeResult b = c.moe->forward(c.x, torch::ones({32}, torch::kLong), opt);
+  EXPECT_GT((a.y - b.y).abs().max().item<double>(), 1e-3);
+}
+
+TEST(MoE, NoiseOnlyWhenAsked) {
+  MoeCase c = make_case(32, 8, 24);
+  RoutingOptions opt;
+  MoeResult a = c.moe->forward(c.x, c.modality, opt);
+  MoeResult b = c.moe->forward(c.x, c.modality, opt);
+  EXPECT_TRUE(torch::equal(a.y, b.y));
+  opt.noise = true;
+  bool differs = false;
+  for (int i = 0; i < 5 && !differs; ++i)
+    differs = !torch::equal(c.moe->forward(c.x, c.modality, opt).load.claims, a.load.claims);
+  EXPECT_TRUE(differs);
+}
+
+TEST(MoE, ModelInferenceIsDeterministicAndIndependentOfBatchMates) {
+  ModelConfig c = tiny_config();
+  torch::manual_seed(6);
+  EveModel m(c);
+  m->eval();
+  TensorMap b = make_batch(c, 4, c.max_text_len, 0, 31);
+  torch::NoGradGuard ng;
+  EncoderInput all = vl_input(b);
+  EncoderOutput full = m->encode(Mode::vl, all);
+  EncoderInput one = vl_input(b, 3, 1);
+  EncoderOutput single = m->encode(Mode::vl, one);
+  // No capacity at inference and pads out of routing: a sample's output does not depend
+  // on the rest of the batch.
+  EXPECT_LE((full.pooled.narrow(0, 3, 1) - single.pooled).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(torch::equal(m->encode(Mode::vl, all).hidden, full.hidden));
+}
+
+}  // namespace
+}  // namespace eve::model::test
