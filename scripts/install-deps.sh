@@ -15,7 +15,8 @@ packages=(
 )
 
 missing=()
-installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null |
+# dpkg-query exits 1 when some package was never installed: that is the normal case here.
+installed=$({ dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true; } |
   awk '$NF == "installed" && $(NF-1) == "ok" {print $1}')
 for p in "${packages[@]}"; do
   grep -qxF "$p" <<<"$installed" || missing+=("$p")
