@@ -82,7 +82,7 @@ Tensor AttentionImpl::forward(const Tensor& x, const Tensor& key_pad) {
   const double p = is_training() ? dropout : 0.0;
   Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
-  Tensor mask;
+  c10::optional<Tensor> mask;
   if (key_pad.defined()) mask = key_pad.logical_not().view({B, 1, 1, L});
   o = at::scaled_dot_product_attention(q, k, v, mask, p);
 #else

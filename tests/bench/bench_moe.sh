@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One modality-aware MoE layer, forward + backward: sparse dispatch (grouped GEMMs, eve's
+# default) against the GShard dense dispatch, E=32, top-2, width 768, 2 threads, at 4096 and
+# 16384 tokens; prints the ratio and the sparse layer's share of the float32 matmul rate.
+# EVE_MOE_DENSE_MAX lowers the largest token count the dense layer runs at (memory: the
+# dense layer at 16384 tokens needs ~10 GB).
+set -euo pipefail
+: "${EVE_BIN:?set EVE_BIN to the directory holding the eve programs}"
+"$EVE_BIN/eve-model-bench" moe --tokens 4096,16384 --experts 32 --width 768 --inner 3072 \
+  --threads 2 --reps 2 --dense-max "${EVE_MOE_DENSE_MAX:-16384}"
