@@ -1,0 +1,61 @@
+#include "eve/train/checkpoint.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "eve/core/error.h"
+#include "eve/io/file.h"
+#include "eve/model/bundle.h"
+
+namespace eve::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "checkpoint-";
+
+std::vector<CheckpointRef> list_checkpoints(const std::string& run_dir) {
+  std::vector<CheckpointRef> out;
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(run_dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind(kPrefix, 0) != 0) continue;
+    const std::string digits = name.substr(std::char_traits<char>::length(kPrefix));
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "trainer.json")) continue;
+    out.push_back({std::stoll(digits), e.path().string()});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  return out;
+}
+
+}  // namespace
+
+CheckpointRef latest_checkpoint(const std::string& run_dir) {
+  auto all = list_checkpoints(run_dir);
+  return all.empty() ? CheckpointRef{} : all.back();
+}
+
+void write_checkpoint(const std::string& run_dir, int64_t step, model::EveModelImpl& model,
+                      const AdamW& optimizer, const nlohmann::ordered_json& trainer, int keep) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%s%08lld", kPrefix, static_cast<long long>(step));
+  const fs::path final_dir = fs::path(run_dir) / name;
+  const fs::path tmp = fs::path(run_dir) / ("." + std::string(name) + ".tmp");
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  model::save_bundle(model, tmp.string());
+  optimizer.save((tmp / "optimizer.safetensors").string());
+  io::write_file_atomic((tmp / "trainer.json").string(), trainer.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  // The run dir itself is the latest model bundle.
+  for (const char* f : {"config.json", "model.safetensors"})
+    io::write_file_atomic((fs::path(run_dir) / f).string(), io::read_file((final_dir / f).string()));
+  auto all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < all.size(); ++i) fs::remove_all(all[i].dir);
+}
+
+}  // namespace eve::train

@@ -1,0 +1,188 @@
+#include "eve/train/distributed.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "eve/core/error.h"
+#include "eve/core/log.h"
+#include "eve/core/signals.h"
+
+namespace eve::train {
+
+namespace {
+
+bool env_int(const char* name, int& out) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return false;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0 || x > 1 << 20)
+    throw UsageError(std::string("environment variable ") + name + "=" + v + " is not a non-negative integer");
+  out = static_cast<int>(x);
+  return true;
+}
+
+}  // namespace
+
+DistEnv dist_env_from_environment() {
+  DistEnv e;
+  if (env_int("RANK", e.rank)) {
+    if (!env_int("WORLD_SIZE", e.world)) throw UsageError("RANK is set but WORLD_SIZE is not");
+    if (!env_int("LOCAL_RANK", e.local_rank)) e.local_rank = e.rank;
+  } else if (env_int("SLURM_PROCID", e.rank)) {
+    if (!env_int("SLURM_NTASKS", e.world)) e.world = 1;
+    if (!env_int("SLURM_LOCALID", e.local_rank)) e.local_rank = e.rank;
+  }
+  if (e.world < 1 || e.rank >= e.world)
+    throw UsageError("rank " + std::to_string(e.rank) + " is outside the world size " + std::to_string(e.world));
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  env_int("MASTER_PORT", e.master_port);
+  return e;
+}
+
+int launch_local_workers(int n, int timeout_s, bool* is_worker) {
+  *is_worker = false;
+  const char* port = std::getenv("MASTER_PORT");
+  const std::string master_port = port && *port ? port : "29500";
+  std::vector<pid_t> pids;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  for (int r = 0; r < n; ++r) {
+    const pid_t pid = fork();
+    if (pid < 0) throw Error("fork failed while starting local workers");
+    if (pid == 0) {
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+      if (!std::getenv("MASTER_ADDR")) setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", master_port.c_str(), 1);
+      *is_worker = true;
+      return 0;
+    }
+    pids.push_back(pid);
+  }
+  int first_failure = 0;
+  bool forwarded = false;
+  std::vector<bool> done(pids.size(), false);
+  size_t remaining = pids.size();
+  auto kill_deadline = std::chrono::steady_clock::time_point::max();
+  while (remaining > 0) {
+    for (size_t i = 0; i < pids.size(); ++i) {
+      if (done[i]) continue;
+      int status = 0;
+      const pid_t got = waitpid(pids[i], &status, WNOHANG);
+      if (got != pids[i]) continue;
+      done[i] = true;
+      --remaining;
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (code != 0 && first_failure == 0) {
+        first_failure = code;
+        log::error("worker {} exited with status {}; stopping the others", i, code);
+        for (size_t j = 0; j < pids.size(); ++j)
+          if (!done[j]) kill(pids[j], SIGTERM);
+        kill_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+      }
+    }
+    if (signals::stop_requested() && !forwarded) {
+      forwarded = true;
+      for (size_t j = 0; j < pids.size(); ++j)
+        if (!done[j]) kill(pids[j], signals::stop_signal());
+    }
+    if (std::chrono::steady_clock::now() > kill_deadline) {
+      for (size_t j = 0; j < pids.size(); ++j)
+        if (!done[j]) kill(pids[j], SIGKILL);
+      kill_deadline = std::chrono::steady_clock::time_point::max();
+    }
+    if (remaining > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return first_failure;
+}
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+};
+
+ProcessGroup::ProcessGroup(const DistEnv& env, int timeout_s) : env_(env), impl_(std::make_unique<Impl>()) {
+  if (env.world <= 1) return;
+  const auto timeout = std::chrono::seconds(timeout_s);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = env.world;
+    so.timeout = timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("eve", store), env.rank, env.world, opts);
+  } catch (const std::exception& e) {
+    throw Error(std::string("cannot join the process group at ") + env.master_addr + ":" +
+                    std::to_string(env.master_port) + " as rank " + std::to_string(env.rank) + " of " +
+                    std::to_string(env.world) + ": " + e.what(),
+                {}, {}, "check MASTER_ADDR/MASTER_PORT and that every rank started");
+  }
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors) {
+  if (!active()) return;
+  torch::NoGradGuard guard;
+  for (auto& t : tensors) {
+    std::vector<at::Tensor> v{t.detach()};
+    impl_->pg->broadcast(v)->wait();
+  }
+}
+
+void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes) {
+  if (!active()) return;
+  torch::NoGradGuard guard;
+  size_t i = 0;
+  while (i < tensors.size()) {
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<torch::Tensor> flat;
+    while (j < tensors.size() && (j == i || bytes + tensors[j].numel() * 4 <= bucket_bytes)) {
+      bytes += tensors[j].numel() * 4;
+      flat.push_back(tensors[j].reshape({-1}));
+      ++j;
+    }
+    std::vector<at::Tensor> buf{torch::cat(flat)};
+    impl_->pg->allreduce(buf)->wait();
+    buf[0].div_(static_cast<double>(env_.world));
+    int64_t off = 0;
+    for (size_t k = i; k < j; ++k) {
+      const int64_t n = tensors[k].numel();
+      tensors[k].copy_(buf[0].narrow(0, off, n).view(tensors[k].sizes()));
+      off += n;
+    }
+    i = j;
+  }
+}
+
+std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
+  if (!active()) return values;
+  std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64)};
+  impl_->pg->allreduce(buf)->wait();
+  std::vector<double> out(values.size());
+  for (size_t k = 0; k < values.size(); ++k) out[k] = buf[0][static_cast<int64_t>(k)].item<double>();
+  return out;
+}
+
+void ProcessGroup::barrier() {
+  if (active()) impl_->pg->barrier()->wait();
+}
+
+}  // namespace eve::train

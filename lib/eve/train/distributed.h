@@ -1,0 +1,56 @@
+// Data-parallel training over c10d process groups (reference/conventions-and-anchors.md §C,
+// build-environment.md §3): the torchrun environment contract, a Gloo group on CPU (NCCL
+// when built with CUDA), parameter broadcast from rank 0 and bucketed gradient averaging
+// (libtorch has no C++ DistributedDataParallel), plus a local launcher that forks workers.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace eve::train {
+
+struct DistEnv {
+  int rank = 0, world = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+// Reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (torchrun), falling back to
+// SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; no variables = one process. Malformed values
+// throw eve::UsageError naming the variable.
+DistEnv dist_env_from_environment();
+
+// Forks `n` local workers (call before any torch work) with RANK/LOCAL_RANK/WORLD_SIZE/
+// MASTER_ADDR/MASTER_PORT set, then returns in each worker with *is_worker = true. The
+// parent waits: when a worker fails it stops the others (SIGTERM, then SIGKILL after
+// `timeout_s`), forwards SIGINT/SIGTERM to the workers, and returns the first non-zero
+// exit code (0 when all succeed).
+int launch_local_workers(int n, int timeout_s, bool* is_worker);
+
+class ProcessGroup {
+ public:
+  // One process: a no-op group. Otherwise connects through a TCP store at
+  // master_addr:master_port; every collective waits at most timeout_s seconds.
+  ProcessGroup(const DistEnv& env, int timeout_s);
+  ~ProcessGroup();
+  int rank() const { return env_.rank; }
+  int world() const { return env_.world; }
+  bool active() const { return env_.world > 1; }
+  // Copies rank 0's values into every tensor (in place).
+  void broadcast(std::vector<torch::Tensor>& tensors);
+  // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes.
+  void average(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
+  // Sums small values over ranks.
+  std::vector<double> sum(const std::vector<double>& values);
+  void barrier();
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eve::train

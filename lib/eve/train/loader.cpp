@@ -1,0 +1,174 @@
+#include "eve/train/loader.h"
+
+#include <numeric>
+
+#include "eve/core/error.h"
+#include "eve/data/rng.h"
+#include "eve/image/codec.h"
+#include "eve/image/preprocess.h"
+#include "eve/io/jsonl.h"
+
+namespace eve::train {
+
+namespace {
+
+// RNG streams (eve::data::Rng's stream argument) of the loader.
+constexpr uint64_t kOrderStream = 0x6f72646572ull;     // "order"
+constexpr uint64_t kAugmentStream = 0x6175676dull;     // "augm"
+
+std::vector<int64_t> parse_ids(const io::json& v, const std::string& where, int vocab_size) {
+  if (!v.is_array() || v.empty())
+    throw Error("ids must be a non-empty list of integers", where);
+  std::vector<int64_t> ids;
+  ids.reserve(v.size());
+  for (const auto& x : v) {
+    if (!x.is_number_integer()) throw Error("ids must be a non-empty list of integers", where);
+    const int64_t id = x.get<int64_t>();
+    if (id < 0 || (vocab_size > 0 && id >= vocab_size))
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                      std::to_string(vocab_size) + ")",
+                  where, {}, "encode the records with the tokenizer given by --tokenizer");
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+std::vector<PairSample> read_pair_samples(const std::string& dir, const std::string& split,
+                                          int vocab_size) {
+  const std::string path = dir + "/" + split + ".jsonl";
+  io::JsonlReader reader(path);
+  std::vector<PairSample> out;
+  io::json r;
+  while (reader.next(r)) {
+    const std::string where = reader.where();
+    auto img = r.find("image");
+    if (img == r.end() || !img->is_string())
+      throw Error("record has no string field \"image\"", where, {},
+                  "pre-training reads caption pairs written by eve-prep pairs");
+    if (r.contains("ids")) {
+      out.push_back({img->get<std::string>(), parse_ids(r["ids"], where, vocab_size), where});
+    } else if (r.contains("ids_list") && r["ids_list"].is_array()) {
+      for (const auto& ids : r["ids_list"])
+        out.push_back({img->get<std::string>(), parse_ids(ids, where, vocab_size), where});
+    } else {
+      throw Error("record has no token ids (\"ids\" or \"ids_list\")", where, {},
+                  "run the records through eve-tokenize encode first");
+    }
+  }
+  if (out.empty()) throw Error("no samples", path);
+  return out;
+}
+
+std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(samples));
+  std::iota(order.begin(), order.end(), 0);
+  data::Rng rng(seed, kOrderStream, static_cast<uint64_t>(epoch));
+  rng.shuffle(order);
+  return order;
+}
+
+Loader::Loader(std::vector<PairSample> samples, LoaderOptions options)
+    : samples_(std::move(samples)), o_(std::move(options)), store_(o_.dir) {
+  if (o_.world < 1 || o_.rank < 0 || o_.rank >= o_.world) throw Error("loader: bad rank/world");
+  if (o_.global_batch < o_.world || o_.global_batch % o_.world != 0)
+    throw UsageError("the batch (" + std::to_string(o_.global_batch) +
+                     " samples per micro-batch) must be a multiple of the world size (" +
+                     std::to_string(o_.world) + ")");
+  if (batches_per_epoch() == 0)
+    throw UsageError("the dataset has " + std::to_string(samples_.size()) +
+                     " samples, fewer than one batch of " + std::to_string(o_.global_batch));
+  for (const auto& s : samples_)
+    if (!store_.contains(s.image))
+      throw Error("image \"" + s.image + "\" is not in the image store of " + o_.dir, s.where);
+  pool_ = std::make_unique<ThreadPool>(std::max(1, o_.threads));
+}
+
+Loader::~Loader() {
+  for (auto& p : pending_)
+    for (auto& f : p.items)
+      if (f.valid()) f.wait();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  return static_cast<int64_t>(samples_.size()) / o_.global_batch;
+}
+
+void Loader::seek(int64_t epoch, int64_t index) {
+  for (auto& p : pending_)
+    for (auto& f : p.items)
+      if (f.valid()) f.wait();
+  pending_.clear();
+  next_epoch_ = epoch;
+  next_index_ = index;
+}
+
+Loader::Decoded Loader::decode(int64_t epoch, int64_t position, int64_t sample) const {
+  const PairSample& s = samples_[static_cast<size_t>(sample)];
+  image::Image img;
+  try {
+    img = image::decode(store_.read(s.image));
+  } catch (const image::ImageError& e) {
+    throw Error(std::string("image \"") + s.image + "\" cannot be decoded (" + e.what() + ")", s.where);
+  }
+  data::Rng rng(o_.seed, kAugmentStream + static_cast<uint64_t>(epoch), static_cast<uint64_t>(position));
+  image::Image aug = image::augment(img, o_.augment, rng);
+  Decoded d;
+  d.pixels.resize(static_cast<size_t>(3) * o_.augment.res * o_.augment.res);
+  image::to_chw_normalized(aug, d.pixels.data());
+  d.ids = s.ids;
+  if (static_cast<int>(d.ids.size()) > o_.max_text_len) d.ids.resize(static_cast<size_t>(o_.max_text_len));
+  return d;
+}
+
+void Loader::fill() {
+  const int64_t local = o_.global_batch / o_.world;
+  while (static_cast<int>(pending_.size()) < std::max(1, o_.prefetch)) {
+    if (next_epoch_ != order_epoch_) {
+      order_ = epoch_order(samples(), o_.seed, next_epoch_);
+      order_epoch_ = next_epoch_;
+    }
+    Pending p{next_epoch_, next_index_, {}};
+    const int64_t start = slice_start(next_index_, o_.global_batch, o_.rank, o_.world);
+    for (int64_t i = 0; i < local; ++i) {
+      const int64_t pos = start + i, sample = order_[static_cast<size_t>(pos)], epoch = next_epoch_;
+      p.items.push_back(pool_->submit([this, epoch, pos, sample] { return decode(epoch, pos, sample); }));
+    }
+    pending_.push_back(std::move(p));
+    if (++next_index_ == batches_per_epoch()) {
+      next_index_ = 0;
+      ++next_epoch_;
+    }
+  }
+}
+
+Batch Loader::next() {
+  fill();
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
+  const int64_t b = static_cast<int64_t>(p.items.size()), R = o_.augment.res, T = o_.max_text_len;
+  Batch out;
+  out.epoch = p.epoch;
+  out.index = p.index;
+  out.first = slice_start(p.index, o_.global_batch, o_.rank, o_.world);
+  out.images = torch::empty({b, 3, R, R});
+  out.ids = torch::full({b, T}, static_cast<int64_t>(o_.pad_id), torch::kInt64);
+  out.mask = torch::zeros({b, T}, torch::kInt64);
+  for (auto& f : p.items) f.wait();  // every task done before any error propagates
+  float* img = out.images.data_ptr<float>();
+  int64_t* ids = out.ids.data_ptr<int64_t>();
+  int64_t* mask = out.mask.data_ptr<int64_t>();
+  for (int64_t i = 0; i < b; ++i) {
+    Decoded d = p.items[static_cast<size_t>(i)].get();
+    std::copy(d.pixels.begin(), d.pixels.end(), img + i * 3 * R * R);
+    for (size_t t = 0; t < d.ids.size(); ++t) {
+      ids[i * T + static_cast<int64_t>(t)] = d.ids[t];
+      mask[i * T + static_cast<int64_t>(t)] = 1;
+    }
+  }
+  fill();  // keep the queue full while the model works on this batch
+  return out;
+}
+
+}  // namespace eve::train

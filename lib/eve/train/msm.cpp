@@ -1,0 +1,131 @@
+#include "eve/train/msm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "eve/data/rng.h"
+
+namespace eve::train {
+
+namespace {
+constexpr uint64_t kMaskStream = 0x6d61736bull;  // "mask"
+}
+
+int64_t visible_patches(int64_t patches, double ratio) {
+  const int64_t masked = static_cast<int64_t>(std::llround(ratio * static_cast<double>(patches)));
+  return std::clamp<int64_t>(patches - masked, 1, std::max<int64_t>(1, patches - 1));
+}
+
+MsmMasks make_msm_masks(const torch::Tensor& ids, const torch::Tensor& mask, int64_t patches,
+                        const MsmOptions& o, const text::TokenizerInfo& tok, uint64_t seed,
+                        int64_t micro, int64_t first) {
+  const int64_t b = ids.size(0), T = ids.size(1), K = visible_patches(patches, o.image_mask_ratio);
+  MsmMasks m;
+  m.ids_keep = torch::empty({b, K}, torch::kInt64);
+  m.mim_mask = torch::ones({b, patches});
+  m.mlm_ids = ids.clone();
+  m.mlm_labels = torch::full({b, T}, int64_t{-100}, torch::kInt64);
+  auto keep = m.ids_keep.accessor<int64_t, 2>();
+  auto mim = m.mim_mask.accessor<float, 2>();
+  auto in_ids = ids.accessor<int64_t, 2>();
+  auto in_mask = mask.accessor<int64_t, 2>();
+  auto out_ids = m.mlm_ids.accessor<int64_t, 2>();
+  auto labels = m.mlm_labels.accessor<int64_t, 2>();
+  std::vector<int64_t> perm(static_cast<size_t>(patches));
+  for (int64_t i = 0; i < b; ++i) {
+    data::Rng rng(seed, kMaskStream + static_cast<uint64_t>(micro), static_cast<uint64_t>(first + i));
+    std::iota(perm.begin(), perm.end(), 0);
+    rng.shuffle(perm);
+    std::sort(perm.begin(), perm.begin() + K);
+    for (int64_t k = 0; k < K; ++k) {
+      keep[i][k] = perm[static_cast<size_t>(k)];
+      mim[i][perm[static_cast<size_t>(k)]] = 0.0f;
+    }
+    std::vector<int64_t> eligible;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t id = in_ids[i][t];
+      if (in_mask[i][t] && id != tok.cls_id && id != tok.sep_id && id != tok.pad_id) eligible.push_back(t);
+    }
+    if (eligible.empty()) continue;
+    std::vector<int64_t> chosen;
+    for (int64_t t : eligible)
+      if (rng.chance(o.text_mask_ratio)) chosen.push_back(t);
+    if (chosen.empty()) chosen.push_back(eligible[static_cast<size_t>(rng.below(static_cast<int>(eligible.size())))]);
+    for (int64_t t : chosen) {
+      labels[i][t] = in_ids[i][t];
+      const double u = rng.uniform();
+      if (u < 0.8) {
+        out_ids[i][t] = tok.mask_id;
+      } else if (u < 0.9) {
+        int64_t r;
+        do r = rng.below(tok.vocab_size); while (tok.is_special(static_cast<int>(r)));
+        out_ids[i][t] = r;
+      }
+    }
+  }
+  return m;
+}
+
+torch::Tensor mim_targets(const torch::Tensor& images, int64_t patch, bool normalise) {
+  torch::Tensor t = model::patchify(images, patch);
+  if (!normalise) return t;
+  torch::Tensor mean = t.mean(-1, true);
+  torch::Tensor var = t.var(-1, /*unbiased=*/false, /*keepdim=*/true);
+  return (t - mean) / (var + 1e-6).sqrt();
+}
+
+torch::Tensor mim_loss_sum(const torch::Tensor& pred, const torch::Tensor& target,
+                           const torch::Tensor& mim_mask) {
+  return ((pred - target).pow(2).mean(-1) * mim_mask).sum();
+}
+
+MsmLoss msm_loss(model::EveModelImpl& model, const torch::Tensor& images, const torch::Tensor& ids,
+                 const torch::Tensor& mask, const MsmMasks& masks, const MsmOptions& o,
+                 double mim_count, double mlm_count) {
+  const auto& cfg = model.config();
+  MsmLoss out;
+  // MIM: visible patches + complete text.
+  model::EncoderInput a;
+  a.image = images;
+  a.ids_keep = masks.ids_keep;
+  a.text_ids = ids;
+  a.text_mask = mask;
+  model::EncoderOutput ea = model.encode(model::Mode::vl, a);
+  torch::Tensor pred = model.mim_predict(ea, masks.ids_keep);
+  torch::Tensor target = mim_targets(images, cfg.patch_size, o.norm_target);
+  if (mim_count <= 0) mim_count = masks.mim_mask.sum().item<double>();
+  torch::Tensor mim = mim_loss_sum(pred, target, masks.mim_mask) / mim_count;
+
+  // MLM: complete image + masked text; the head only sees the chosen positions.
+  model::EncoderInput b;
+  b.image = images;
+  b.text_ids = masks.mlm_ids;
+  b.text_mask = mask;
+  model::EncoderOutput eb = model.encode(model::Mode::vl, b);
+  torch::Tensor text = eb.hidden.narrow(1, eb.num_vision, eb.hidden.size(1) - eb.num_vision);
+  torch::Tensor chosen = masks.mlm_labels.ne(-100);
+  torch::Tensor rows = text.index({chosen});
+  torch::Tensor labels = masks.mlm_labels.index({chosen});
+  if (mlm_count <= 0) mlm_count = static_cast<double>(labels.size(0));
+  torch::Tensor mlm = torch::zeros({}, images.options());
+  if (labels.size(0) > 0)
+    mlm = torch::nn::functional::cross_entropy(
+              model.mlm_logits(rows), labels,
+              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+          mlm_count;
+
+  torch::Tensor aux = (ea.aux + eb.aux) * 0.5;
+  out.total = o.mim_weight * mim + o.mlm_weight * mlm + cfg.moe_lossweight * aux;
+  out.mim = mim.item<double>();
+  out.mlm = mlm.item<double>();
+  out.aux = aux.item<double>();
+  out.load = eb.load;
+  for (size_t i = 0; i < out.load.size() && i < ea.load.size(); ++i) {
+    out.load[i].load.top1 = out.load[i].load.top1 + ea.load[i].load.top1;
+    out.load[i].load.tokens += ea.load[i].load.tokens;
+  }
+  return out;
+}
+
+}  // namespace eve::train

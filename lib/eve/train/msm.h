@@ -1,0 +1,61 @@
+// Masked signal modeling (reference/eve-model.md §2.3): masks, the MIM and MLM losses and
+// the combined step loss. The masks of a sample depend only on (seed, micro-batch, position
+// of the sample in the epoch order), so they are the same whatever the rank or world size.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "eve/model/eve_model.h"
+#include "eve/text/tokenizer_info.h"
+
+namespace eve::train {
+
+struct MsmOptions {
+  double image_mask_ratio = 0.75;  // fraction of patches dropped (at least one kept and one masked)
+  double text_mask_ratio = 0.15;   // fraction of real tokens predicted (at least one per text)
+  double mim_weight = 1.0, mlm_weight = 1.0;
+  bool norm_target = true;         // per-patch normalised pixel targets
+};
+
+struct MsmMasks {
+  torch::Tensor ids_keep;    // [b,K] int64 visible patches, ascending
+  torch::Tensor mim_mask;    // [b,N] float, 1 = masked (predicted) patch
+  torch::Tensor mlm_ids;     // [b,T] input ids with the 80/10/10 replacement applied
+  torch::Tensor mlm_labels;  // [b,T] original id at chosen positions, -100 elsewhere
+};
+
+// Patches kept out of N for a mask ratio.
+int64_t visible_patches(int64_t patches, double ratio);
+
+// ids/mask: [b,T] int64; `first` = epoch position of the first sample; `micro` = global
+// micro-batch counter. Tokens eligible for MLM: real (mask 1), not CLS/SEP/PAD.
+MsmMasks make_msm_masks(const torch::Tensor& ids, const torch::Tensor& mask, int64_t patches,
+                        const MsmOptions& o, const text::TokenizerInfo& tok, uint64_t seed,
+                        int64_t micro, int64_t first);
+
+// Per-patch pixel targets of images [b,3,R,R]: [b,N,P*P*3], normalised per patch
+// ((x - mean) / sqrt(var + 1e-6), unbiased = false) when `normalise`.
+torch::Tensor mim_targets(const torch::Tensor& images, int64_t patch, bool normalise);
+
+// Sum over masked patches of the per-patch mean squared error (divide by the count for the
+// mean). pred/target [b,N,F], mim_mask [b,N].
+torch::Tensor mim_loss_sum(const torch::Tensor& pred, const torch::Tensor& target,
+                           const torch::Tensor& mim_mask);
+
+struct MsmLoss {
+  torch::Tensor total;       // the loss to differentiate
+  double mim = 0, mlm = 0, aux = 0;   // mean values (for logging)
+  std::vector<model::LayerLoad> load;
+};
+
+// One micro-batch: both passes and the weighted loss. mim_count / mlm_count are the
+// denominators (the global counts divided by the world size in distributed runs, so that
+// averaging gradients over ranks gives the global mean); 0 = this batch's own counts.
+MsmLoss msm_loss(model::EveModelImpl& model, const torch::Tensor& images, const torch::Tensor& ids,
+                 const torch::Tensor& mask, const MsmMasks& masks, const MsmOptions& o,
+                 double mim_count = 0, double mlm_count = 0);
+
+}  // namespace eve::train

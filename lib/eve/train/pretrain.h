@@ -1,0 +1,80 @@
+// eve-pretrain: pre-training an EVE model by masked signal modeling (reference/eve-model.md
+// §2.3). Torch-free header: the program's main fills PretrainOptions and calls
+// run_pretrain.
+//
+// Objective "msm" per micro-batch of image-text pairs:
+//   MIM: the encoder sees the visible patches (a random image_mask_ratio of the patches is
+//        dropped, position embeddings added before the drop) and the complete text; the
+//        model's light decoder (config mim_decoder) predicts the pixels of every patch; MSE
+//        over the masked patches only, against per-patch normalised pixels when the config's
+//        mim_norm_target is true (MAE), else the raw [-1, 1] pixels.
+//   MLM: the complete image and the text with text_mask_ratio of its real tokens (never
+//        CLS, SEP or pads) chosen; 80% become [MASK], 10% a random non-special token, 10%
+//        stay; cross-entropy over the chosen positions only.
+//   loss = mim_weight * MIM + mlm_weight * MLM + moe_lossweight * aux (GShard loss averaged
+//   over both passes).
+//
+// Randomness is a pure function of the seed: the data order of (seed, epoch), the
+// augmentation of (seed, epoch, sample position), the masks of (seed, micro-batch, sample
+// position), and torch's generator (dropout, drop-path, routing noise) is reseeded from
+// (seed, step, rank) before every step. That is what makes a resumed run continue exactly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "eve/core/cli.h"
+
+namespace eve::train {
+
+struct PretrainOptions {
+  // Data and model.
+  std::string data;                 // dataset dir (eve-prep + eve-tokenize encode)
+  std::string split = "train";      // records file <data>/<split>.jsonl
+  std::string config = "eve-tiny";  // preset name or config.json (ignored on resume)
+  std::string init;                 // optional bundle to start from
+  std::string tokenizer;            // tokenizer JSON (tok.json): vocab and special ids
+  std::string run_dir;              // output: bundle + trainer state + metrics.jsonl
+  std::string objective = "msm";
+
+  // Optimisation.
+  int batch_size = 32;              // global batch per optimiser step (all ranks, all micro-batches)
+  int accumulate = 1;               // micro-batches per step
+  int64_t max_steps = 0;            // 0 = use --epochs
+  double epochs = 1;
+  double lr = 1.5e-4;
+  double min_lr = 0.0;
+  double warmup = 0.1;              // < 1: fraction of the steps; >= 1: steps
+  std::string decay = "cosine";     // cosine | linear | constant
+  double weight_decay = 0.01;
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-8;
+  double clip = 1.0;                // max global gradient norm; 0 = off
+
+  // Objective.
+  double image_mask_ratio = 0.75;
+  double text_mask_ratio = 0.15;
+  double mim_weight = 1.0;
+  double mlm_weight = 1.0;
+
+  // Images.
+  double crop_scale_min = 0.5;
+  bool flip = true;
+  bool rand_augment = false;
+
+  // Checkpoints and logging.
+  int64_t save_every = 0;           // 0 = only at the end
+  int keep = 2;                     // checkpoint-<step> dirs kept
+  bool resume = false;              // also automatic when run_dir holds a checkpoint
+  int64_t log_every = 1;            // metrics.jsonl line every N steps
+  int prefetch = 4;                 // batches decoded ahead
+
+  // Distributed.
+  int nproc_per_node = 0;           // > 0: start this many local workers
+  int dist_timeout = 60;            // seconds a collective or rendezvous may wait
+};
+
+// Runs the whole pre-training; returns the exit code (0, or 128+signal after a checkpoint
+// when interrupted). Throws eve::UsageError for bad options and eve::Error for bad inputs.
+int run_pretrain(const PretrainOptions& options, const cli::CommonOptions& common);
+
+}  // namespace eve::train
