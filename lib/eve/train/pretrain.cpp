@@ -80,6 +80,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
   std::ifstream in(path);
   std::string line, kept;
   while (std::getline(in, line)) {
+    if (line.empty()) continue;
     try {
       auto j = nlohmann::json::parse(line);
       if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
@@ -309,7 +310,7 @@ struct Trainer {
           experts[std::to_string(ll.layer)] = frac;
         }
         j["expert_load"] = experts;
-        metrics << io::to_jsonl_line(j) << "\n";
+        metrics << io::to_jsonl_line(j);
         metrics.flush();
       }
       if (progress) progress->set(static_cast<uint64_t>(step));
