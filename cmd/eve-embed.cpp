@@ -1,16 +1,53 @@
 // eve-embed: Embed images or texts with an EVE bundle into .npy matrices
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "eve/core/cli.h"
-#include "eve/core/unimplemented.h"
 #include "eve/model/runtime.h"
+#include "eve/model/summary.h"
+#include "eve/search/embed.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Embed images or texts with an EVE bundle into .npy matrices", "eve-embed"};
   eve::cli::CommonOptions common;
   eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
+  eve::search::EmbedOptions o;
+  std::string describe, shard;
+  app.add_option("-m,--model", o.model, "Model bundle directory (needs the itc head)")
+      ->option_text("BUNDLE");
+  app.add_option("--images", o.images,
+                 "Images: dataset dirs, .tar shards, JPEG/PNG files, or files of image paths "
+                 "('-' = paths on stdin)")
+      ->option_text("SRC ...");
+  app.add_option("--texts", o.texts,
+                 "Records with \"ids\" or \"ids_list\" from eve-tokenize encode ('-' = stdin)")
+      ->option_text("RECORDS");
+  app.add_option("-o,--out", o.out,
+                 "Output OUT: OUT.npy + OUT.ids.jsonl, or parts OUT-00000.npy + OUT-00000.ids.jsonl")
+      ->option_text("OUT");
+  app.add_option("--id-field", o.id_field,
+                 "Texts: record field holding the row id (default: id, question_id, identifier "
+                 "or image, else the record number)");
+  app.add_option("-b,--batch-size", o.batch_size, "Inputs per forward pass")->capture_default_str();
+  app.add_option("--part-size", o.part_size,
+                 "Inputs per numbered output part (0 = one output unless --shard)")
+      ->capture_default_str();
+  app.add_flag("--half", o.half, "Write float16 instead of float32");
+  app.add_option("--shard", shard, "Make only the parts p with p % N == I")->option_text("I/N");
+  app.add_option("--max-bad", o.max_bad, "Exit 3 when more than this fraction of images is bad")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--describe", describe,
+                 "Print a summary of the bundle BUNDLE (parameters total and active per token, "
+                 "layers, experts, resolution, heads) and exit")
+      ->option_text("BUNDLE");
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
-    eve::nn::init_runtime(common);
-    eve::not_implemented_yet("eve-embed");
+    if (!describe.empty()) {
+      std::fputs(eve::model::format_summary(eve::model::summarize_bundle(describe)).c_str(), stdout);
+      return 0;
+    }
+    if (!shard.empty()) eve::search::parse_shard(shard, o.shard_index, o.shard_count);
+    eve::search::run_embed(o, common);
+    return 0;
   });
 }

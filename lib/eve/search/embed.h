@@ -1,0 +1,73 @@
+// eve-embed: dual-encoder embeddings of whole image or text collections (DESIGN.md §3
+// "Embeddings"). Each row is the CLS of a separate vision or text pass through the ITC
+// projection head, L2-normalised (reference/eve-model.md §1.6, §3.4). Torch-free header.
+//
+// Inputs, read as a stream in this order (memory is bounded by the batch, never by the
+// collection):
+//   images  every value of `images` in turn: a dataset dir of eve-prep (its image store, in
+//           index order, id = key); a tar archive "*.tar" (members ending .jpg/.jpeg/.png,
+//           id = member name without its extension; other members are ignored); a JPEG or
+//           PNG file (id = the path); "-" or any other file: a list of image paths, one per
+//           line, blank lines ignored (id = the path as written).
+//   texts   JSONL records ("-" = stdin) carrying "ids" (one row) or "ids_list" (one row per
+//           list), as eve-tokenize encode writes them. Row id: the field `id_field`; by
+//           default the first of "id", "question_id", "identifier", "image" the record has,
+//           else the record number (from 0). Rows of an "ids_list" get the id
+//           "<value>#<k>" (k from 0), the text ids eve-score retrieval understands.
+// Texts are padded to the model's max_text_len; longer ones are cut there with [SEP] kept
+// last.
+//
+// Outputs: with part_size 0 and no sharding, OUT.npy + OUT.ids.jsonl; otherwise numbered
+// parts OUT-00000.npy + OUT-00000.ids.jsonl, part p holding inputs [p*part_size,
+// (p+1)*part_size) minus bad images. Every file is written atomically (ids first, matrix
+// last); a part whose two files exist is finished and a rerun skips it. With shard I/N a
+// run makes the parts p with p % N == I, so the parts of all shards concatenated in number
+// order are the whole collection in input order.
+//
+// Bad images (missing, unreadable, not an image, truncated, ...) are skipped, counted by
+// reason and reported; past max_bad (a fraction of the images seen) run_embed throws
+// TooManyBadInputs after every part has been written.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "eve/core/cli.h"
+
+namespace eve::search {
+
+struct EmbedOptions {
+  std::string model;                 // bundle dir
+  std::vector<std::string> images;   // image sources (see above); or
+  std::string texts;                 // text records ("-" = stdin)
+  std::string out;                   // OUT or OUT.npy
+  std::string id_field;              // texts: row id field ("" = the defaults above)
+  int batch_size = 64;
+  int64_t part_size = 0;             // inputs per part; 0 = one output
+  bool half = false;                 // float16 instead of float32
+  int shard_index = 0, shard_count = 1;
+  double max_bad = 0.001;            // fraction of bad images tolerated
+};
+
+struct EmbedReport {
+  int64_t rows = 0;                   // rows written by this run
+  int64_t parts_written = 0, parts_skipped = 0;
+  int64_t bad = 0;                    // images skipped
+  std::map<std::string, int64_t> bad_by_reason;
+  int64_t truncated = 0;              // texts cut to max_text_len
+};
+
+// Embeds the inputs and writes the outputs; throws eve::Error (UsageError for bad options,
+// TooManyBadInputs past max_bad).
+EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common);
+
+// Parses "I/N" (0 <= I < N) for --shard; throws UsageError.
+void parse_shard(const std::string& text, int& index, int& count);
+
+// "<stem>-<part, 5 digits>.npy" / ".ids.jsonl", or "<stem>.npy" when part < 0. `out` may
+// end with ".npy".
+std::string embed_output_path(const std::string& out, int64_t part, bool ids);
+
+}  // namespace eve::search

@@ -1,0 +1,232 @@
+#include "eve/search/embed_inputs.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "eve/core/error.h"
+#include "eve/image/codec.h"
+#include "eve/image/preprocess.h"
+#include "eve/io/file.h"
+#include "eve/io/image_store.h"
+#include "eve/io/jsonl.h"
+#include "eve/io/tar.h"
+
+namespace fs = std::filesystem;
+
+namespace eve::search {
+namespace {
+
+std::string json_string(const std::string& s) {
+  return io::json(s).dump(-1, ' ', false, io::json::error_handler_t::replace);
+}
+
+bool ends_with_ci(const std::string& s, const char* suffix) {
+  size_t n = std::char_traits<char>::length(suffix);
+  if (s.size() < n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - n + i])) != suffix[i]) return false;
+  return true;
+}
+
+bool is_image_member(const std::string& name) {
+  return ends_with_ci(name, ".jpg") || ends_with_ci(name, ".jpeg") || ends_with_ci(name, ".png");
+}
+
+// Whether a file starts like a JPEG or PNG.
+bool looks_like_image(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char head[8] = {};
+  size_t n = std::fread(head, 1, sizeof head, f);
+  std::fclose(f);
+  return image::detect_format(std::string_view(head, n)) != image::Format::unknown;
+}
+
+}  // namespace
+
+ImageSources::ImageSources(std::vector<std::string> specs) : specs_(std::move(specs)) {}
+ImageSources::~ImageSources() = default;
+
+bool ImageSources::open_next() {
+  tar_.reset();
+  list_.reset();
+  keys_.clear();
+  key_ = 0;
+  kind_ = Kind::none;
+  if (spec_ >= specs_.size()) return false;
+  const std::string& s = specs_[spec_++];
+  std::error_code ec;
+  if (s != "-" && fs::is_directory(s, ec)) {
+    if (!io::file_exists(io::image_index_path(s, "images")))
+      throw Error("not a dataset dir: no images.idx", s, {},
+                  "give a dataset dir written by eve-prep, tar shards, image files or a list of paths");
+    stores_.push_back(std::make_unique<io::ImageStore>(s));
+    keys_ = stores_.back()->keys();
+    kind_ = Kind::store;
+  } else if (s != "-" && ends_with_ci(s, ".tar")) {
+    tar_ = std::make_unique<io::TarReader>(s);
+    kind_ = Kind::tar;
+  } else if (s != "-" && looks_like_image(s)) {
+    kind_ = Kind::file;
+  } else {
+    if (s != "-" && !io::file_exists(s)) throw UsageError("no such file or directory", s);
+    list_ = std::make_unique<io::LineReader>(s);
+    kind_ = Kind::list;
+  }
+  return true;
+}
+
+bool ImageSources::next(ImageItem& it, bool need_data) {
+  it = ImageItem();
+  for (;;) {
+    switch (kind_) {
+      case Kind::none:
+        if (!open_next()) return false;
+        continue;
+      case Kind::store:
+        if (key_ < keys_.size()) {
+          it.key = keys_[key_++];
+          it.store = stores_.back().get();
+          it.id = json_string(it.key);
+          it.name = specs_[spec_ - 1] + ":" + it.key;
+          return true;
+        }
+        break;
+      case Kind::tar: {
+        io::TarMember m;
+        bool found = false;
+        while (tar_->next(m)) {
+          if (!is_image_member(m.name)) continue;
+          found = true;
+          break;
+        }
+        if (found) {
+          std::string key = m.name.substr(0, m.name.rfind('.'));
+          it.id = json_string(key);
+          it.name = tar_->path() + ":" + m.name;
+          if (need_data) it.bytes = tar_->read();
+          return true;
+        }
+        break;
+      }
+      case Kind::list: {
+        std::string line;
+        bool found = false;
+        while (list_->next(line)) {
+          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+          found = true;
+          break;
+        }
+        if (found) {
+          it.path = line;
+          it.id = json_string(line);
+          it.name = line;
+          return true;
+        }
+        break;
+      }
+      case Kind::file:
+        it.path = specs_[spec_ - 1];
+        it.id = json_string(it.path);
+        it.name = it.path;
+        kind_ = Kind::none;
+        return true;
+    }
+    kind_ = Kind::none;
+  }
+}
+
+std::string load_image(const ImageItem& it, int res, float* out) {
+  std::string owned;
+  std::string_view bytes = it.bytes;
+  if (it.store) {
+    owned = it.store->read(it.key);
+    bytes = owned;
+  } else if (!it.path.empty()) {
+    try {
+      owned = io::read_file(it.path);
+    } catch (const Error& e) {
+      return std::string(image::failure_name(image::Failure::missing)) + ": " + e.what();
+    }
+    bytes = owned;
+  }
+  try {
+    image::Image img = image::decode(bytes);
+    image::eval_transform(img, res, out);
+  } catch (const image::ImageError& e) {
+    return std::string(image::failure_name(e.reason())) + ": " + e.what();
+  }
+  return {};
+}
+
+TextSource::TextSource(const std::string& path, std::string id_field, int64_t vocab_size)
+    : reader_(std::make_unique<io::JsonlReader>(path)), id_field_(std::move(id_field)),
+      vocab_(vocab_size) {}
+TextSource::~TextSource() = default;
+
+bool TextSource::next(TextItem& item) {
+  while (pending_.empty()) {
+    io::json rec;
+    if (!reader_->next(rec)) return false;
+    const std::string where = reader_->where();
+    auto fail = [&](const std::string& what, const std::string& hint = {}) {
+      throw Error(what, reader_->path() == "-" ? "<stdin>" : reader_->path(),
+                  std::to_string(reader_->line_number()), hint);
+    };
+    auto tokens_of = [&](const io::json& v, const std::string& field) {
+      if (!v.is_array() || v.empty()) fail("\"" + field + "\" must be a non-empty list of token ids");
+      std::vector<int64_t> t;
+      t.reserve(v.size());
+      for (const auto& x : v) {
+        if (!x.is_number_integer()) fail("\"" + field + "\" must be a non-empty list of token ids");
+        int64_t id = x.get<int64_t>();
+        if (id < 0 || id >= vocab_)
+          fail("token id " + std::to_string(id) + " in \"" + field + "\" is outside the model's vocabulary of " +
+                   std::to_string(vocab_),
+               "encode with the tokenizer the model was trained with");
+        t.push_back(id);
+      }
+      return t;
+    };
+    // The id value (JSON) and whether one was found.
+    const io::json* idv = nullptr;
+    if (!id_field_.empty()) {
+      if (!rec.contains(id_field_)) fail("no id field \"" + id_field_ + "\"", "pick another with --id-field");
+      idv = &rec[id_field_];
+    } else {
+      for (const char* f : {"id", "question_id", "identifier", "image"})
+        if (rec.contains(f)) {
+          idv = &rec[f];
+          break;
+        }
+    }
+    if (rec.contains("ids_list")) {
+      const io::json& lists = rec["ids_list"];
+      if (!lists.is_array()) fail("\"ids_list\" must be a list of token id lists");
+      for (size_t k = 0; k < lists.size(); ++k) {
+        TextItem t;
+        t.tokens = tokens_of(lists[k], "ids_list");
+        std::string base = !idv ? std::to_string(rows_) : idv->is_string() ? idv->get<std::string>() : idv->dump();
+        t.id = json_string(base + "#" + std::to_string(k));
+        t.where = where;
+        pending_.push_back(std::move(t));
+      }
+      if (lists.empty()) fail("\"ids_list\" is empty");
+      ++rows_;
+    } else if (rec.contains("ids")) {
+      TextItem t;
+      t.tokens = tokens_of(rec["ids"], "ids");
+      t.id = idv ? idv->dump(-1, ' ', false, io::json::error_handler_t::replace) : std::to_string(rows_);
+      t.where = where;
+      pending_.push_back(std::move(t));
+      ++rows_;
+    } else {
+      fail("record has no \"ids\" or \"ids_list\"", "encode the texts first: eve-tokenize encode -m tok.model | eve-embed --texts -");
+    }
+  }
+  item = std::move(pending_.front());
+  pending_.pop_front();
+  return true;
+}
+
+}  // namespace eve::search

@@ -1,0 +1,76 @@
+// The input streams of eve-embed and eve-rank --rerank: images from dataset dirs, tar
+// archives, image files and path lists; token-id texts from JSONL records (embed.h says
+// which source is which and how rows get their ids). Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace eve::io {
+class ImageStore;
+class TarReader;
+class LineReader;
+class JsonlReader;
+}  // namespace eve::io
+
+namespace eve::search {
+
+struct ImageItem {
+  std::string id;    // the row id as JSON text
+  std::string name;  // for messages
+  std::string path;  // a file to read, or
+  const io::ImageStore* store = nullptr;  // a key of a dataset dir, or
+  std::string key;
+  std::string bytes;  // bytes read already (tar members)
+};
+
+class ImageSources {
+ public:
+  explicit ImageSources(std::vector<std::string> specs);
+  ~ImageSources();
+  // The next image; with need_data false the item may come without its bytes (it is only
+  // counted). False at the end of the last source.
+  bool next(ImageItem& item, bool need_data = true);
+
+ private:
+  bool open_next();
+  std::vector<std::string> specs_;
+  size_t spec_ = 0;
+  enum class Kind { none, store, tar, list, file } kind_ = Kind::none;
+  std::vector<std::unique_ptr<io::ImageStore>> stores_;  // kept alive for pending reads
+  std::vector<std::string> keys_;
+  size_t key_ = 0;
+  std::unique_ptr<io::TarReader> tar_;
+  std::unique_ptr<io::LineReader> list_;
+};
+
+// Reads the item's bytes (when needed), decodes them and writes the evaluation transform
+// (3 x res x res floats) to `out`. Returns "" on success, else "<reason>: <message>" with
+// reason one of image::failure_name()'s ("missing" for a file that cannot be read).
+std::string load_image(const ImageItem& item, int res, float* out);
+
+struct TextItem {
+  std::string id;               // the row id as JSON text
+  std::vector<int64_t> tokens;  // as in the record
+  std::string where;            // "file:line" for messages
+};
+
+class TextSource {
+ public:
+  // id_field "" = the default fields; tokens must lie in [0, vocab_size).
+  TextSource(const std::string& path, std::string id_field, int64_t vocab_size);
+  ~TextSource();
+  bool next(TextItem& item);
+
+ private:
+  std::unique_ptr<io::JsonlReader> reader_;
+  std::string id_field_;
+  int64_t vocab_;
+  int64_t rows_ = 0;
+  std::deque<TextItem> pending_;
+};
+
+}  // namespace eve::search
