@@ -23,5 +23,18 @@ int main(int argc, char** argv) {
   app.add_option("-k,--k", o.k, "Results per query")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-o,--out", o.out, "Ranks JSONL ('-' = stdout)")->capture_default_str();
   app.add_option("--scores-out", o.scores_out, "Also write the full score matrix (.npy float32)");
+  auto* rr = app.add_option_group("Re-ranking", "Re-score each query's top --k-test by the ITM head");
+  rr->add_flag("--rerank", o.rerank,
+               "Re-rank the top --k-test of each query by the match logit of the fusion pass");
+  rr->add_option("-m,--model", o.model, "Model bundle with the itc and itm heads")->option_text("BUNDLE");
+  rr->add_option("--images", o.images, "The images embedded (as for eve-embed --images)")
+      ->option_text("SRC ...");
+  rr->add_option("--texts", o.texts, "The token-id records embedded (as for eve-embed --texts)")
+      ->option_text("RECORDS");
+  rr->add_option("--id-field", o.id_field, "Texts: record field holding the row id (as for eve-embed)");
+  rr->add_option("--k-test", o.k_test, "Candidates re-ranked per query")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  rr->add_option("-b,--batch-size", o.batch_size, "Pairs per fusion pass")->capture_default_str()
+      ->check(CLI::PositiveNumber);
   return eve::cli::run(app, argc, argv, common, [&] { return eve::search::run_rank(o, common); });
 }

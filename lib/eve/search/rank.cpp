@@ -11,8 +11,14 @@
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/core/threads.h"
+#include "eve/model/bundle.h"
 #include "eve/model/runtime.h"
+#include "eve/search/embed_encoder.h"
+#include "eve/search/embed_inputs.h"
 #include "eve/search/topk.h"
+
+#include <unordered_map>
 
 namespace eve::search {
 namespace {
@@ -130,6 +136,96 @@ void write_scores(const RowSource& q, const RowSource& g, const RankOptions& opt
   w.finish();
 }
 
+// Re-scores candidate lists with the ITM head of the fusion pass (RankOptions::rerank).
+class ItmReranker {
+ public:
+  ItmReranker(const RankOptions& o, const std::string& device, const std::vector<std::string>& qids,
+              const std::vector<std::string>& gids, int threads)
+      : o_(o), qids_(qids), gids_(gids), pool_(resolve_threads(threads)) {
+    model::Bundle b = model::load_bundle(o.model);
+    enc_ = std::make_unique<RetrievalEncoder>(b.model, torch::Device(device), o.model, true);
+    sources_ = std::make_unique<ImageSources>(o.images);  // owns the stores items point into
+    ImageItem it;
+    while (sources_->next(it)) {
+      std::string id = it.id;
+      images_.emplace(std::move(id), std::move(it));
+    }
+    TextSource ts(o.texts, o.id_field, b.config.vocab_size);
+    TextItem t;
+    while (ts.next(t)) texts_.emplace(t.id, std::move(t.tokens));
+    if (qids.empty() || gids.empty()) return;
+    const bool qi = images_.count(qids[0]), qt = texts_.count(qids[0]);
+    const bool gi = images_.count(gids[0]), gt = texts_.count(gids[0]);
+    if (qi && gt) image_queries_ = true;
+    else if (qt && gi) image_queries_ = false;
+    else
+      throw Error("query " + qids[0] + " and gallery row " + gids[0] +
+                      " are not an image of --images and a text of --texts (either way round)",
+                  {}, {}, "give the inputs the embeddings were made from");
+    log::info("rerank: {} queries by the ITM head, top {} of each ({} images, {} texts)",
+              image_queries_ ? "image" : "text", o.k_test, images_.size(), texts_.size());
+  }
+
+  // Re-orders `hits` of query q by the match logit and keeps the best k.
+  void rerank(int64_t q, std::vector<Hit>& hits, float* score_row) {
+    const int64_t n = static_cast<int64_t>(hits.size());
+    const int res = enc_->image_res();
+    const int64_t plane = 3 * int64_t{res} * res;
+    std::vector<const std::vector<int64_t>*> toks(n);
+    torch::Tensor px;
+    if (image_queries_) {
+      px = torch::empty({1, 3, res, res});
+      load(qids_[q], px.data_ptr<float>());
+      for (int64_t i = 0; i < n; ++i) toks[i] = &text(gids_[hits[i].index]);
+    } else {
+      px = torch::empty({n, 3, res, res});
+      const auto& t = text(qids_[q]);
+      float* base = px.data_ptr<float>();
+      parallel_for(pool_, static_cast<size_t>(n),
+                   [&](size_t i) { load(gids_[hits[i].index], base + i * plane); });
+      for (int64_t i = 0; i < n; ++i) toks[i] = &t;
+    }
+    std::vector<float> logit(n);
+    for (int64_t b0 = 0; b0 < n; b0 += o_.batch_size) {
+      const int64_t nb = std::min<int64_t>(o_.batch_size, n - b0);
+      torch::Tensor p = image_queries_ ? px.expand({nb, 3, res, res}) : px.narrow(0, b0, nb);
+      std::vector<const std::vector<int64_t>*> tb(toks.begin() + b0, toks.begin() + b0 + nb);
+      torch::Tensor s = enc_->match(p, tb);
+      std::copy(s.data_ptr<float>(), s.data_ptr<float>() + nb, logit.begin() + b0);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      hits[i].score = logit[i];
+      if (score_row) score_row[hits[i].index] = logit[i];
+    }
+    std::stable_sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) { return a.score > b.score; });
+    if (static_cast<int64_t>(hits.size()) > o_.k) hits.resize(o_.k);
+  }
+
+ private:
+  void load(const std::string& id, float* out) {
+    auto it = images_.find(id);
+    if (it == images_.end())
+      throw Error("image " + id + " is not among the images of --images", o_.images[0]);
+    std::string err = load_image(it->second, enc_->image_res(), out);
+    if (!err.empty()) throw Error("cannot use image " + id + ": " + err, it->second.name);
+  }
+  const std::vector<int64_t>& text(const std::string& id) {
+    auto it = texts_.find(id);
+    if (it == texts_.end()) throw Error("text " + id + " is not among the texts of --texts", o_.texts);
+    return it->second;
+  }
+
+  const RankOptions& o_;
+  const std::vector<std::string>& qids_;
+  const std::vector<std::string>& gids_;
+  ThreadPool pool_;
+  std::unique_ptr<RetrievalEncoder> enc_;
+  std::unique_ptr<ImageSources> sources_;
+  std::unordered_map<std::string, ImageItem> images_;
+  std::unordered_map<std::string, std::vector<int64_t>> texts_;
+  bool image_queries_ = true;
+};
+
 }  // namespace
 
 std::string default_ids_path(const std::string& npy_path) {
@@ -139,10 +235,20 @@ std::string default_ids_path(const std::string& npy_path) {
 }
 
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
-  nn::init_runtime(common);
+  const std::string device = nn::init_runtime(common);
   if (opts.queries.empty() || opts.gallery.empty())
     throw UsageError("--queries and --gallery are required");
   if (opts.k < 1) throw UsageError("-k must be at least 1");
+  if (opts.rerank) {
+    if (opts.model.empty() || opts.images.empty() || opts.texts.empty())
+      throw UsageError("--rerank needs --model, --images and --texts");
+    if (opts.k_test < opts.k)
+      throw UsageError("-k " + std::to_string(opts.k) + " is more than --k-test " + std::to_string(opts.k_test),
+                       {}, {}, "only the top --k-test candidates are re-ranked");
+    if (opts.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  } else if (!opts.model.empty() || !opts.images.empty() || !opts.texts.empty()) {
+    throw UsageError("--model, --images and --texts are for --rerank");
+  }
   NpyParts queries(opts.queries), gallery(opts.gallery);
   if (queries.cols() != gallery.cols())
     throw Error("queries have " + std::to_string(queries.cols()) + " columns but the gallery has " +
@@ -152,16 +258,36 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   log::info("ranking {} queries against {} gallery rows (dim {}), k={}", queries.rows(),
             gallery.rows(), queries.cols(), opts.k);
 
-  if (!opts.scores_out.empty()) write_scores(queries, gallery, opts);
+  std::unique_ptr<ItmReranker> reranker;
+  std::unique_ptr<io::NpyRowWriter> rerank_scores;
+  if (opts.rerank) {
+    reranker = std::make_unique<ItmReranker>(opts, device, qids, gids, common.threads);
+    if (!opts.scores_out.empty()) {
+      if (queries.rows() * gallery.rows() > opts.max_scores)
+        throw UsageError("--scores-out would hold " + std::to_string(queries.rows() * gallery.rows()) +
+                         " scores", {}, {}, "it is meant for evaluation-sized sets; rank with -k instead");
+      rerank_scores = std::make_unique<io::NpyRowWriter>(opts.scores_out, io::DType::f32, gallery.rows());
+    }
+  } else if (!opts.scores_out.empty()) {
+    write_scores(queries, gallery, opts);
+  }
 
   TopkOptions to;
-  to.k = opts.k;
+  to.k = opts.rerank ? opts.k_test : opts.k;
   to.threads = common.threads;
   io::AtomicWriter out(opts.out);
   Progress progress("rank", static_cast<uint64_t>(queries.rows()), "queries");
   std::string buf;
   topk_search(queries, gallery, to, [&](int64_t first, std::vector<std::vector<Hit>>& hits) {
     buf.clear();
+    if (reranker) {
+      std::vector<float> row(rerank_scores ? gallery.rows() : 0);
+      for (size_t i = 0; i < hits.size(); ++i) {
+        std::fill(row.begin(), row.end(), -100.0f);
+        reranker->rerank(first + static_cast<int64_t>(i), hits[i], rerank_scores ? row.data() : nullptr);
+        if (rerank_scores) rerank_scores->append_rows(row.data(), 1);
+      }
+    }
     for (size_t i = 0; i < hits.size(); ++i) {
       buf += "{\"query\": ";
       buf += qids[first + i];
@@ -175,6 +301,7 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
     out.write(buf);
     progress.add(hits.size());
   });
+  if (rerank_scores) rerank_scores->finish();
   out.commit();
   progress.finish();
   return 0;

@@ -20,6 +20,21 @@ struct RankOptions {
   std::string out = "-";         // ranks JSONL
   std::string scores_out;        // optional full score matrix (.npy, float32)
   int64_t max_scores = int64_t{1} << 28;  // refuse --scores-out above this many cells
+
+  // Re-ranking as EVE's retrieval evaluation does it (reference/eve-model.md §3.4): each
+  // query's best k_test rows by inner product are scored again by the ITM "match" logit
+  // (index 1) of the fusion (vl) pass over the (image, text) pair, best first (ties keep
+  // the inner-product order), and the best k are written with that logit as their score;
+  // --scores-out then holds the logits of those k_test pairs and -100 elsewhere. Query and
+  // gallery ids are looked up among the ids eve-embed gives `images` and `texts` (see
+  // embed.h): queries may be images (gallery texts) or texts (gallery images).
+  bool rerank = false;
+  std::string model;                // bundle with the itc and itm heads
+  std::vector<std::string> images;  // image sources, as for eve-embed --images
+  std::string texts;                // token-id records, as for eve-embed --texts
+  std::string id_field;             // texts: row id field, as for eve-embed --id-field
+  int k_test = 128;
+  int batch_size = 64;              // pairs per fusion pass
 };
 
 // Loads the parts, ranks, writes `out` (atomically when it is a file) and returns 0.
