@@ -6,7 +6,7 @@
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}"
 PY=${EVE_PYTHON:-/usr/bin/python3}
-N=${N:-512} CONFIG=${CONFIG:-eve-tiny} RES=${RES:-224} BATCH=${BATCH:-32}
+N=${N:-256} CONFIG=${CONFIG:-eve-tiny} RES=${RES:-0} BATCH=${BATCH:-32}  # RES 0 = the preset's
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 cd "$t"
 # A bundle of the preset with the retrieval heads and random weights; N JPEGs of 640x480.
@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image
 import eve_ref, eve_ref_io
 cfg = json.load(open("%s/share/eve/configs/%s.json" % (src, preset)))
-cfg.update(heads=["itc", "itm"], image_res=res, drop_path_rate=0.0, text_dropout=0.0)
+cfg.update(heads=["itc", "itm"], drop_path_rate=0.0, text_dropout=0.0)
+if res:
+    cfg["image_res"] = res
 os.makedirs("bundle")
 json.dump(cfg, open("bundle/config.json", "w"))
 m = eve_ref.EveRef(eve_ref.read_config("bundle/config.json"))
@@ -70,4 +72,4 @@ done
 import numpy as np
 a, b = np.load('eve.npy'), np.load('peer.npy')
 print('max |eve - python| = %.2e over %d rows' % (abs(a - b).max(), a.shape[0]))"
-echo "($N JPEGs 640x480, $CONFIG at ${RES}px, batch $BATCH; ratio = python time / eve-embed time)"
+echo "($N JPEGs 640x480, $CONFIG at $("$PY" -c "import json; print(json.load(open('bundle/config.json'))['image_res'])")px, batch $BATCH; ratio = python time / eve-embed time)"
