@@ -2,16 +2,8 @@
 # eve-pretrain data parallelism: 2 local workers (Gloo on loopback) end with the weights of
 # one process with the same global batch (within 1e-5); a rank whose peer never arrives
 # fails within --dist-timeout instead of hanging.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-pre=$EVE_BIN/eve-pretrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-"$EVE_BIN/eve-prep" synth --out "$tmp/w" --count 20 --size 48 --seed 4 -q
-"$EVE_BIN/eve-prep" -q pairs --ann "$tmp/w/pairs_train.json" --images "$tmp/w" --out "$tmp/d"
-"$EVE_BIN/eve-tokenize" train -q "$tmp/d/train.jsonl" -o "$tmp/tok.model" --vocab-size 120
-"$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
+source "$(dirname "$0")/pretrain_common.bash"
+toy_pairs 20 48 4 120
 # No randomness inside the model (dropout, drop-path, routing noise) and no token dropping,
 # so the only difference between the runs is how the global batch is split.
 "$EVE_PYTHON" - "$EVE_SOURCE/share/eve/configs/eve-tiny.json" "$tmp/det.json" <<'PY'
