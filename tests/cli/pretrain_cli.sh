@@ -15,6 +15,7 @@ for f in config.json model.safetensors metrics.jsonl checkpoint-00000040/trainer
          checkpoint-00000040/optimizer.safetensors checkpoint-00000020/model.safetensors; do
   [[ -f $tmp/run/$f ]] || { echo "FAIL missing $f"; fail=1; }
 done
+cmp -s "$tmp/tok.model" "$tmp/run/tokenizer.model" || { echo "FAIL the run dir lacks tokenizer.model"; fail=1; }
 check metrics-lines 40 "$(wc -l <"$tmp/run/metrics.jsonl")"
 "$EVE_PYTHON" - "$tmp/run/metrics.jsonl" <<'EOF' || fail=1
 import json, sys

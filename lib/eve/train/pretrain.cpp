@@ -158,6 +158,13 @@ struct Trainer {
         config.cls_token_id = t.cls_id;
         config.sep_token_id = t.sep_id;
         config.mask_token_id = t.mask_id;
+        // The bundle carries its tokenizer: tok.model beside tok.json is copied in.
+        fs::path spm = fs::path(o.tokenizer).replace_extension(".model");
+        if (rank0() && fs::exists(spm)) {
+          fs::create_directories(o.run_dir);
+          io::write_file_atomic((fs::path(o.run_dir) / "tokenizer.model").string(),
+                                io::read_file(spm.string()));
+        }
       }
       config.validate(o.config);
       if (!model) model = model::EveModel(config);
