@@ -44,7 +44,8 @@ done
 
 stage "4. eve-pretrain: masked signal modeling (eve-tiny) on the caption pairs"
 STEPS=${EVE_DEMO_STEPS:-400}
-done_or pretrain/model.safetensors ||
+# The final checkpoint marks the stage done; an interrupted run resumes where it stopped.
+done_or "pretrain/checkpoint-$(printf %08d "$STEPS")" ||
   eve-pretrain --data data/pairs --split train.ids --tokenizer tok.json --config eve-tiny \
     --out pretrain --batch-size 16 --max-steps "$STEPS" --lr 1e-3 --warmup 20 --save-every 100 \
     --threads "$THREADS"
