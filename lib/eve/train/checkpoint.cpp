@@ -39,7 +39,8 @@ CheckpointRef latest_checkpoint(const std::string& run_dir) {
 }
 
 void write_checkpoint(const std::string& run_dir, int64_t step, model::EveModelImpl& model,
-                      const AdamW& optimizer, const nlohmann::ordered_json& trainer, int keep) {
+                      const AdamW& optimizer, const nlohmann::ordered_json& trainer, int keep,
+                      bool update_root) {
   char name[32];
   std::snprintf(name, sizeof name, "%s%08lld", kPrefix, static_cast<long long>(step));
   const fs::path final_dir = fs::path(run_dir) / name;
@@ -52,8 +53,9 @@ void write_checkpoint(const std::string& run_dir, int64_t step, model::EveModelI
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   // The run dir itself is the latest model bundle.
-  for (const char* f : {"config.json", "model.safetensors"})
-    io::write_file_atomic((fs::path(run_dir) / f).string(), io::read_file((final_dir / f).string()));
+  if (update_root)
+    for (const char* f : {"config.json", "model.safetensors"})
+      io::write_file_atomic((fs::path(run_dir) / f).string(), io::read_file((final_dir / f).string()));
   auto all = list_checkpoints(run_dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < all.size(); ++i) fs::remove_all(all[i].dir);
 }

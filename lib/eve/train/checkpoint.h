@@ -27,7 +27,10 @@ struct CheckpointRef {
 // The complete checkpoint with the highest step in run_dir (step -1 when there is none).
 CheckpointRef latest_checkpoint(const std::string& run_dir);
 
+// update_root: also make RUN/config.json + RUN/model.safetensors this checkpoint's model
+// (fine-tuning keeps the best model there instead).
 void write_checkpoint(const std::string& run_dir, int64_t step, model::EveModelImpl& model,
-                      const AdamW& optimizer, const nlohmann::ordered_json& trainer, int keep);
+                      const AdamW& optimizer, const nlohmann::ordered_json& trainer, int keep,
+                      bool update_root = true);
 
 }  // namespace eve::train

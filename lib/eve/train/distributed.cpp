@@ -172,6 +172,21 @@ void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_b
   }
 }
 
+torch::Tensor ProcessGroup::gather_rows(const torch::Tensor& local) {
+  if (!active()) return local;
+  std::vector<torch::Tensor> parts;
+  {
+    torch::NoGradGuard guard;
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int r = 0; r < env_.world; ++r) out[0].push_back(torch::empty_like(local));
+    std::vector<at::Tensor> in{local.detach().contiguous()};
+    impl_->pg->allgather(out, in)->wait();
+    parts = out[0];
+  }
+  parts[static_cast<size_t>(env_.rank)] = local;
+  return torch::cat(parts, 0);
+}
+
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
   if (!active()) return values;
   std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64)};

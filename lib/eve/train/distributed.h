@@ -43,6 +43,10 @@ class ProcessGroup {
   void broadcast(std::vector<torch::Tensor>& tensors);
   // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes.
   void average(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
+  // Concatenates every rank's `local` ([n,...], the same shape on every rank) along dim 0
+  // in rank order. The local slice is `local` itself, so gradients flow into it and only it
+  // (the other ranks' rows are constants, as in the all-gather of EVE's contrastive loss).
+  torch::Tensor gather_rows(const torch::Tensor& local);
   // Sums small values over ranks.
   std::vector<double> sum(const std::vector<double>& values);
   void barrier();

@@ -16,7 +16,9 @@ namespace {
 constexpr uint64_t kOrderStream = 0x6f72646572ull;     // "order"
 constexpr uint64_t kAugmentStream = 0x6175676dull;     // "augm"
 
-std::vector<int64_t> parse_ids(const io::json& v, const std::string& where, int vocab_size) {
+}  // namespace
+
+std::vector<int64_t> parse_token_ids(const io::json& v, const std::string& where, int vocab_size) {
   if (!v.is_array() || v.empty())
     throw Error("ids must be a non-empty list of integers", where);
   std::vector<int64_t> ids;
@@ -33,13 +35,11 @@ std::vector<int64_t> parse_ids(const io::json& v, const std::string& where, int 
   return ids;
 }
 
-}  // namespace
-
-std::vector<PairSample> read_pair_samples(const std::string& dir, const std::string& split,
+std::vector<Sample> read_pair_samples(const std::string& dir, const std::string& split,
                                           int vocab_size) {
   const std::string path = dir + "/" + split + ".jsonl";
   io::JsonlReader reader(path);
-  std::vector<PairSample> out;
+  std::vector<Sample> out;
   io::json r;
   while (reader.next(r)) {
     const std::string where = reader.where();
@@ -48,10 +48,10 @@ std::vector<PairSample> read_pair_samples(const std::string& dir, const std::str
       throw Error("record has no string field \"image\"", where, {},
                   "pre-training reads caption pairs written by eve-prep pairs");
     if (r.contains("ids")) {
-      out.push_back({img->get<std::string>(), parse_ids(r["ids"], where, vocab_size), where});
+      out.push_back({{img->get<std::string>()}, parse_token_ids(r["ids"], where, vocab_size), where});
     } else if (r.contains("ids_list") && r["ids_list"].is_array()) {
       for (const auto& ids : r["ids_list"])
-        out.push_back({img->get<std::string>(), parse_ids(ids, where, vocab_size), where});
+        out.push_back({{img->get<std::string>()}, parse_token_ids(ids, where, vocab_size), where});
     } else {
       throw Error("record has no token ids (\"ids\" or \"ids_list\")", where, {},
                   "run the records through eve-tokenize encode first");
@@ -69,7 +69,7 @@ std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch) 
   return order;
 }
 
-Loader::Loader(std::vector<PairSample> samples, LoaderOptions options)
+Loader::Loader(std::vector<Sample> samples, LoaderOptions options)
     : samples_(std::move(samples)), o_(std::move(options)), store_(o_.dir) {
   if (o_.world < 1 || o_.rank < 0 || o_.rank >= o_.world) throw Error("loader: bad rank/world");
   if (o_.global_batch < o_.world || o_.global_batch % o_.world != 0)
@@ -79,9 +79,16 @@ Loader::Loader(std::vector<PairSample> samples, LoaderOptions options)
   if (batches_per_epoch() == 0)
     throw UsageError("the dataset has " + std::to_string(samples_.size()) +
                      " samples, fewer than one batch of " + std::to_string(o_.global_batch));
-  for (const auto& s : samples_)
-    if (!store_.contains(s.image))
-      throw Error("image \"" + s.image + "\" is not in the image store of " + o_.dir, s.where);
+  if (!samples_.empty()) images_per_sample_ = samples_.front().images.size();
+  for (const auto& s : samples_) {
+    if (s.images.size() != images_per_sample_ || s.images.empty())
+      throw Error("every sample needs " + std::to_string(images_per_sample_) + " image(s), this one has " +
+                      std::to_string(s.images.size()),
+                  s.where);
+    for (const auto& key : s.images)
+      if (!store_.contains(key))
+        throw Error("image \"" + key + "\" is not in the image store of " + o_.dir, s.where);
+  }
   pool_ = std::make_unique<ThreadPool>(std::max(1, o_.threads));
 }
 
@@ -105,18 +112,27 @@ void Loader::seek(int64_t epoch, int64_t index) {
 }
 
 Loader::Decoded Loader::decode(int64_t epoch, int64_t position, int64_t sample) const {
-  const PairSample& s = samples_[static_cast<size_t>(sample)];
-  image::Image img;
-  try {
-    img = image::decode(store_.read(s.image));
-  } catch (const image::ImageError& e) {
-    throw Error(std::string("image \"") + s.image + "\" cannot be decoded (" + e.what() + ")", s.where);
-  }
-  data::Rng rng(o_.seed, kAugmentStream + static_cast<uint64_t>(epoch), static_cast<uint64_t>(position));
-  image::Image aug = image::augment(img, o_.augment, rng);
+  const Sample& s = samples_[static_cast<size_t>(sample)];
+  const size_t plane = static_cast<size_t>(3) * o_.augment.res * o_.augment.res;
   Decoded d;
-  d.pixels.resize(static_cast<size_t>(3) * o_.augment.res * o_.augment.res);
-  image::to_chw_normalized(aug, d.pixels.data());
+  d.sample = sample;
+  d.pixels.resize(plane * s.images.size());
+  for (size_t k = 0; k < s.images.size(); ++k) {
+    image::Image img;
+    try {
+      img = image::decode(store_.read(s.images[k]));
+    } catch (const image::ImageError& e) {
+      throw Error(std::string("image \"") + s.images[k] + "\" cannot be decoded (" + e.what() + ")", s.where);
+    }
+    if (epoch < 0) {
+      image::eval_transform(img, o_.augment.res, d.pixels.data() + k * plane);
+      continue;
+    }
+    // Each image of a sample gets its own draw: stream (epoch, image), index position.
+    data::Rng rng(o_.seed, kAugmentStream + static_cast<uint64_t>(epoch) + (static_cast<uint64_t>(k) << 40),
+                  static_cast<uint64_t>(position));
+    image::to_chw_normalized(image::augment(img, o_.augment, rng), d.pixels.data() + k * plane);
+  }
   d.ids = s.ids;
   if (static_cast<int>(d.ids.size()) > o_.max_text_len) d.ids.resize(static_cast<size_t>(o_.max_text_len));
   return d;
@@ -143,32 +159,52 @@ void Loader::fill() {
   }
 }
 
-Batch Loader::next() {
-  fill();
-  Pending p = std::move(pending_.front());
-  pending_.pop_front();
+Batch Loader::collect(Pending& p) {
   const int64_t b = static_cast<int64_t>(p.items.size()), R = o_.augment.res, T = o_.max_text_len;
+  const int64_t plane = 3 * R * R;
   Batch out;
   out.epoch = p.epoch;
   out.index = p.index;
-  out.first = slice_start(p.index, o_.global_batch, o_.rank, o_.world);
   out.images = torch::empty({b, 3, R, R});
+  if (images_per_sample_ > 1) out.images2 = torch::empty({b, 3, R, R});
+  out.samples = torch::empty({b}, torch::kInt64);
   out.ids = torch::full({b, T}, static_cast<int64_t>(o_.pad_id), torch::kInt64);
   out.mask = torch::zeros({b, T}, torch::kInt64);
   for (auto& f : p.items) f.wait();  // every task done before any error propagates
   float* img = out.images.data_ptr<float>();
+  float* img2 = out.images2.defined() ? out.images2.data_ptr<float>() : nullptr;
   int64_t* ids = out.ids.data_ptr<int64_t>();
   int64_t* mask = out.mask.data_ptr<int64_t>();
   for (int64_t i = 0; i < b; ++i) {
     Decoded d = p.items[static_cast<size_t>(i)].get();
-    std::copy(d.pixels.begin(), d.pixels.end(), img + i * 3 * R * R);
+    std::copy(d.pixels.begin(), d.pixels.begin() + plane, img + i * plane);
+    if (img2) std::copy(d.pixels.begin() + plane, d.pixels.begin() + 2 * plane, img2 + i * plane);
+    out.samples[i] = d.sample;
     for (size_t t = 0; t < d.ids.size(); ++t) {
       ids[i * T + static_cast<int64_t>(t)] = d.ids[t];
       mask[i * T + static_cast<int64_t>(t)] = 1;
     }
   }
+  return out;
+}
+
+Batch Loader::next() {
+  fill();
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
+  Batch out = collect(p);
+  out.first = slice_start(p.index, o_.global_batch, o_.rank, o_.world);
   fill();  // keep the queue full while the model works on this batch
   return out;
+}
+
+Batch Loader::load(const std::vector<int64_t>& samples) {
+  Pending p{-1, 0, {}};
+  for (int64_t sample : samples) {
+    if (sample < 0 || sample >= this->samples()) throw Error("loader: sample index out of range");
+    p.items.push_back(pool_->submit([this, sample] { return decode(-1, 0, sample); }));
+  }
+  return collect(p);
 }
 
 }  // namespace eve::train

@@ -1,5 +1,6 @@
-// The pre-training data loader: caption-pair records with token ids plus the dataset's
-// image store, decoded and augmented on a thread pool with a bounded prefetch queue.
+// The training data loader: records with token ids and one or more images (caption pairs,
+// VQA questions, NLVR2 image pairs) from a dataset's image store, decoded and augmented on a
+// thread pool with a bounded prefetch queue; plus in-order loading for evaluation.
 //
 // Order: every epoch is one permutation of all samples, a pure function of (seed, epoch).
 // A global batch is `global_batch` consecutive positions of it; rank r of w takes the r-th
@@ -9,6 +10,8 @@
 #pragma once
 
 #include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -23,16 +26,21 @@
 
 namespace eve::train {
 
-struct PairSample {
-  std::string image;          // image store key
-  std::vector<int64_t> ids;   // token ids as eve-tokenize wrote them (CLS ... SEP)
-  std::string where;          // "file:line" for error messages
+struct Sample {
+  std::vector<std::string> images;  // image store keys (1, or 2 for NLVR2)
+  std::vector<int64_t> ids;         // token ids as eve-tokenize wrote them (CLS ... SEP)
+  std::string where;                // "file:line" for error messages
 };
+
+// Checks a JSON "ids" value: a non-empty list of integers in [0, vocab_size) (vocab_size <= 0
+// skips the range check); errors name `where`.
+std::vector<int64_t> parse_token_ids(const nlohmann::json& value, const std::string& where,
+                                     int vocab_size);
 
 // Reads <dir>/<split>.jsonl: records with "image" and "ids" (or "ids_list", one sample per
 // list entry). A record without ids, or ids that are not integers in [0, vocab_size), is an
 // error naming file:line (vocab_size <= 0 skips the range check).
-std::vector<PairSample> read_pair_samples(const std::string& dir, const std::string& split,
+std::vector<Sample> read_pair_samples(const std::string& dir, const std::string& split,
                                           int vocab_size);
 
 struct LoaderOptions {
@@ -48,7 +56,9 @@ struct LoaderOptions {
 };
 
 struct Batch {
-  torch::Tensor images;    // [b,3,R,R] float in [-1, 1]
+  torch::Tensor images;    // [b,3,R,R] float in [-1, 1]: each sample's first image
+  torch::Tensor images2;   // [b,3,R,R] the second images (samples with two), else undefined
+  torch::Tensor samples;   // [b] int64: indices into the loader's samples
   torch::Tensor ids;       // [b,T] int64, padded with pad_id
   torch::Tensor mask;      // [b,T] int64, 1 = token
   int64_t epoch = 0;
@@ -66,7 +76,7 @@ std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch);
 
 class Loader {
  public:
-  Loader(std::vector<PairSample> samples, LoaderOptions options);
+  Loader(std::vector<Sample> samples, LoaderOptions options);
   ~Loader();
   int64_t batches_per_epoch() const;
   int64_t samples() const { return static_cast<int64_t>(samples_.size()); }
@@ -74,20 +84,28 @@ class Loader {
   void seek(int64_t epoch, int64_t index);
   // The next micro-batch of this rank, moving to the next epoch after the last one.
   Batch next();
+  // Evaluation: the given samples in the given order, with the evaluation transform (resize
+  // to res x res, no augmentation), decoded on the loader's threads.
+  Batch load(const std::vector<int64_t>& samples);
+  const std::vector<Sample>& sample_list() const { return samples_; }
 
  private:
   struct Decoded {
-    std::vector<float> pixels;
+    std::vector<float> pixels;  // images one after the other
     std::vector<int64_t> ids;
+    int64_t sample = 0;
   };
   struct Pending {
     int64_t epoch, index;
     std::vector<std::future<Decoded>> items;
   };
   void fill();
+  // epoch < 0: the evaluation transform.
   Decoded decode(int64_t epoch, int64_t position, int64_t sample) const;
+  Batch collect(Pending& p);
 
-  std::vector<PairSample> samples_;
+  std::vector<Sample> samples_;
+  size_t images_per_sample_ = 1;
   LoaderOptions o_;
   io::ImageStore store_;
   std::unique_ptr<ThreadPool> pool_;

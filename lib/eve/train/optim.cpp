@@ -1,5 +1,6 @@
 #include "eve/train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "eve/core/error.h"
@@ -28,6 +29,7 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOpt
     : params_(std::move(params)), o_(options) {
   for (const auto& [name, p] : params_) {
     decay_.push_back(!exempt_from_decay(name, p));
+    lr_mult_.push_back(1.0);
     exp_avg_.push_back(torch::zeros_like(p));
     exp_avg_sq_.push_back(torch::zeros_like(p));
   }
@@ -44,7 +46,17 @@ void AdamW::zero_grad() {
     if (p.grad().defined()) p.mutable_grad().zero_();
 }
 
-void AdamW::step(double lr) {
+size_t AdamW::set_lr_multiplier(const std::vector<std::string>& names, double multiplier) {
+  size_t n = 0;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (std::find(names.begin(), names.end(), params_[i].first) != names.end()) {
+      lr_mult_[i] = multiplier;
+      ++n;
+    }
+  return n;
+}
+
+void AdamW::step(double base_lr) {
   torch::NoGradGuard guard;
   ++steps_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(steps_));
@@ -53,6 +65,7 @@ void AdamW::step(double lr) {
     torch::Tensor& p = params_[i].second;
     if (!p.grad().defined()) continue;
     const torch::Tensor& g = p.grad();
+    const double lr = base_lr * lr_mult_[i];
     if (decay_[i] && o_.weight_decay != 0) p.mul_(1.0 - lr * o_.weight_decay);
     exp_avg_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
     exp_avg_sq_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);

@@ -35,7 +35,11 @@ struct AdamWOptions {
 class AdamW {
  public:
   AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options);
+  // Optimiser step at learning rate lr (times each parameter's multiplier).
   void step(double lr);
+  // Parameters named in `names` take lr * multiplier (the lr_mult of newly initialised
+  // heads in fine-tuning); returns how many parameters matched.
+  size_t set_lr_multiplier(const std::vector<std::string>& names, double multiplier);
   void zero_grad();
   int64_t steps() const { return steps_; }
   // Number of parameters in the decay and no-decay groups.
@@ -49,6 +53,7 @@ class AdamW {
  private:
   std::vector<std::pair<std::string, torch::Tensor>> params_;
   std::vector<bool> decay_;
+  std::vector<double> lr_mult_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   AdamWOptions o_;
   int64_t steps_ = 0;

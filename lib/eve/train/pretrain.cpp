@@ -20,6 +20,7 @@
 #include "eve/train/loader.h"
 #include "eve/train/msm.h"
 #include "eve/train/optim.h"
+#include "eve/train/run_common.h"
 
 namespace eve::train {
 
@@ -54,17 +55,6 @@ void check_options(const PretrainOptions& o) {
   if (o.nproc_per_node < 0 || o.dist_timeout < 1) bad("--nproc-per-node >= 0 and --dist-timeout >= 1");
 }
 
-text::TokenizerInfo tokenizer_of(const model::ModelConfig& c) {
-  text::TokenizerInfo t;
-  t.vocab_size = c.vocab_size;
-  t.pad_id = c.pad_token_id;
-  t.unk_id = c.unk_token_id;
-  t.cls_id = c.cls_token_id;
-  t.sep_id = c.sep_token_id;
-  t.mask_id = c.mask_token_id;
-  return t;
-}
-
 ojson options_json(const PretrainOptions& o, uint64_t seed, int world) {
   return ojson{{"seed", seed},           {"world_size", world},
                {"batch_size", o.batch_size}, {"accumulate", o.accumulate},
@@ -72,23 +62,6 @@ ojson options_json(const PretrainOptions& o, uint64_t seed, int world) {
                {"text_mask_ratio", o.text_mask_ratio}, {"mim_weight", o.mim_weight},
                {"mlm_weight", o.mlm_weight}, {"crop_scale_min", o.crop_scale_min},
                {"flip", o.flip},          {"rand_augment", o.rand_augment}};
-}
-
-// Keeps the metrics lines of steps <= `step` (a resumed run rewrites the later ones).
-void truncate_metrics(const std::string& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      auto j = nlohmann::json::parse(line);
-      if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
-    } catch (const std::exception&) {
-      break;  // a torn last line from a killed run
-    }
-  }
-  io::write_file_atomic(path, kept);
 }
 
 struct Trainer {
@@ -147,25 +120,8 @@ struct Trainer {
         config = model::load_config(o.config);
         config.heads = {"mlm", "mim"};
       }
-      if (!o.tokenizer.empty()) {
-        text::TokenizerInfo t = text::read_tokenizer_info(o.tokenizer);
-        if (model && t.vocab_size != config.vocab_size)
-          throw UsageError("--tokenizer has " + std::to_string(t.vocab_size) + " tokens but the --init model " +
-                           std::to_string(config.vocab_size));
-        config.vocab_size = t.vocab_size;
-        config.pad_token_id = t.pad_id;
-        config.unk_token_id = t.unk_id;
-        config.cls_token_id = t.cls_id;
-        config.sep_token_id = t.sep_id;
-        config.mask_token_id = t.mask_id;
-        // The bundle carries its tokenizer: tok.model beside tok.json is copied in.
-        fs::path spm = fs::path(o.tokenizer).replace_extension(".model");
-        if (rank0() && fs::exists(spm)) {
-          fs::create_directories(o.run_dir);
-          io::write_file_atomic((fs::path(o.run_dir) / "tokenizer.model").string(),
-                                io::read_file(spm.string()));
-        }
-      }
+      if (!o.tokenizer.empty())
+        adopt_tokenizer(o.tokenizer, config, model ? config.vocab_size : 0, rank0() ? o.run_dir : std::string());
       config.validate(o.config);
       if (!model) model = model::EveModel(config);
     }
@@ -283,23 +239,14 @@ struct Trainer {
         mim += l.mim / o.accumulate;
         mlm += l.mlm / o.accumulate;
         aux += l.aux / o.accumulate;
-        if (load.empty()) {
-          load = l.load;
-        } else {
-          for (size_t i = 0; i < load.size(); ++i) load[i].load.top1 = load[i].load.top1 + l.load[i].load.top1;
-        }
+        accumulate_load(load, l.load);
       }
-      for (auto& p : params)
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      std::vector<torch::Tensor> grads;
-      for (auto& p : params) grads.push_back(p.grad());
-      pg->average(grads);
       auto totals = pg->sum({loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0});
       loss = totals[0] / env.world;
       if (totals[1] > 0)
         throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                     "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
-      const double gnorm = clip_grad_norm(params, o.clip);
+      const double gnorm = sync_gradients(params, *pg, o.clip);
       const double lr = schedule.at(step);
       opt->step(lr);
       ++step;
@@ -308,15 +255,7 @@ struct Trainer {
       if (rank0() && (step % o.log_every == 0 || step == total)) {
         ojson j{{"step", step}, {"loss", loss}, {"mim", mim}, {"mlm", mlm}, {"aux", aux}, {"lr", lr},
                 {"grad_norm", gnorm}, {"samples_per_s", o.batch_size / std::max(secs, 1e-9)}};
-        ojson experts = ojson::object();
-        for (const auto& ll : load) {
-          torch::Tensor t = ll.load.top1.to(torch::kFloat64);
-          const double s = std::max(1.0, t.sum().item<double>());
-          std::vector<double> frac;
-          for (int64_t e = 0; e < t.size(0); ++e) frac.push_back(t[e].item<double>() / s);
-          experts[std::to_string(ll.layer)] = frac;
-        }
-        j["expert_load"] = experts;
+        j["expert_load"] = expert_load_json(load);
         metrics << io::to_jsonl_line(j);
         metrics.flush();
       }

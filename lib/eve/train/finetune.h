@@ -1,0 +1,105 @@
+// eve-finetune: fine-tuning an EVE model on VQA, NLVR2 or image-text retrieval and writing
+// predictions in the official formats (reference/eve-model.md §3). Torch-free header: the
+// program's main fills FinetuneOptions and calls run_finetune.
+//
+// A task recipe (share/eve/tasks/<name>.json, or any JSON file with the same keys) gives
+// the official hyper-parameters; every flag that is set overrides its recipe value.
+//
+// Tasks, on records written by eve-prep and encoded by eve-tokenize:
+//   vqa        {"question_id","image","ids","answers":[10 strings]}: the pooled vl vector
+//              (first text token) -> the `output` head over the answer vocabulary; soft
+//              targets from the human answers (a count c of annotators scores min(1, 0.3 c),
+//              i.e. 0, .3, .6, .9, 1; records with "dataset": "vg" or a single answer score
+//              1); loss = BCE-with-logits (mean) x answers. Answer vocabulary: --answers FILE
+//              (a JSON list), the --init bundle's answers.json when its VQA head is kept, or
+//              the num_answers most frequent training answers (ties by text).
+//              Predictions: [{"question_id", "answer"}] (argmax).
+//   nlvr2      {"identifier","images":[left,right],"ids","label":"True"|"False"}: two vl
+//              passes (left image + sentence, right image + sentence); the pair head on the
+//              concatenated pooled vectors, or the bi-attention head (head "biattn");
+//              cross-entropy + moe_lossweight x aux. Predictions: CSV identifier,True|False.
+//   retrieval  {"image","ids_list":[...]}: one training sample per caption, captions of one
+//              image share a positive set; ITC + ITM with hard negatives (contrastive.h).
+//              Evaluation embeds every image and text of the split, scores all pairs by
+//              ITC, and (k_test > 0) re-ranks each query's top k_test candidates by the ITM
+//              match logit, others -100. Writes <split>.i2t.npy / .t2i.npy (images x texts,
+//              texts x images, rows in record order, texts image by image) and top-10
+//              rank lists (ids: the image key, "<key>#<k>" for texts, as eve-embed and
+//              eve-score use them).
+// The aux loss is left out of the VQA loss only with compat "official" (the released code
+// computes it but never adds it).
+//
+// The run dir:
+//   checkpoint-<step>/   resumable checkpoints (checkpoint.h); a rerun resumes
+//   best/                the bundle with the best validation metric (VQA accuracy, NLVR2
+//                        accuracy, retrieval mean recall), chosen on the validation split only
+//   config.json, model.safetensors, answers.json, tokenizer.model
+//                        the final bundle = best/ (or the last model without validation),
+//                        ready for eve-embed, eve-rank and --eval-only
+//   metrics.jsonl        training lines {"step","loss",...} and evaluation lines
+//                        {"step","eval":{"split",...metrics}}
+//   predictions/<split>.json | .csv | .i2t.npy ...  predictions of the best model
+//   results.json         the metrics of every predicted split that has labels
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "eve/core/cli.h"
+
+namespace eve::train {
+
+struct FinetuneOptions {
+  std::string task;                    // vqa | nlvr2 | retrieval
+  std::string recipe;                  // name in share/eve/tasks or a JSON file; "" = the task's
+  std::string data;                    // dataset dir
+  std::vector<std::string> train = {"train.ids"};  // records files <data>/<split>.jsonl
+  std::string val;                     // "" = val.ids (dev.ids for nlvr2); "none" = no validation
+  std::vector<std::string> predict;    // splits predicted with the final model
+  std::string init;                    // bundle to start from (pre-trained or fine-tuned)
+  std::string config = "eve-tiny";     // preset or config.json when there is no --init
+  std::string tokenizer;               // tok.json (needed without --init)
+  std::string run_dir;
+  bool eval_only = false;              // no training: --init predicts the --predict splits
+
+  // Task.
+  std::string answers;                 // VQA answer list (JSON list of strings)
+  int num_answers = 0;                 // VQA: vocabulary size from training answers (0 = recipe)
+  std::string head;                    // NLVR2: pair | biattn ("" = recipe)
+  int k_test = -1;                     // retrieval re-rank depth (-1 = recipe; 0 = ITC only)
+
+  // Recipe values; 0 or negative = take the recipe's.
+  int image_res = 0;
+  int batch_size = 0;
+  int accumulate = 1;
+  double epochs = 0;
+  int64_t max_steps = 0;
+  double lr = 0, lr_mult = 0, warmup = -1, clip = -1, weight_decay = -1;
+  std::string decay;
+  double crop_scale_min = 0;
+  int flip = -1, rand_augment = -1;    // -1 = recipe, 0 = off, 1 = on
+
+  // Evaluation, checkpoints, logging.
+  int64_t eval_every = 0;              // steps between validations (0 = once per epoch)
+  int eval_batch_size = 64;
+  int64_t save_every = 0;              // 0 = at every validation and at the end
+  int keep = 2;
+  bool resume = false;
+  int64_t log_every = 1;
+  int prefetch = 4;
+
+  // Distributed.
+  int nproc_per_node = 0;
+  int dist_timeout = 60;
+};
+
+// Runs fine-tuning and prediction; returns the exit code (0, or 128+signal after a checkpoint
+// when interrupted). Throws eve::UsageError for bad options and eve::Error for bad inputs.
+int run_finetune(const FinetuneOptions& options, const cli::CommonOptions& common);
+
+// The recipe as JSON text after applying the options (what the run dir's trainer.json
+// records); exposed for tests and --describe.
+std::string resolved_recipe(const FinetuneOptions& options);
+
+}  // namespace eve::train

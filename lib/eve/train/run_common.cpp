@@ -1,0 +1,94 @@
+#include "eve/train/run_common.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "eve/core/error.h"
+#include "eve/io/file.h"
+#include "eve/train/distributed.h"
+#include "eve/train/optim.h"
+
+namespace eve::train {
+
+namespace fs = std::filesystem;
+
+text::TokenizerInfo tokenizer_of(const model::ModelConfig& c) {
+  text::TokenizerInfo t;
+  t.vocab_size = c.vocab_size;
+  t.pad_id = c.pad_token_id;
+  t.unk_id = c.unk_token_id;
+  t.cls_id = c.cls_token_id;
+  t.sep_id = c.sep_token_id;
+  t.mask_id = c.mask_token_id;
+  return t;
+}
+
+void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, int model_vocab,
+                     const std::string& run_dir) {
+  text::TokenizerInfo t = text::read_tokenizer_info(tok_json);
+  if (model_vocab > 0 && t.vocab_size != model_vocab)
+    throw UsageError("--tokenizer has " + std::to_string(t.vocab_size) + " tokens but the --init model " +
+                     std::to_string(model_vocab));
+  config.vocab_size = t.vocab_size;
+  config.pad_token_id = t.pad_id;
+  config.unk_token_id = t.unk_id;
+  config.cls_token_id = t.cls_id;
+  config.sep_token_id = t.sep_id;
+  config.mask_token_id = t.mask_id;
+  if (run_dir.empty()) return;
+  // The bundle carries its tokenizer: tok.model beside tok.json is copied in.
+  fs::path spm = fs::path(tok_json).replace_extension(".model");
+  if (fs::exists(spm)) {
+    fs::create_directories(run_dir);
+    io::write_file_atomic((fs::path(run_dir) / "tokenizer.model").string(), io::read_file(spm.string()));
+  }
+}
+
+void truncate_metrics(const std::string& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const std::exception&) {
+      break;  // a torn last line from a killed run
+    }
+  }
+  io::write_file_atomic(path, kept);
+}
+
+nlohmann::ordered_json expert_load_json(const std::vector<model::LayerLoad>& load) {
+  nlohmann::ordered_json experts = nlohmann::ordered_json::object();
+  for (const auto& ll : load) {
+    torch::Tensor t = ll.load.top1.to(torch::kCPU, torch::kFloat64);
+    const double s = std::max(1.0, t.sum().item<double>());
+    std::vector<double> frac;
+    for (int64_t e = 0; e < t.size(0); ++e) frac.push_back(t[e].item<double>() / s);
+    experts[std::to_string(ll.layer)] = frac;
+  }
+  return experts;
+}
+
+void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<model::LayerLoad>& more) {
+  if (into.empty()) {
+    into = more;
+    return;
+  }
+  for (size_t i = 0; i < into.size() && i < more.size(); ++i)
+    into[i].load.top1 = into[i].load.top1 + more[i].load.top1;
+}
+
+double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
+  std::vector<torch::Tensor> grads;
+  for (auto p : params) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  pg.average(grads);
+  return clip_grad_norm(params, clip);
+}
+
+}  // namespace eve::train
