@@ -106,6 +106,16 @@ cmp -s "$tmp/val_before.json" "$tmp/v/predictions/val.json" || { echo "FAIL reru
 "$ft" --task vqa --data "$tmp/vqa" --init "$tmp/v" --eval-only --predict val.ids --out "$tmp/ev" --threads 2 -q
 cmp -s "$tmp/v/predictions/val.json" "$tmp/ev/predictions/val.json" || { echo "FAIL --eval-only predictions differ"; fail=1; }
 
+# --init at another resolution: the position table is resized, the VQA head dropped, the
+# retrieval heads new (and they alone take lr x lr_mult).
+"$ft" --task retrieval --data "$tmp/ret" --init "$tmp/v" --image-res 48 --threads 2 --batch-size 8 --max-steps 1 \
+  --val none --k-test 0 --out "$tmp/r48" 2>"$tmp/r48.err"
+grep -q "position table resized: backbone.pos_embed_vision \[65, 128\] -> \[37, 128\]" "$tmp/r48.err" ||
+  { echo "FAIL no resize message"; cat "$tmp/r48.err"; fail=1; }
+grep -q "5 parameter tensors newly initialised (learning rate x10), 6 ignored" "$tmp/r48.err" ||
+  { echo "FAIL new/ignored tensor counts"; cat "$tmp/r48.err"; fail=1; }
+check r48-config "48 ['itc', 'itm']" "$(py -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["image_res"], c["heads"])' "$tmp/r48/config.json")"
+
 # SIGTERM after a checkpoint, then resume: the same weights as an uninterrupted run.
 one=(--task vqa --data "$tmp/vqa" --config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 1 -q
      --batch-size 4 --max-steps 8 --save-every 2 --eval-every 4 --seed 3)
