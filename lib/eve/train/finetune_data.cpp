@@ -107,7 +107,7 @@ void read_retrieval(const io::json& r, const std::string& where, int vocab, bool
     if (!list.is_array()) throw Error("\"ids_list\" must be a list of token id lists", where);
     for (const auto& ids : list) texts.push_back(parse_token_ids(ids, where, vocab));
   } else {
-    texts.push_back(parse_token_ids(ids_field(r, "ids_list", where), where, vocab));
+    texts.push_back(parse_token_ids(ids_field(r, r.contains("ids") ? "ids" : "ids_list", where), where, vocab));
   }
   const int64_t index = static_cast<int64_t>(out.image_keys.size());
   out.image_keys.push_back(image);
@@ -135,22 +135,21 @@ TaskRecords read_task_records(Task task, const std::string& dir, const std::stri
                 "give the split name as eve-tokenize encode wrote it (e.g. train.ids for train.ids.jsonl)");
   io::JsonlReader reader(out.path);
   io::json r;
+  std::set<std::string> retrieval_images;
   while (reader.next(r)) {
     const std::string where = reader.where();
     switch (task) {
       case Task::vqa: read_vqa(r, where, vocab_size, training, out); break;
       case Task::nlvr2: read_nlvr2(r, where, vocab_size, training, out); break;
-      case Task::retrieval: read_retrieval(r, where, vocab_size, training, out); break;
+      case Task::retrieval:
+        read_retrieval(r, where, vocab_size, training, out);
+        if (!retrieval_images.insert(out.image_keys.back()).second)
+          throw Error("image \"" + out.image_keys.back() + "\" has two records", where, {},
+                      "retrieval records hold one image each with all its captions");
+        break;
     }
   }
   if (out.samples.empty()) throw Error("no records", out.path);
-  if (task == Task::retrieval) {
-    std::set<std::string> seen;
-    for (size_t i = 0; i < out.image_keys.size(); ++i)
-      if (!seen.insert(out.image_keys[i]).second)
-        throw Error("image \"" + out.image_keys[i] + "\" has two records", out.samples[i].where, {},
-                    "retrieval records hold one image each with all its captions");
-  }
   return out;
 }
 
