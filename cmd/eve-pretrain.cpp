@@ -1,4 +1,4 @@
-// eve-pretrain: Pre-train an EVE model by masked signal modeling
+// eve-pretrain: Pre-train an EVE model by masked signal modeling (or the VLMo baseline)
 #include <CLI/CLI.hpp>
 
 #include "eve/core/cli.h"
@@ -6,7 +6,9 @@
 #include "eve/train/pretrain.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Pre-train an EVE model by masked signal modeling (MIM + MLM + MoE aux loss)", "eve-pretrain"};
+  CLI::App app{"Pre-train an EVE model by masked signal modeling (MIM + MLM + MoE aux loss), or by the "
+               "VLMo-style ITC/ITM/MLM baseline and its image-only and text-only stages",
+               "eve-pretrain"};
   eve::cli::CommonOptions common;
   eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
   eve::train::PretrainOptions o;
@@ -17,7 +19,13 @@ int main(int argc, char** argv) {
   app.add_option("--init", o.init, "Start from the weights of this bundle")->group(d);
   app.add_option("--tokenizer", o.tokenizer, "Tokenizer JSON (tok.json): vocabulary size and special ids")->group(d);
   app.add_option("-o,--out", o.run_dir, "Run dir: checkpoints, final bundle, metrics.jsonl")->group(d);
-  app.add_option("--objective", o.objective, "Pre-training objective")->capture_default_str()->group(d);
+  app.add_option("--objective", o.objective,
+                 "msm, or any of itc,itm,mlm (--stage vl); mim (--stage image); mlm (--stage text); "
+                 "default: the stage's first")->group(d);
+  app.add_option("--stage", o.stage, "vl (image-text pairs), image (images alone) or text (token ids alone)")
+      ->capture_default_str()->group(d);
+  app.add_option("--freeze", o.freeze, "Keep parameters whose name matches this glob fixed (repeatable)")
+      ->group(d);
   const char* t = "Optimisation";
   app.add_option("--batch-size", o.batch_size, "Global samples per optimiser step")->capture_default_str()->group(t);
   app.add_option("--accumulate", o.accumulate, "Micro-batches per step")->capture_default_str()->group(t);
@@ -30,11 +38,15 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str()->group(t);
   app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str()->group(t);
   app.add_option("--clip", o.clip, "Max gradient norm (0: off)")->capture_default_str()->group(t);
-  const char* m = "Masked signal modeling";
+  const char* m = "Objectives";
   app.add_option("--image-mask-ratio", o.image_mask_ratio, "Fraction of patches masked")->capture_default_str()->group(m);
   app.add_option("--text-mask-ratio", o.text_mask_ratio, "Fraction of tokens masked")->capture_default_str()->group(m);
   app.add_option("--mim-weight", o.mim_weight, "Weight of the MIM loss")->capture_default_str()->group(m);
   app.add_option("--mlm-weight", o.mlm_weight, "Weight of the MLM loss")->capture_default_str()->group(m);
+  app.add_option("--itc-weight", o.itc_weight, "Weight of the ITC loss (--objective itc)")
+      ->capture_default_str()->group(m);
+  app.add_option("--itm-weight", o.itm_weight, "Weight of the ITM loss (--objective itm)")
+      ->capture_default_str()->group(m);
   app.add_option("--crop-scale-min", o.crop_scale_min, "Smallest random-crop area fraction")->capture_default_str()->group(m);
   app.add_flag("!--no-flip", o.flip, "No random horizontal flip")->group(m);
   app.add_flag("--rand-augment", o.rand_augment, "RandAugment (2 ops, magnitude 7)")->group(m);

@@ -56,9 +56,9 @@ check resumed-metrics 6 "$(wc -l <"$tmp/part/metrics.jsonl")"
 
 # Usage errors.
 set +e
-err=$("$pre" "${common[@]}" --out "$tmp/x" --objective itc,itm,mlm 2>&1); rc=$?
+err=$("$pre" "${common[@]}" --out "$tmp/x" --objective msm,itc 2>&1); rc=$?
 check objective-rc 2 "$rc"
-check objective-msg "eve-pretrain: error: --objective itc,itm,mlm: only msm (masked signal modeling) is available in this version" "$err"
+check objective-msg "eve-pretrain: error: --objective msm,itc: msm (masked signal modeling) cannot be combined with other objectives" "$err"
 err=$("$pre" "${common[@]}" --out "$tmp/x" --batch-size 0 2>&1); rc=$?
 check batch-rc 2 "$rc"
 "$pre" --bogus >/dev/null 2>&1; rc=$?

@@ -21,8 +21,8 @@ struct MsmOptions {
 };
 
 struct MsmMasks {
-  torch::Tensor ids_keep;    // [b,K] int64 visible patches, ascending
-  torch::Tensor mim_mask;    // [b,N] float, 1 = masked (predicted) patch
+  torch::Tensor ids_keep;    // [b,K] int64 visible patches, ascending (undefined: no image)
+  torch::Tensor mim_mask;    // [b,N] float, 1 = masked (predicted) patch (undefined: no image)
   torch::Tensor mlm_ids;     // [b,T] input ids with the 80/10/10 replacement applied
   torch::Tensor mlm_labels;  // [b,T] original id at chosen positions, -100 elsewhere
 };
@@ -32,6 +32,8 @@ int64_t visible_patches(int64_t patches, double ratio);
 
 // ids/mask: [b,T] int64; `first` = epoch position of the first sample; `micro` = global
 // micro-batch counter. Tokens eligible for MLM: real (mask 1), not CLS/SEP/PAD.
+// patches = 0: text masks only (MLM without an image pass, or MLM on the complete image);
+// ids_keep and mim_mask stay undefined.
 MsmMasks make_msm_masks(const torch::Tensor& ids, const torch::Tensor& mask, int64_t patches,
                         const MsmOptions& o, const text::TokenizerInfo& tok, uint64_t seed,
                         int64_t micro, int64_t first);
@@ -44,6 +46,19 @@ torch::Tensor mim_targets(const torch::Tensor& images, int64_t patch, bool norma
 // mean). pred/target [b,N,F], mim_mask [b,N].
 torch::Tensor mim_loss_sum(const torch::Tensor& pred, const torch::Tensor& target,
                            const torch::Tensor& mim_mask);
+
+// MIM loss of an encoder pass over the visible patches (ids_keep of `masks`; any mode with
+// vision tokens): the decoder's pixel predictions against mim_targets, mean squared error
+// over the masked patches divided by `count` (0 = the batch's own number of masked patches).
+torch::Tensor mim_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
+                       const torch::Tensor& images, const MsmMasks& masks, bool norm_target,
+                       double count = 0);
+
+// MLM loss of an encoder pass over masked text (vl or text mode): cross-entropy of the MLM
+// head at the positions whose label is not -100, summed and divided by `count` (0 = the
+// number of such positions); 0 when there is none.
+torch::Tensor mlm_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
+                       const torch::Tensor& labels, double count = 0);
 
 struct MsmLoss {
   torch::Tensor total;       // the loss to differentiate

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
@@ -16,16 +17,94 @@
 #include "eve/model/bundle.h"
 #include "eve/model/runtime.h"
 #include "eve/train/checkpoint.h"
+#include "eve/train/contrastive.h"
 #include "eve/train/distributed.h"
 #include "eve/train/loader.h"
 #include "eve/train/msm.h"
 #include "eve/train/optim.h"
 #include "eve/train/run_common.h"
+#include "eve/train/text_loader.h"
 
 namespace eve::train {
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
+
+std::string Objective::name() const {
+  if (msm()) return "msm";
+  const std::pair<bool, const char*> parts[] = {{itc, "itc"}, {itm, "itm"}, {mlm, "mlm"}, {mim, "mim"}};
+  std::string out;
+  for (const auto& [on, part] : parts)
+    if (on) out += (out.empty() ? "" : ",") + std::string(part);
+  return out;
+}
+
+std::vector<std::string> Objective::heads() const {
+  std::vector<std::string> h;
+  if (contrastive()) h.push_back("itc");
+  if (itm) h.push_back("itm");
+  if (mlm) h.push_back("mlm");
+  if (mim) h.push_back("mim");
+  return h;
+}
+
+Objective parse_objective(const std::string& objective, const std::string& stage) {
+  if (stage != "vl" && stage != "image" && stage != "text")
+    throw UsageError("--stage " + stage + ": expected vl, image or text");
+  const std::string text = !objective.empty() ? objective : stage == "vl" ? "msm" : stage == "image" ? "mim" : "mlm";
+  const std::string flag = "--objective " + text + ": ";
+  Objective r;
+  r.stage = stage;
+  bool msm = false;
+  int parts = 0;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    ++parts;
+    bool* on = part == "itc" ? &r.itc : part == "itm" ? &r.itm : part == "mlm" ? &r.mlm
+             : part == "mim" ? &r.mim : part == "msm" ? &msm : nullptr;
+    if (!on)
+      throw UsageError(flag + "unknown objective \"" + part + "\"", {}, {},
+                       "expected msm, or any of itc, itm, mlm separated by commas; mim with --stage image");
+    if (*on) throw UsageError(flag + part + " is given twice");
+    *on = true;
+  }
+  if (text.empty() || text.back() == ',')
+    throw UsageError(flag + "unknown objective \"\"", {}, {},
+                     "expected msm, or any of itc, itm, mlm separated by commas; mim with --stage image");
+  if (msm && parts > 1)
+    throw UsageError(flag + "msm (masked signal modeling) cannot be combined with other objectives");
+  if (stage == "image" && (parts > 1 || !r.mim))
+    throw UsageError("--stage image trains masked image modeling on images alone: --objective must be mim "
+                     "(or left out), not " + text);
+  if (stage == "text" && (parts > 1 || !r.mlm))
+    throw UsageError("--stage text trains masked language modeling on text alone: --objective must be mlm "
+                     "(or left out), not " + text);
+  if (stage == "vl" && r.mim)
+    throw UsageError(flag + "mim (masked image modeling alone) needs --stage image; --stage vl trains msm "
+                     "or any of itc, itm, mlm");
+  if (msm) r.mim = r.mlm = true;
+  return r;
+}
+
+bool glob_match(const std::string& pattern, const std::string& name) {
+  size_t p = 0, n = 0, star = std::string::npos, resume = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = n;
+    } else if (star != std::string::npos) {
+      p = star + 1;
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
 
 namespace {
 
@@ -35,8 +114,9 @@ void check_options(const PretrainOptions& o) {
   auto bad = [](const std::string& m) { throw UsageError(m); };
   if (o.data.empty()) bad("--data is required");
   if (o.run_dir.empty()) bad("--out is required");
-  if (o.objective != "msm")
-    bad("--objective " + o.objective + ": only msm (masked signal modeling) is available in this version");
+  parse_objective(o.objective, o.stage);
+  for (const auto& f : o.freeze)
+    if (f.empty()) bad("--freeze needs a non-empty pattern");
   if (o.batch_size < 1) bad("--batch-size must be at least 1");
   if (o.accumulate < 1) bad("--accumulate must be at least 1");
   if (o.batch_size % o.accumulate != 0) bad("--batch-size must be a multiple of --accumulate");
@@ -48,21 +128,31 @@ void check_options(const PretrainOptions& o) {
     bad("--decay " + o.decay + ": expected cosine, linear or constant");
   if (!(o.image_mask_ratio > 0 && o.image_mask_ratio < 1)) bad("--image-mask-ratio must be in (0, 1)");
   if (!(o.text_mask_ratio > 0 && o.text_mask_ratio < 1)) bad("--text-mask-ratio must be in (0, 1)");
-  if (o.mim_weight < 0 || o.mlm_weight < 0) bad("loss weights must be >= 0");
+  if (o.mim_weight < 0 || o.mlm_weight < 0 || o.itc_weight < 0 || o.itm_weight < 0)
+    bad("loss weights must be >= 0");
   if (!(o.crop_scale_min > 0 && o.crop_scale_min <= 1)) bad("--crop-scale-min must be in (0, 1]");
   if (o.clip < 0 || o.weight_decay < 0) bad("--clip and --weight-decay must be >= 0");
   if (o.save_every < 0 || o.keep < 1 || o.log_every < 1) bad("--save-every >= 0, --keep >= 1, --log-every >= 1");
   if (o.nproc_per_node < 0 || o.dist_timeout < 1) bad("--nproc-per-node >= 0 and --dist-timeout >= 1");
 }
 
-ojson options_json(const PretrainOptions& o, uint64_t seed, int world) {
+ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed, int world) {
   return ojson{{"seed", seed},           {"world_size", world},
                {"batch_size", o.batch_size}, {"accumulate", o.accumulate},
-               {"objective", o.objective}, {"image_mask_ratio", o.image_mask_ratio},
+               {"objective", obj.name()}, {"stage", obj.stage},
+               {"freeze", o.freeze},      {"image_mask_ratio", o.image_mask_ratio},
                {"text_mask_ratio", o.text_mask_ratio}, {"mim_weight", o.mim_weight},
-               {"mlm_weight", o.mlm_weight}, {"crop_scale_min", o.crop_scale_min},
+               {"mlm_weight", o.mlm_weight}, {"itc_weight", o.itc_weight},
+               {"itm_weight", o.itm_weight}, {"crop_scale_min", o.crop_scale_min},
                {"flip", o.flip},          {"rand_augment", o.rand_augment}};
 }
+
+// One micro-batch's loss: the tensor to differentiate and the parts to log, in order.
+struct MicroLoss {
+  torch::Tensor total;
+  std::vector<std::pair<const char*, double>> parts;
+  std::vector<model::LayerLoad> load;
+};
 
 struct Trainer {
   PretrainOptions o;
@@ -73,15 +163,22 @@ struct Trainer {
   model::ModelConfig config;
   text::TokenizerInfo tok;
   std::unique_ptr<AdamW> opt;
-  std::unique_ptr<Loader> loader;
+  std::unique_ptr<Loader> loader;            // stages vl and image
+  std::unique_ptr<TextLoader> text_loader;   // stage text
+  std::vector<int64_t> group_of_sample;      // ITC/ITM: one id per image key
+  Objective obj;
   Schedule schedule;
   MsmOptions msm;
   int64_t step = 0, total = 0;
   uint64_t seed = 0;
 
-  Trainer(PretrainOptions opts, const cli::CommonOptions& c) : o(std::move(opts)), common(c) {}
+  Trainer(PretrainOptions opts, const cli::CommonOptions& c)
+      : o(std::move(opts)), common(c), obj(parse_objective(o.objective, o.stage)) {}
 
   bool rank0() const { return env.rank == 0; }
+  int64_t batches_per_epoch() const {
+    return loader ? loader->batches_per_epoch() : text_loader->batches_per_epoch();
+  }
 
   void setup() {
     env = dist_env_from_environment();
@@ -93,11 +190,14 @@ struct Trainer {
     ojson state;
     if (ck.step >= 0) {
       state = io::parse_ordered_json(io::read_file(ck.dir + "/trainer.json"), ck.dir + "/trainer.json");
-      const ojson want = options_json(o, state["options"]["seed"].get<uint64_t>(), env.world);
-      for (const char* key : {"world_size", "batch_size", "accumulate", "objective"})
-        if (state["options"][key] != want[key])
+      const ojson want = options_json(o, obj, state["options"]["seed"].get<uint64_t>(), env.world);
+      ojson have = state["options"];
+      if (!have.contains("stage")) have["stage"] = "vl";  // checkpoints of earlier versions
+      if (!have.contains("freeze")) have["freeze"] = ojson::array();
+      for (const char* key : {"world_size", "batch_size", "accumulate", "objective", "stage", "freeze"})
+        if (have[key] != want[key])
           throw UsageError(std::string("cannot resume ") + ck.dir + ": it was trained with " + key + " " +
-                               state["options"][key].dump() + ", this run has " + want[key].dump(),
+                               have[key].dump() + ", this run has " + want[key].dump(),
                            {}, {}, "resume with the same options, or use a new --out");
       seed = state["options"]["seed"].get<uint64_t>();
       model::Bundle b = model::load_bundle(ck.dir);
@@ -112,13 +212,13 @@ struct Trainer {
         model::LoadOptions lo;
         lo.allow_partial = true;
         lo.replace_heads = true;
-        lo.heads = {"mlm", "mim"};
+        lo.heads = obj.heads();
         model::Bundle b = model::load_bundle(o.init, lo);
         model = b.model;
         config = b.config;
       } else {
         config = model::load_config(o.config);
-        config.heads = {"mlm", "mim"};
+        config.heads = obj.heads();
       }
       if (!o.tokenizer.empty())
         adopt_tokenizer(o.tokenizer, config, model ? config.vocab_size : 0, rank0() ? o.run_dir : std::string());
@@ -132,7 +232,6 @@ struct Trainer {
     msm.mlm_weight = o.mlm_weight;
     msm.norm_target = config.mim_norm_target;
 
-    auto samples = read_pair_samples(o.data, o.split, config.vocab_size);
     LoaderOptions lo;
     lo.dir = o.data;
     lo.global_batch = o.batch_size / o.accumulate;
@@ -147,9 +246,20 @@ struct Trainer {
     lo.augment.scale_min = o.crop_scale_min;
     lo.augment.flip = o.flip;
     lo.augment.rand_augment = o.rand_augment;
-    loader = std::make_unique<Loader>(std::move(samples), lo);
+    if (obj.stage == "text") {
+      text_loader = std::make_unique<TextLoader>(read_text_samples(o.data, o.split, config.vocab_size), lo);
+    } else if (obj.stage == "image") {
+      loader = std::make_unique<Loader>(read_image_samples(o.data, o.split), lo);
+    } else {
+      loader = std::make_unique<Loader>(read_pair_samples(o.data, o.split, config.vocab_size), lo);
+    }
+    if (obj.contrastive()) {
+      std::unordered_map<std::string, int64_t> ids;
+      for (const auto& sample : loader->sample_list())
+        group_of_sample.push_back(ids.emplace(sample.images.front(), static_cast<int64_t>(ids.size())).first->second);
+    }
 
-    const int64_t per_epoch = loader->batches_per_epoch();
+    const int64_t per_epoch = batches_per_epoch();
     total = o.max_steps > 0 ? o.max_steps
                             : std::max<int64_t>(1, static_cast<int64_t>(o.epochs * per_epoch / o.accumulate));
     schedule.lr = o.lr;
@@ -165,28 +275,126 @@ struct Trainer {
     ao.beta2 = o.beta2;
     ao.eps = o.eps;
     ao.weight_decay = o.weight_decay;
-    std::vector<std::pair<std::string, torch::Tensor>> params;
-    for (auto& kv : model->named_parameters()) params.emplace_back(kv.key(), kv.value());
-    opt = std::make_unique<AdamW>(std::move(params), ao);
+    opt = std::make_unique<AdamW>(trainable_parameters(), ao);
     if (ck.step >= 0) opt->load(ck.dir + "/optimizer.safetensors");
-    std::vector<torch::Tensor> ps;
-    for (auto& kv : opt->params()) ps.push_back(kv.second);
+    std::vector<torch::Tensor> ps = model->parameters();
     pg->broadcast(ps);
 
     const int64_t micro = step * o.accumulate;
-    loader->seek(micro / per_epoch, micro % per_epoch);
+    if (loader) loader->seek(micro / per_epoch, micro % per_epoch);
+    if (text_loader) text_loader->seek(micro / per_epoch, micro % per_epoch);
     if (rank0()) {
       fs::create_directories(o.run_dir);
       truncate_metrics(o.run_dir + "/metrics.jsonl", step);
       auto [d, nd] = opt->group_sizes();
-      log::info("pretrain: {} samples, {} micro-batches per epoch, {} steps of {} samples; rank {} of {}; "
-                "{} parameters with weight decay, {} without",
-                loader->samples(), per_epoch, total, o.batch_size, env.rank, env.world, d, nd);
+      log::info("pretrain {} (stage {}): {} samples, {} micro-batches per epoch, {} steps of {} samples; "
+                "rank {} of {}; {} parameters with weight decay, {} without",
+                obj.name(), obj.stage, loader ? loader->samples() : text_loader->samples(), per_epoch, total,
+                o.batch_size, env.rank, env.world, d, nd);
     }
   }
 
+  // Applies --freeze (no gradient for matching parameters) and returns the others.
+  std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters() {
+    std::vector<int64_t> tensors(o.freeze.size()), numbers(o.freeze.size());
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (auto& kv : model->named_parameters()) {
+      bool frozen = false;
+      for (size_t i = 0; i < o.freeze.size(); ++i)
+        if (glob_match(o.freeze[i], kv.key())) {
+          ++tensors[i];
+          numbers[i] += kv.value().numel();
+          frozen = true;
+        }
+      if (frozen) kv.value().set_requires_grad(false);
+      else out.emplace_back(kv.key(), kv.value());
+    }
+    for (size_t i = 0; i < o.freeze.size(); ++i) {
+      if (tensors[i] == 0)
+        throw UsageError("--freeze '" + o.freeze[i] + "' matches no parameter of the model", {}, {},
+                         "names are the official state-dict keys, e.g. backbone.encoder.layers.0.attn.qkv.weight");
+      if (rank0())
+        log::info("--freeze '{}': {} tensors, {} parameters frozen", o.freeze[i], tensors[i], numbers[i]);
+    }
+    if (out.empty()) throw UsageError("--freeze leaves no parameter to train");
+    return out;
+  }
+
+  Batch next_batch() { return loader ? loader->next() : text_loader->next(); }
+
+  // Global denominators: every rank's share of the global count (so that averaging the
+  // gradients over ranks gives the global mean).
+  double share(double local_count) const {
+    return std::max(1.0, pg->sum({local_count})[0]) / env.world;
+  }
+
+  MicroLoss micro_loss(const Batch& b, int64_t micro) {
+    MicroLoss out;
+    const double moe = config.moe_lossweight;
+    if (obj.msm()) {
+      MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
+      auto counts = pg->sum({m.mim_mask.sum().item<double>(), m.mlm_labels.ne(-100).sum().item<double>()});
+      MsmLoss l = msm_loss(*model, b.images, b.ids, b.mask, m, msm, counts[0] / env.world,
+                           std::max(1.0, counts[1]) / env.world);
+      out.total = l.total;
+      out.parts = {{"mim", l.mim}, {"mlm", l.mlm}, {"aux", l.aux}};
+      out.load = std::move(l.load);
+      return out;
+    }
+    if (obj.stage == "image") {
+      MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
+      model::EncoderInput in;
+      in.image = b.images;
+      in.ids_keep = m.ids_keep;
+      model::EncoderOutput e = model->encode(model::Mode::vision, in);
+      torch::Tensor mim = mim_loss(*model, e, b.images, m, msm.norm_target, share(m.mim_mask.sum().item<double>()));
+      out.total = o.mim_weight * mim + moe * e.aux;
+      out.parts = {{"mim", mim.item<double>()}, {"aux", e.aux.item<double>()}};
+      out.load = std::move(e.load);
+      return out;
+    }
+    // Contrastive parts (stage vl) and MLM (stage vl on the complete image, stage text alone).
+    double aux_sum = 0;
+    int passes = 0;
+    out.total = torch::zeros({});
+    if (obj.contrastive()) {
+      torch::Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
+      for (int64_t i = 0; i < groups.size(0); ++i)
+        groups[i] = group_of_sample[static_cast<size_t>(b.samples[i].item<int64_t>())];
+      ContrastiveOptions co;
+      co.itc_weight = obj.itc ? o.itc_weight : 0.0;
+      co.itm_weight = obj.itm ? o.itm_weight : 0.0;
+      ContrastiveLoss c = contrastive_loss(*model, b.images, b.ids, b.mask, groups, co, pg.get());
+      out.total = c.total;
+      if (obj.itc) out.parts.emplace_back("itc", c.itc);
+      if (obj.itm) {
+        out.parts.emplace_back("itm", c.itm);
+        out.parts.emplace_back("itm_accuracy", c.itm_accuracy);
+      }
+      passes = co.itm_weight > 0 ? 3 : 2;
+      aux_sum = c.aux * passes;
+      out.load = std::move(c.load);
+    }
+    if (obj.mlm) {
+      MsmMasks m = make_msm_masks(b.ids, b.mask, 0, msm, tok, seed, micro, b.first);
+      model::EncoderInput in;
+      in.image = b.images;  // undefined in the text stage
+      in.text_ids = m.mlm_ids;
+      in.text_mask = b.mask;
+      model::EncoderOutput e = model->encode(obj.stage == "text" ? model::Mode::text : model::Mode::vl, in);
+      torch::Tensor mlm = mlm_loss(*model, e, m.mlm_labels, share(m.mlm_labels.ne(-100).sum().item<double>()));
+      out.total = out.total + o.mlm_weight * mlm + moe * e.aux;
+      out.parts.emplace_back("mlm", mlm.item<double>());
+      aux_sum += e.aux.item<double>();
+      ++passes;
+      accumulate_load(out.load, e.load);
+    }
+    out.parts.emplace_back("aux", aux_sum / passes);
+    return out;
+  }
+
   ojson trainer_state(double loss) const {
-    const int64_t micro = step * o.accumulate, per_epoch = loader->batches_per_epoch();
+    const int64_t micro = step * o.accumulate, per_epoch = batches_per_epoch();
     return ojson{{"format", "eve-trainer 1"},
                  {"step", step},
                  {"total_steps", total},
@@ -200,7 +408,7 @@ struct Trainer {
                           {"scheme", "data order from (seed, epoch); augmentation from (seed, epoch, position); "
                                      "masks from (seed, micro-batch, position); torch generator reseeded from "
                                      "(seed, step, rank) before every step"}}},
-                 {"options", options_json(o, seed, env.world)}};
+                 {"options", options_json(o, obj, seed, env.world)}};
   }
 
   void save(double loss) {
@@ -224,21 +432,20 @@ struct Trainer {
       auto t0 = std::chrono::steady_clock::now();
       torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
       opt->zero_grad();
-      double loss = 0, mim = 0, mlm = 0, aux = 0;
+      double loss = 0;
+      std::vector<std::pair<const char*, double>> parts;
       std::vector<model::LayerLoad> load;
       for (int a = 0; a < o.accumulate; ++a) {
         const int64_t micro = step * o.accumulate + a;
-        Batch b = loader->next();
-        MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
-        // Global denominators: every rank's share of the global mean.
-        auto counts = pg->sum({m.mim_mask.sum().item<double>(), m.mlm_labels.ne(-100).sum().item<double>()});
-        MsmLoss l = msm_loss(*model, b.images, b.ids, b.mask, m, msm, counts[0] / env.world,
-                             std::max(1.0, counts[1]) / env.world);
+        MicroLoss l = micro_loss(next_batch(), micro);
+        if (!l.total.requires_grad())
+          throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
+                           "--freeze froze everything it trains");
         (l.total / o.accumulate).backward();
         loss += l.total.item<double>() / o.accumulate;
-        mim += l.mim / o.accumulate;
-        mlm += l.mlm / o.accumulate;
-        aux += l.aux / o.accumulate;
+        if (parts.empty())
+          for (const auto& [name, v] : l.parts) parts.emplace_back(name, 0.0);
+        for (size_t i = 0; i < parts.size(); ++i) parts[i].second += l.parts[i].second / o.accumulate;
         accumulate_load(load, l.load);
       }
       auto totals = pg->sum({loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0});
@@ -249,12 +456,17 @@ struct Trainer {
       const double gnorm = sync_gradients(params, *pg, o.clip);
       const double lr = schedule.at(step);
       opt->step(lr);
+      if (obj.contrastive()) model->clamp_itc_temperature();
       ++step;
       last_loss = loss;
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rank0() && (step % o.log_every == 0 || step == total)) {
-        ojson j{{"step", step}, {"loss", loss}, {"mim", mim}, {"mlm", mlm}, {"aux", aux}, {"lr", lr},
-                {"grad_norm", gnorm}, {"samples_per_s", o.batch_size / std::max(secs, 1e-9)}};
+        ojson j{{"step", step}, {"loss", loss}};
+        for (const auto& [name, v] : parts) j[name] = v;
+        if (obj.contrastive()) j["itc_temp"] = model->itc_temperature().item<double>();
+        j["lr"] = lr;
+        j["grad_norm"] = gnorm;
+        j["samples_per_s"] = o.batch_size / std::max(secs, 1e-9);
         j["expert_load"] = expert_load_json(load);
         metrics << io::to_jsonl_line(j);
         metrics.flush();

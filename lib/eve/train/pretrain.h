@@ -1,8 +1,8 @@
 // eve-pretrain: pre-training an EVE model by masked signal modeling (reference/eve-model.md
-// §2.3). Torch-free header: the program's main fills PretrainOptions and calls
-// run_pretrain.
+// §2.3), or by the VLMo-style baseline it is compared with, or by VLMo's stagewise recipe.
+// Torch-free header: the program's main fills PretrainOptions and calls run_pretrain.
 //
-// Objective "msm" per micro-batch of image-text pairs:
+// Objective "msm" (the default of --stage vl) per micro-batch of image-text pairs:
 //   MIM: the encoder sees the visible patches (a random image_mask_ratio of the patches is
 //        dropped, position embeddings added before the drop) and the complete text; the
 //        model's light decoder (config mim_decoder) predicts the pixels of every patch; MSE
@@ -14,6 +14,32 @@
 //   loss = mim_weight * MIM + mlm_weight * MLM + moe_lossweight * aux (GShard loss averaged
 //   over both passes).
 //
+// Objective "itc,itm,mlm" (any non-empty subset, any order; --stage vl), the VLMo baseline:
+//   ITC and ITM as retrieval fine-tuning computes them (contrastive.h): features gathered over
+//   all ranks, learned temperature, every caption of one image a positive (groups = image
+//   key), one hard negative text per image and one negative image per text sampled from the
+//   ITC similarities; ITM alone still uses the itc heads to sample its negatives (the ITC
+//   loss then has weight 0). MLM as in msm, on the complete image and the masked text.
+//   loss = itc_weight * ITC + itm_weight * ITM + mlm_weight * MLM
+//          + moe_lossweight * (aux of the ITC/ITM passes, averaged) + moe_lossweight * aux of
+//          the MLM pass.
+//   Heads: itc (ITC or ITM), itm (ITM), mlm (MLM): the bundle of itc,... embeds with eve-embed.
+//
+// Stages (VLMo's stagewise pre-training):
+//   vl     image-text pairs: --objective msm (default) or a subset of itc,itm,mlm.
+//   image  --objective mim (the default; nothing else): MIM on images alone, a vision-mode
+//          pass over the visible patches, decoder and loss as in msm; records of the pairs
+//          dataset are read for their "image" only. Heads: mim.
+//   text   --objective mlm (the default; nothing else): MLM in text mode on token ids alone;
+//          records need "ids" (or "ids_list") and may lack an image. Heads: mlm.
+//   Parameters that a stage does not use get zero gradients (and still take weight decay);
+//   --freeze keeps them exactly as they are.
+//
+// --freeze PATTERN (repeatable): parameters whose name (the official state-dict key) matches
+// the glob (`*` any run of characters, dots included; `?` one character) get no gradient and
+// no optimiser update (no weight decay either); a pattern that matches nothing is a usage
+// error.
+//
 // Randomness is a pure function of the seed: the data order of (seed, epoch), the
 // augmentation of (seed, epoch, sample position), the masks of (seed, micro-batch, sample
 // position), and torch's generator (dropout, drop-path, routing noise) is reseeded from
@@ -22,6 +48,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "eve/core/cli.h"
 
@@ -35,7 +62,9 @@ struct PretrainOptions {
   std::string init;                 // optional bundle to start from
   std::string tokenizer;            // tokenizer JSON (tok.json): vocab and special ids
   std::string run_dir;              // output: bundle + trainer state + metrics.jsonl
-  std::string objective = "msm";
+  std::string objective;             // "" = the stage's default (vl: msm, image: mim, text: mlm)
+  std::string stage = "vl";         // vl | image | text
+  std::vector<std::string> freeze;  // glob patterns of parameter names kept fixed
 
   // Optimisation.
   int batch_size = 32;              // global batch per optimiser step (all ranks, all micro-batches)
@@ -55,6 +84,8 @@ struct PretrainOptions {
   double text_mask_ratio = 0.15;
   double mim_weight = 1.0;
   double mlm_weight = 1.0;
+  double itc_weight = 1.0;
+  double itm_weight = 1.0;
 
   // Images.
   double crop_scale_min = 0.5;
@@ -72,6 +103,27 @@ struct PretrainOptions {
   int nproc_per_node = 0;           // > 0: start this many local workers
   int dist_timeout = 60;            // seconds a collective or rendezvous may wait
 };
+
+// What --objective and --stage select.
+struct Objective {
+  std::string stage = "vl";
+  bool mim = false, mlm = false, itc = false, itm = false;
+  bool msm() const { return stage == "vl" && mim && mlm; }
+  bool contrastive() const { return itc || itm; }
+  // Canonical name: "msm", "mim", "mlm" or the parts in the order itc, itm, mlm.
+  std::string name() const;
+  // Model heads the objective trains: {"mlm","mim"}, {"mim"}, {"mlm"} or those of itc/itm/mlm.
+  std::vector<std::string> heads() const;
+};
+
+// Parses --objective ("" = the stage's default) for --stage; throws eve::UsageError naming
+// what is wrong (unknown stage or part, msm combined with others, a part given twice, an
+// objective the stage cannot train).
+Objective parse_objective(const std::string& objective, const std::string& stage);
+
+// Glob match of a whole name: `*` any run of characters (dots included), `?` one character,
+// every other character itself.
+bool glob_match(const std::string& pattern, const std::string& name);
 
 // Runs the whole pre-training; returns the exit code (0, or 128+signal after a checkpoint
 // when interrupted). Throws eve::UsageError for bad options and eve::Error for bad inputs.
