@@ -110,7 +110,7 @@ cmp -s "$tmp/v/predictions/val.json" "$tmp/ev/predictions/val.json" || { echo "F
 # retrieval heads new (and they alone take lr x lr_mult).
 "$ft" --task retrieval --data "$tmp/ret" --init "$tmp/v" --image-res 48 --threads 2 --batch-size 8 --max-steps 1 \
   --val none --k-test 0 --out "$tmp/r48" 2>"$tmp/r48.err"
-grep -q "position table resized: backbone.pos_embed_vision \[65, 128\] -> \[37, 128\]" "$tmp/r48.err" ||
+grep -q "position table resized: backbone.pos_embed_vision \[65,128\] -> \[37,128\]" "$tmp/r48.err" ||
   { echo "FAIL no resize message"; cat "$tmp/r48.err"; fail=1; }
 grep -q "5 parameter tensors newly initialised (learning rate x10), 6 ignored" "$tmp/r48.err" ||
   { echo "FAIL new/ignored tensor counts"; cat "$tmp/r48.err"; fail=1; }

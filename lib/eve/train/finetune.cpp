@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <unordered_map>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
@@ -253,6 +254,13 @@ struct Finetuner {
       train_data.labels.insert(train_data.labels.end(), more.labels.begin(), more.labels.end());
       for (int64_t g : more.groups) train_data.groups.push_back(g + offset);
       for (auto& k : more.image_keys) train_data.image_keys.push_back(std::move(k));
+    }
+    if (task == Task::retrieval) {
+      // Captions of one image are positives of each other whichever split they come from.
+      std::unordered_map<std::string, int64_t> group_of;
+      for (size_t i = 0; i < train_data.samples.size(); ++i)
+        train_data.groups[i] =
+            group_of.emplace(train_data.samples[i].images[0], static_cast<int64_t>(group_of.size())).first->second;
     }
 
     if (ck.step < 0) {
@@ -604,29 +612,32 @@ struct Finetuner {
     Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1));
     Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1));
     std::vector<std::set<int64_t>> pairs(static_cast<size_t>(ni));  // image -> texts to score
+    auto tt = top_t.accessor<int64_t, 2>();
+    auto ti = top_i.accessor<int64_t, 2>();
     for (int64_t i = 0; i < ni; ++i)
-      for (int64_t j = 0; j < top_t.size(1); ++j) pairs[static_cast<size_t>(i)].insert(top_t[i][j].item<int64_t>());
+      for (int64_t j = 0; j < top_t.size(1); ++j) pairs[static_cast<size_t>(i)].insert(tt[i][j]);
     for (int64_t t = 0; t < nt; ++t)
-      for (int64_t j = 0; j < top_i.size(1); ++j) pairs[static_cast<size_t>(top_i[t][j].item<int64_t>())].insert(t);
+      for (int64_t j = 0; j < top_i.size(1); ++j) pairs[static_cast<size_t>(ti[t][j])].insert(t);
     Tensor logit = torch::full({ni, nt}, std::nanf(""));
     for_batches(ni, [&](const std::vector<int64_t>& idx) {
       Tensor pixels = ld.load(idx).images;
-      std::vector<int64_t> rows;
+      std::vector<int64_t> rows, img, txt;
       std::vector<const std::vector<int64_t>*> tok;
-      std::vector<std::pair<int64_t, int64_t>> where;
       auto flush = [&]() {
         if (rows.empty()) return;
         Tensor s = enc.match(pixels.index_select(0, torch::tensor(rows)), tok);
-        for (size_t k = 0; k < where.size(); ++k) logit[where[k].first][where[k].second] = s[static_cast<int64_t>(k)];
+        logit.index_put_({torch::tensor(img), torch::tensor(txt)}, s);
         rows.clear();
+        img.clear();
+        txt.clear();
         tok.clear();
-        where.clear();
       };
       for (size_t k = 0; k < idx.size(); ++k)
         for (int64_t t : pairs[static_cast<size_t>(idx[k])]) {
           rows.push_back(static_cast<int64_t>(k));
+          img.push_back(idx[k]);
+          txt.push_back(t);
           tok.push_back(&data.texts[static_cast<size_t>(t)]);
-          where.emplace_back(idx[k], t);
           if (static_cast<int>(rows.size()) == o.eval_batch_size) flush();
         }
       flush();
