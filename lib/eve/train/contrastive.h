@@ -3,7 +3,8 @@
 // (reference/eve-model.md §3.4):
 //   ITC: f_v = itc_image(vision CLS), f_t = itc_text(text CLS) (l2-normalised projections);
 //        logits = f_v · f_allᵀ / τ against the features of the whole global batch (gathered
-//        over ranks; gradients flow through the local rows only). Every pair whose group ids
+//        over ranks; the gathered rows' gradients return to their ranks, so N ranks compute
+//        the gradient of one process with the global batch). Every pair whose group ids
 //        are equal is a positive (captions of one image), targets row-normalised;
 //        loss = ½ (CE_i2t + CE_t2i).
 //   ITM: for each image one negative text and for each text one negative image, drawn from

@@ -172,19 +172,48 @@ void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_b
   }
 }
 
+namespace {
+
+torch::Tensor all_gather_rows(c10d::ProcessGroup* pg, const torch::Tensor& local, int64_t world) {
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int64_t r = 0; r < world; ++r) out[0].push_back(torch::empty_like(local));
+  std::vector<at::Tensor> in{local.contiguous()};
+  pg->allgather(out, in)->wait();
+  return torch::cat(out[0], 0);
+}
+
+// All-gather whose backward sums the gradient of the gathered tensor over ranks and returns
+// this rank's rows: with gradients averaged over ranks afterwards, that is exactly the
+// gradient of the global-batch loss (the official code keeps only the local slice of each
+// rank's own gradient, which drops every cross-rank term of the contrastive loss).
+struct GatherRows : public torch::autograd::Function<GatherRows> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& local, int64_t group,
+                               int64_t rank, int64_t world) {
+    auto* pg = reinterpret_cast<c10d::ProcessGroup*>(group);
+    ctx->saved_data["group"] = group;
+    ctx->saved_data["rank"] = rank;
+    ctx->saved_data["rows"] = local.size(0);
+    return all_gather_rows(pg, local, world);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* pg = reinterpret_cast<c10d::ProcessGroup*>(ctx->saved_data["group"].toInt());
+    const int64_t rank = ctx->saved_data["rank"].toInt(), rows = ctx->saved_data["rows"].toInt();
+    std::vector<at::Tensor> g{grads[0].contiguous().clone()};
+    pg->allreduce(g)->wait();
+    return {g[0].narrow(0, rank * rows, rows), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor ProcessGroup::gather_rows(const torch::Tensor& local) {
   if (!active()) return local;
-  std::vector<torch::Tensor> parts;
-  {
-    torch::NoGradGuard guard;
-    std::vector<std::vector<at::Tensor>> out(1);
-    for (int r = 0; r < env_.world; ++r) out[0].push_back(torch::empty_like(local));
-    std::vector<at::Tensor> in{local.detach().contiguous()};
-    impl_->pg->allgather(out, in)->wait();
-    parts = out[0];
-  }
-  parts[static_cast<size_t>(env_.rank)] = local;
-  return torch::cat(parts, 0);
+  if (local.requires_grad())
+    return GatherRows::apply(local, reinterpret_cast<int64_t>(impl_->pg.get()), int64_t{env_.rank},
+                             int64_t{env_.world});
+  torch::NoGradGuard guard;
+  return all_gather_rows(impl_->pg.get(), local, env_.world);
 }
 
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {

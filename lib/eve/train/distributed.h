@@ -44,8 +44,9 @@ class ProcessGroup {
   // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes.
   void average(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
   // Concatenates every rank's `local` ([n,...], the same shape on every rank) along dim 0
-  // in rank order. The local slice is `local` itself, so gradients flow into it and only it
-  // (the other ranks' rows are constants, as in the all-gather of EVE's contrastive loss).
+  // in rank order. Backward sums the gathered gradient over ranks and keeps this rank's rows,
+  // so that after gradient averaging a loss over the gathered rows trains exactly as one
+  // process with the global batch would (every rank must run the backward pass).
   torch::Tensor gather_rows(const torch::Tensor& local);
   // Sums small values over ranks.
   std::vector<double> sum(const std::vector<double>& values);
