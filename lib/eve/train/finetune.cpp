@@ -307,20 +307,9 @@ struct Finetuner {
     }
     finish_model_setup();
 
-    LoaderOptions lo;
-    lo.dir = o.data;
-    lo.global_batch = r.batch_size / o.accumulate;
-    lo.rank = env.rank;
-    lo.world = env.world;
-    lo.seed = seed;
-    lo.max_text_len = config.max_text_len;
-    lo.pad_id = config.pad_token_id;
-    lo.threads = resolve_threads(common.threads);
-    lo.prefetch = o.prefetch;
-    lo.augment.res = config.image_res;
-    lo.augment.scale_min = r.crop_scale_min;
-    lo.augment.flip = r.flip;
-    lo.augment.rand_augment = r.rand_augment;
+    LoaderOptions lo = training_loader_options(o.data, r.batch_size / o.accumulate, env.rank, env.world, seed, config,
+                                               resolve_threads(common.threads), o.prefetch, r.crop_scale_min,
+                                               r.flip, r.rand_augment);
     loader = std::make_unique<Loader>(train_data.samples, lo);
 
     const int64_t per_epoch = loader->batches_per_epoch();

@@ -232,20 +232,9 @@ struct Trainer {
     msm.mlm_weight = o.mlm_weight;
     msm.norm_target = config.mim_norm_target;
 
-    LoaderOptions lo;
-    lo.dir = o.data;
-    lo.global_batch = o.batch_size / o.accumulate;
-    lo.rank = env.rank;
-    lo.world = env.world;
-    lo.seed = seed;
-    lo.max_text_len = config.max_text_len;
-    lo.pad_id = config.pad_token_id;
-    lo.threads = resolve_threads(common.threads);
-    lo.prefetch = o.prefetch;
-    lo.augment.res = config.image_res;
-    lo.augment.scale_min = o.crop_scale_min;
-    lo.augment.flip = o.flip;
-    lo.augment.rand_augment = o.rand_augment;
+    LoaderOptions lo = training_loader_options(o.data, o.batch_size / o.accumulate, env.rank, env.world, seed, config,
+                                               resolve_threads(common.threads), o.prefetch, o.crop_scale_min,
+                                               o.flip, o.rand_augment);
     if (obj.stage == "text") {
       text_loader = std::make_unique<TextLoader>(read_text_samples(o.data, o.split, config.vocab_size), lo);
     } else if (obj.stage == "image") {

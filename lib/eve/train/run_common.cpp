@@ -81,6 +81,26 @@ void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<mode
     into[i].load.top1 = into[i].load.top1 + more[i].load.top1;
 }
 
+LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batch, int rank, int world,
+                                      uint64_t seed, const model::ModelConfig& config, int threads, int prefetch,
+                                      double crop_scale_min, bool flip, bool rand_augment) {
+  LoaderOptions lo;
+  lo.dir = dir;
+  lo.global_batch = micro_batch;
+  lo.rank = rank;
+  lo.world = world;
+  lo.seed = seed;
+  lo.max_text_len = config.max_text_len;
+  lo.pad_id = config.pad_token_id;
+  lo.threads = threads;
+  lo.prefetch = prefetch;
+  lo.augment.res = config.image_res;
+  lo.augment.scale_min = crop_scale_min;
+  lo.augment.flip = flip;
+  lo.augment.rand_augment = rand_augment;
+  return lo;
+}
+
 double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
   std::vector<torch::Tensor> grads;
   for (auto p : params) {

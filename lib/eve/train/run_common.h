@@ -13,6 +13,7 @@
 #include "eve/model/config.h"
 #include "eve/model/eve_model.h"
 #include "eve/text/tokenizer_info.h"
+#include "eve/train/loader.h"
 
 namespace eve::train {
 
@@ -35,6 +36,12 @@ nlohmann::ordered_json expert_load_json(const std::vector<model::LayerLoad>& loa
 
 // Adds load counts of `more` into `into` (layer by layer).
 void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<model::LayerLoad>& more);
+
+// Training-loader options for a model: its resolution, text length and pad id, this rank's
+// slice of micro-batches of `micro_batch` samples, and the augmentation given.
+LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batch, int rank, int world,
+                                      uint64_t seed, const model::ModelConfig& config, int threads, int prefetch,
+                                      double crop_scale_min, bool flip, bool rand_augment);
 
 // Gives parameters without a gradient a zero one, averages gradients over ranks and clips
 // their global norm (0 = no clipping); returns the norm before clipping.
