@@ -22,7 +22,7 @@ class ProcessGroup;
 text::TokenizerInfo tokenizer_of(const model::ModelConfig& config);
 
 // Reads tok.json into the config's vocabulary size and special ids. When `model_vocab` > 0
-// (an existing model) the sizes must agree. With `run_dir` non-empty, the sentencepiece
+// (an existing model) the sizes must agree. With `run_dir` non-empty, the tokenizer
 // model beside it (tok.model) is copied to RUN/tokenizer.model when it exists.
 void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, int model_vocab,
                      const std::string& run_dir);
