@@ -12,7 +12,8 @@
 #   --checkpoint X.pth  the fine-tuned checkpoint (a 'model' state dict or a bare one)
 #   --config C          the vlmo-style model config it was trained with
 #   --tokenizer M       its sentencepiece model (the records are re-encoded with it)
-#   --task T            vqa, nlvr2 or retrieval: which head the checkpoint carries
+#   --task T            vqa, nlvr2 or retrieval: which head the checkpoint carries (an
+#                       NLVR2 bi-attention head is found and used by itself)
 #   --data DIR          a prepared dataset dir: WORKDIR/data of vqa.sh, nlvr2.sh or
 #                       retrieval.sh (WORKDIR/data-test-dev of vqa.sh for test-dev), or any
 #                       eve-prep output of the task; it is read, never written
@@ -97,9 +98,15 @@ shopt -s nullglob
 stage_links "data" "$WORK/data" "$DATA"/images-*.tar "$DATA/images.idx" "$DATA/manifest.json" "$DATA/$SPLIT.jsonl"
 encode_splits "$WORK/data" "$bundle/tokenizer.model" "$SPLIT"
 declare -A recipe=([vqa]=vqa [nlvr2]=nlvr2 [retrieval]=retrieval-coco)
+# An NLVR2 checkpoint with the bi-attention head (EVE's documented NLVR2 command uses it)
+# is predicted with that head; the converter names it nlvr2_biattn in config.json.
+head=()
+if [[ $TASK == nlvr2 && -f $bundle/config.json ]] && grep -q '"nlvr2_biattn"' "$bundle/config.json"; then
+  head=(--head biattn)
+fi
 run=$WORK/eval
 stage "predict $SPLIT" "$run/results.json" "${PROG[eve-finetune]}" --task "$TASK" \
-  --recipe "$(share_file tasks "${recipe[$TASK]}")" --eval-only --init "$bundle" --data "$WORK/data" \
+  --recipe "$(share_file tasks "${recipe[$TASK]}")" "${head[@]}" --eval-only --init "$bundle" --data "$WORK/data" \
   --predict "$SPLIT.ids" --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
 
 metrics=$WORK/metrics-$SPLIT.txt

@@ -168,17 +168,18 @@ rerun_skips vqa-rerun prep "prep test-dev" "encode vg" "encode test-dev" finetun
   "score val" -- vqa.sh --root vqa --vg vg --init "$INIT" --work vw "${TINY[@]}"
 
 # NLVR2: dev and test-P scored.
-ok nlvr2 nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}"
+ok nlvr2 nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}" --head biattn
 exists nlvr2 nw/finetune/predictions/dev.csv nw/finetune/predictions/test1.csv nw/metrics-dev.txt nw/metrics-test1.txt
 has nlvr2 nlvr2.out "NLVR2 test-P"
 has nlvr2 nlvr2.out "consistency"
 check nlvr2-test1 "examples     8" "$(grep examples nw/metrics-test1.txt)"
 rerun_skips nlvr2-rerun prep "encode test1" finetune "score dev" "score test1" -- \
-  nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}"
+  nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}" --head biattn
 
-# An official-style .pth (module. prefix, a 'model' dict, an integer position-id buffer)
-# made from the fine-tuned COCO bundle: converted back, it predicts the same scores.
-"$EVE_PYTHON" - rc/finetune ckpt.pth <<'EOF'
+# Official-style .pth files (module. prefix, a 'model' dict, an integer position-id buffer)
+# made from fine-tuned bundles: converted back, they predict what the bundles predicted.
+make_pth() {  # make_pth BUNDLE OUT.pth
+  "$EVE_PYTHON" - "$1" "$2" <<'EOF'
 import json, struct, sys
 import numpy as np, torch
 raw = open(sys.argv[1] + "/model.safetensors", "rb").read()
@@ -191,6 +192,8 @@ for name, info in json.loads(raw[8:8 + n]).items():
 sd["module.backbone.position_ids_text"] = torch.arange(64).unsqueeze(0)
 torch.save({"model": sd, "epoch": 9}, sys.argv[2])
 EOF
+}
+make_pth rc/finetune ckpt.pth
 official=(--checkpoint ckpt.pth --config rc/finetune/config.json --tokenizer rc/finetune/tokenizer.model
           --task retrieval --data rc/data --work ow -- --threads 2)
 ok official official-checkpoint.sh "${official[@]}"
@@ -203,6 +206,14 @@ done
 cmp -s rc/metrics-test.txt ow/metrics-test.txt || { echo "FAIL official: other metrics than the bundle's own"; fail=1; }
 rerun_skips official-rerun convert describe data "encode test" "predict test" "score test" -- \
   official-checkpoint.sh "${official[@]}"
+
+# An NLVR2 checkpoint with the bi-attention head is predicted with it.
+make_pth nw/finetune nlvr2.pth
+ok official-nlvr2 official-checkpoint.sh --checkpoint nlvr2.pth --config nw/finetune/config.json \
+  --tokenizer nw/finetune/tokenizer.model --task nlvr2 --data nw/data --work on -- --threads 2
+has official-nlvr2 official-nlvr2.err "--head biattn --eval-only"
+cmp -s nw/finetune/predictions/dev.csv on/eval/predictions/dev.csv || { echo "FAIL official-nlvr2: other predictions"; fail=1; }
+cmp -s nw/metrics-dev.txt on/metrics-dev.txt || { echo "FAIL official-nlvr2: other metrics"; fail=1; }
 
 # Missing inputs: every one named, exit 1, nothing created.
 rm coco/coco_val.json
