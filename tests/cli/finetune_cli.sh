@@ -57,6 +57,10 @@ got=$("$ft" --task vqa --lr 0.001 --image-res 64 --show-recipe | py -c 'import j
 check show-recipe "vqa 0.001 64 128 10.0 linear val.ids" "$got"
 got=$("$ft" --task retrieval --show-recipe | py -c 'import json,sys; r=json.load(sys.stdin); print(r["recipe"], r["batch_size"], r["k_test"])')
 check show-recipe-retrieval "retrieval-coco 256 256" "$got"
+# A directory named like a recipe (a work dir called "vqa") does not hide the recipe.
+mkdir -p "$tmp/cwd/vqa"
+got=$(cd "$tmp/cwd" && "$ft" --task vqa --show-recipe | py -c 'import json,sys; print(json.load(sys.stdin)["recipe"])')
+check show-recipe-dir-named-vqa "vqa" "$got"
 
 # Bad records name file and line.
 head -n 3 "$tmp/vqa/train.ids.jsonl" >"$tmp/vqa/broken.ids.jsonl"

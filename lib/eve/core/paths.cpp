@@ -4,11 +4,15 @@
 
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 
 #include "eve/core/error.h"
 #include "eve/io/file.h"
 
 namespace eve {
+
+namespace fs = std::filesystem;
 
 std::string share_dir() {
   if (const char* env = std::getenv("EVE_SHARE_DIR"); env && *env) return env;
@@ -27,7 +31,10 @@ std::string share_dir() {
 
 std::string resolve_share_file(const std::string& sub, const std::string& name_or_path,
                                const std::string& ext) {
-  if (name_or_path.find('/') != std::string::npos || io::file_exists(name_or_path)) {
+  // A bare name is a preset unless a regular file of that name exists here (a directory
+  // named like a preset, e.g. a work dir called "vqa", does not hide the preset).
+  std::error_code ec;
+  if (name_or_path.find('/') != std::string::npos || fs::is_regular_file(name_or_path, ec)) {
     if (!io::file_exists(name_or_path)) throw Error("no such file", name_or_path);
     return name_or_path;
   }

@@ -135,13 +135,14 @@ torch::Tensor MoEImpl::dispatch_sparse(const torch::Tensor& xt, const Routing& r
   torch::Tensor w_s = w.index_select(0, order).to(xt.scalar_type()).unsqueeze(1);
   torch::Tensor counts = torch::bincount(exp, {}, E).cpu();
   const int64_t* n = counts.data_ptr<int64_t>();
-  torch::Tensor xs = xt.index_select(0, tok_s);
+  // One split (its backward is one concatenation) rather than a slice per expert (each
+  // slice's backward would materialise a gradient the size of all rows).
+  std::vector<int64_t> sizes(n, n + E);
+  std::vector<torch::Tensor> parts = xt.index_select(0, tok_s).split_with_sizes(sizes);
   std::vector<torch::Tensor> outs;
-  int64_t off = 0;
   for (int64_t e = 0; e < E; ++e) {
     if (n[e] == 0) continue;
-    outs.push_back(experts[e]->forward(xs.narrow(0, off, n[e])));
-    off += n[e];
+    outs.push_back(experts[e]->forward(parts[e]));
   }
   torch::Tensor ys = (outs.size() == 1 ? outs[0] : torch::cat(outs)) * w_s;
   return torch::zeros_like(xt).index_add(0, tok_s, ys);
@@ -164,9 +165,10 @@ torch::Tensor MoEImpl::dispatch_dense(const torch::Tensor& xt, const Routing& r)
                        r.w2.to(opts.dtype()).unsqueeze(1) * oh2;
   torch::Tensor combine = dispatch * wmap.unsqueeze(2);
   torch::Tensor dispatched = torch::einsum("sec,sm->ecm", {dispatch, xt});
+  std::vector<torch::Tensor> per_expert = dispatched.unbind(0);  // one backward node
   std::vector<torch::Tensor> outs;
   outs.reserve(E);
-  for (int64_t e = 0; e < E; ++e) outs.push_back(experts[e]->forward(dispatched[e]));
+  for (int64_t e = 0; e < E; ++e) outs.push_back(experts[e]->forward(per_expert[e]));
   return torch::einsum("sec,ecm->sm", {combine, torch::stack(outs)});
 }
 
