@@ -4,6 +4,7 @@
 
 #include "eve/core/cli.h"
 #include "eve/core/log.h"
+#include "eve/data/merge.h"
 #include "eve/data/prep.h"
 #include "eve/data/synth.h"
 
@@ -80,6 +81,14 @@ int main(int argc, char** argv) {
   add_output_options(wds, prep, in);
   wds->callback([&] { command = "webdataset"; });
 
+  eve::data::MergeOptions merge;
+  bool copy = false;
+  auto* mrg = app.add_subcommand("merge", "Merge dataset dirs (the parts of a --shard run) into one");
+  mrg->add_option("--out", merge.out, "Merged dataset dir (must not exist)")->required();
+  mrg->add_flag("--copy", copy, "Copy the image shards instead of hard-linking them");
+  mrg->add_option("parts", merge.parts, "Dataset dirs, in the order their records are wanted")->required();
+  mrg->callback([&] { command = "merge"; });
+
   app.require_subcommand(1);
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
     using namespace eve::data;
@@ -89,6 +98,19 @@ int main(int argc, char** argv) {
       auto r = write_synth_world(synth);
       eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions, {} statements in {}", r.images,
                      r.nlvr_images, r.captions, r.questions, r.statements, synth.out);
+      return 0;
+    }
+    if (command == "merge") {
+      merge.hard_links = !copy;
+      auto r = merge_datasets(merge);
+      for (const auto& w : r.warnings) eve::log::warn("merge: {}", w);
+      if (r.up_to_date)
+        eve::log::info("merge: {} is up to date ({} images, {} records); nothing to do", merge.out, r.images, r.records);
+      else
+        eve::log::info("merge: {} parts into {}: {} images ({} found in several parts, stored once), {} shards "
+                       "({} hard-linked, {} copied), {} records",
+                       merge.parts.size(), merge.out, r.images, r.duplicate_images, r.shards, r.shards_linked,
+                       r.shards_copied, r.records);
       return 0;
     }
     prep.threads = common.threads;
