@@ -84,6 +84,21 @@ grep -q 'merge: m is up to date' err || fail "rerun not up to date: $(cat err)"
 diff -r m m2 >/dev/null || fail "--copy gives other files"
 [[ $(stat -c %i m2/images-00000.tar) != $(stat -c %i p0/images-00000.tar) ]] || fail "--copy made a hard link"
 
+# A split with fewer images than parts: the parts without its records have no file for it.
+for i in 0 1 2 3 4 5; do
+  "$prep" -q retrieval --ann train=w/retrieval_train.json --ann test=w/retrieval_test.json --images w --size 16 \
+    --shard $i/6 --out r$i
+done
+"$prep" -q retrieval --ann train=w/retrieval_train.json --ann test=w/retrieval_test.json --images w --size 16 --out rfull
+missing=$(for i in 0 1 2 3 4 5; do [[ -f r$i/test.jsonl ]] || echo r$i; done)
+[[ -n $missing ]] || fail "every retrieval part has a test split; the case is not exercised"
+"$prep" -q merge --out rm r0 r1 r2 r3 r4 r5 || fail "parts without a test split not merged"
+for split in train test; do
+  cmp -s <(sort rfull/$split.jsonl) <(sort rm/$split.jsonl) || fail "retrieval $split records differ"
+done
+"$EVE_PYTHON" -c 'import json; a, b = (json.load(open(d + "/manifest.json")) for d in ("rfull", "rm"))
+assert (a["splits"], a["counts"]) == (b["splits"], b["counts"]), (a, b)' || fail "retrieval manifest counts differ"
+
 # Two of three parts: merged, with a warning naming the missing part.
 "$prep" merge --out m02 p0 p2 2>err || fail "incomplete merge failed: $(cat err)"
 grep -q '^eve-prep: warning: merge: merging 2 of the 3 parts of the --shard run of p0; missing: 1/3$' err ||
@@ -100,7 +115,8 @@ expect() {  # expect CODE MESSAGE args...
 "$prep" -q vqa --questions train=w/vqa/questions_train.json --annotations train=w/vqa/annotations_train.json \
   --images w/images --size 24 --out vqa
 "$prep" -q "${args[@]}" 20 --shard 1/3 --out small1
-cp -r p2 p2x && rm p2x/dev.jsonl
+cp -r p2 p2x && rm p2x/train.ids.jsonl
+cp -r p2 p2y && rm p2y/dev.jsonl
 cp -r p1 p1b
 mkdir empty other
 expect 2 "--out p0 is one of the parts" merge --out p0 p0 p1
@@ -110,8 +126,9 @@ expect 1 'vqa/manifest.json: "task" is "vqa", but p0/manifest.json has "nlvr2" (
   merge --out x p0 vqa
 expect 1 'small1/manifest.json: "image_policy.short_side" is 20, but p0/manifest.json has 24 (merge parts of one task prepared with the same image options)' \
   merge --out x p0 small1
-expect 1 "p2x: no dev.jsonl, which p0 has (every part must hold the same record files: prepare and encode every part the same way)" \
+expect 1 "p2x: no train.ids.jsonl, which p0 has (every part must hold the same record files: prepare and encode every part the same way)" \
   merge --out x p0 p1 p2x
+expect 1 "p2y: no dev.jsonl, which its manifest.json lists (the dataset dir is incomplete)" merge --out x p0 p1 p2y
 expect 1 "p1b/manifest.json:shard: part 1/3 is also p1 (each part of a --shard run is merged once)" merge --out x p0 p1 p1b
 expect 1 "empty: no manifest.json (each PART is a dataset dir written by eve-prep, finished)" merge --out x p0 empty
 expect 1 "other: already exists and is not a merge of these parts (remove it or give another --out; a merge never overwrites)" \

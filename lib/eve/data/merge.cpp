@@ -130,8 +130,13 @@ Part load_part(const std::string& dir) {
     throw Error(fmt::format("shard {}/{} is not a part of a --shard run", index, count), p.manifest_path, "shard");
   p.shard_index = static_cast<int>(index);
   p.shard_count = static_cast<int>(count);
-  for (const auto& [name, info] : p.manifest["splits"].items())
-    if (!info.is_object()) throw Error("expected {\"file\", \"records\"}", p.manifest_path, "splits." + name);
+  for (const auto& [name, info] : p.manifest["splits"].items()) {
+    if (!info.is_object() || !info.contains("file") || !info["file"].is_string())
+      throw Error("expected {\"file\", \"records\"}", p.manifest_path, "splits." + name);
+    const std::string file = info["file"].get<std::string>();
+    if (!io::file_exists(dir + "/" + file))
+      throw Error(fmt::format("no {}, which its manifest.json lists", file), dir, {}, "the dataset dir is incomplete");
+  }
 
   p.store = std::make_unique<io::ImageStore>(dir, kPrefix);  // verifies the index and shards
   p.index_path = io::image_index_path(dir, kPrefix);
@@ -230,11 +235,21 @@ std::vector<std::string> check_shard_runs(const std::vector<Part>& parts) {
   return warnings;
 }
 
+// A record file may be missing from part p only when p's own manifest has no records of its
+// split while part q of the same run (the same sources) has: all the run's records of that
+// split fell into other parts, and eve-prep writes no file for a split a part has none of.
+bool split_elsewhere_in_run(const Part& p, const Part& q, const std::string& file) {
+  if (p.manifest["sources"] != q.manifest["sources"]) return false;
+  for (const auto& [split, info] : q.manifest["splits"].items())
+    if (file.compare(0, split.size() + 1, split + ".") == 0 && !p.manifest["splits"].contains(split)) return true;
+  return false;
+}
+
 void check_record_files(const std::vector<Part>& parts) {
   for (const auto& p : parts)
     for (const auto& q : parts)
       for (const auto& [name, info] : q.records)
-        if (!p.records.count(name))
+        if (!p.records.count(name) && !split_elsewhere_in_run(p, q, name))
           throw Error(fmt::format("no {}, which {} has", name, q.dir), p.dir, {},
                       "every part must hold the same record files: prepare and encode every part the same way");
 }
@@ -534,8 +549,10 @@ MergeReport merge_datasets(const MergeOptions& options) {
     io::AtomicWriter w(tmp.path() + "/" + name);
     for (const auto& p : parts) {
       signals::throw_if_stopped();
+      auto file = p.records.find(name);
+      if (file == p.records.end()) continue;  // a split this part has no records of
       for_each_chunk(p.dir + "/" + name, [&](std::string_view chunk) { w.write(chunk); });
-      if (p.records.at(name).needs_newline) w.write("\n");
+      if (file->second.needs_newline) w.write("\n");
     }
     w.commit();
   }

@@ -3,7 +3,8 @@
 //
 // Everything is checked before anything is written: each part has manifest.json and an
 // images.idx that verifies against its shards, all parts share "task" and "image_policy",
-// all hold the same record files (*.jsonl), parts prepared from the same inputs (equal
+// all hold the same record files (*.jsonl; a part of a sharded run may lack the files of a
+// split its manifest has no records of), parts prepared from the same inputs (equal
 // manifest "sources") form one sharded run whose --shard counts agree and whose indices do
 // not repeat, and an image key found in several parts has the same bytes in each.
 //

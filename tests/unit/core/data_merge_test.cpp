@@ -183,13 +183,24 @@ TEST(DataMerge, MissingRecordFileNamesThePartAndTheFile) {
   b.index = 1;
   b.files = {{"train.jsonl", "{\"b\":1}\n"}};
   const std::string pa = make_part(t, "a", a), pb = make_part(t, "b", b);
-  EXPECT_EQ(error_of([&] { merge(t.file("m"), {pa, pb}); }),
-            pb + ": no val.jsonl, which " + pa +
-                " has (every part must hold the same record files: prepare and encode every part the same way)");
-  EXPECT_EQ(error_of([&] { merge(t.file("m"), {pb, pa}); }), pb + ": no val.jsonl, which " + pa +
-                                                                 " has (every part must hold the same record files: "
-                                                                 "prepare and encode every part the same way)");
-  EXPECT_FALSE(fs::exists(t.file("m")));
+  // b's manifest has no "val" split: all the run's val records fell into a.
+  MergeReport r = merge(t.file("m"), {pa, pb});
+  EXPECT_EQ(r.lines_by_file, (std::map<std::string, uint64_t>{{"train.jsonl", 2}, {"val.jsonl", 1}}));
+  EXPECT_EQ(read_bytes(t.file("m/val.jsonl")), "{\"v\":1}\n");
+
+  // A file the part's manifest says it has, missing.
+  const std::string pc = make_part(t, "c", a);
+  fs::remove(pc + "/val.jsonl");
+  const std::string hint = " has (every part must hold the same record files: prepare and encode every part the same way)";
+  EXPECT_EQ(error_of([&] { merge(t.file("m2"), {pb, pc}); }),
+            pc + ": no val.jsonl, which its manifest.json lists (the dataset dir is incomplete)");
+  // A split the part lacks in a merge of other inputs (another run).
+  b.source = "other.json";
+  fs::remove_all(pb);
+  make_part(t, "b", b);
+  EXPECT_EQ(error_of([&] { merge(t.file("m2"), {pa, pb}); }), pb + ": no val.jsonl, which " + pa + hint);
+  EXPECT_EQ(error_of([&] { merge(t.file("m2"), {pb, pa}); }), pb + ": no val.jsonl, which " + pa + hint);
+  EXPECT_FALSE(fs::exists(t.file("m2")));
 }
 
 TEST(DataMerge, TaskOrImagePolicyMismatchNamesThePartAndKey) {
