@@ -84,14 +84,19 @@ grep -q 'merge: m is up to date' err || fail "rerun not up to date: $(cat err)"
 diff -r m m2 >/dev/null || fail "--copy gives other files"
 [[ $(stat -c %i m2/images-00000.tar) != $(stat -c %i p0/images-00000.tar) ]] || fail "--copy made a hard link"
 
-# A split with fewer images than parts: the parts without its records have no file for it.
+# A split with fewer images than parts: every part still has a file for it (empty in the
+# parts that got none of its records) and lists it in its manifest.
 for i in 0 1 2 3 4 5; do
   "$prep" -q retrieval --ann train=w/retrieval_train.json --ann test=w/retrieval_test.json --images w --size 16 \
     --shard $i/6 --out r$i
 done
 "$prep" -q retrieval --ann train=w/retrieval_train.json --ann test=w/retrieval_test.json --images w --size 16 --out rfull
-missing=$(for i in 0 1 2 3 4 5; do [[ -f r$i/test.jsonl ]] || echo r$i; done)
-[[ -n $missing ]] || fail "every retrieval part has a test split; the case is not exercised"
+empty=$(for i in 0 1 2 3 4 5; do [[ -f r$i/test.jsonl ]] || fail "r$i has no test.jsonl"; [[ -s r$i/test.jsonl ]] || echo r$i; done)
+[[ -n $empty ]] || fail "every retrieval part has test records; the case is not exercised"
+for p in $empty; do
+  "$EVE_PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1] + "/manifest.json"))["splits"]; assert s["test"]["records"] == 0, s' "$p" ||
+    fail "$p: manifest does not list the empty test split"
+done
 "$prep" -q merge --out rm r0 r1 r2 r3 r4 r5 || fail "parts without a test split not merged"
 for split in train test; do
   cmp -s <(sort rfull/$split.jsonl) <(sort rm/$split.jsonl) || fail "retrieval $split records differ"

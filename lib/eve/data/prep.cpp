@@ -305,6 +305,9 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   std::map<std::string, uint64_t> split_count;
   std::vector<std::vector<std::string>> needed_by(images.size());
   std::vector<uint64_t> needed_count(images.size(), 0);
+  // Every split of the inputs gets a file in every part, even when none of its records fell
+  // into this part, so the parts of a --shard run all have the same files.
+  for (const auto& e : c.examples) split_text[e.split];
   for (const Example* e : examples) {
     bool usable = true;
     for (size_t i : e->images) {
@@ -315,7 +318,6 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
         ++needed_count[k];
       }
     }
-    split_text[e->split];  // every split gets a file, even when all its records failed
     if (!usable) {
       ++report.records_skipped;
       continue;
