@@ -43,7 +43,7 @@ for d in pairs retrieval vqa nlvr2; do
 done
 
 stage "4. eve-pretrain: masked signal modeling (eve-tiny) on the caption pairs"
-STEPS=${EVE_DEMO_STEPS:-400}
+STEPS=${EVE_DEMO_STEPS:-300}
 # The final checkpoint marks the stage done; an interrupted run resumes where it stopped.
 done_or "pretrain/checkpoint-$(printf %08d "$STEPS")" ||
   eve-pretrain --data data/pairs --split train.ids --tokenizer tok.json --config eve-tiny \
@@ -54,15 +54,15 @@ eve-embed --describe pretrain
 FT=(--init pretrain --image-res 64 --batch-size 32 --lr 1e-3 --threads "$THREADS")
 stage "5. eve-finetune: VQA (answers from the training split, soft targets), picked on val"
 done_or ft-vqa/results.json ||
-  eve-finetune --task vqa --data data/vqa "${FT[@]}" --epochs "${EVE_DEMO_VQA_EPOCHS:-4}" --eval-every 100 --out ft-vqa
+  eve-finetune --task vqa --data data/vqa "${FT[@]}" --epochs "${EVE_DEMO_VQA_EPOCHS:-3}" --eval-every 100 --out ft-vqa
 
 stage "6. eve-finetune: NLVR2 (two fused passes per statement), picked on dev"
 done_or ft-nlvr2/results.json ||
-  eve-finetune --task nlvr2 --data data/nlvr2 "${FT[@]}" --epochs "${EVE_DEMO_NLVR2_EPOCHS:-6}" --out ft-nlvr2
+  eve-finetune --task nlvr2 --data data/nlvr2 "${FT[@]}" --epochs "${EVE_DEMO_NLVR2_EPOCHS:-2}" --out ft-nlvr2
 
 stage "7. eve-finetune: retrieval (contrast + matching with hard negatives), re-ranked test predictions"
 done_or ft-retrieval/results.json ||
-  eve-finetune --task retrieval --data data/retrieval "${FT[@]}" --max-steps "${EVE_DEMO_RETRIEVAL_STEPS:-250}" \
+  eve-finetune --task retrieval --data data/retrieval "${FT[@]}" --max-steps "${EVE_DEMO_RETRIEVAL_STEPS:-200}" \
     --eval-every 125 --k-test 16 --predict test.ids --out ft-retrieval
 
 stage "8. eve-embed + eve-rank: the test collection searched with the fine-tuned retrieval bundle"

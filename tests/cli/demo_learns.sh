@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo on the toy world, end to end, as `make demo` runs it (with fewer steps): eve-tiny
+# The demo on the toy world, end to end, exactly as `make demo` runs it: eve-tiny
 # pre-trained by masked signal modeling, then fine-tuned on VQA and retrieval, must beat the
 # majority-answer and random-ranking baselines by clear margins, as eve-score measures them;
 # searching the test collection with eve-embed + eve-rank --rerank must agree with
@@ -10,10 +10,6 @@ set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export EVE_DEMO_STEPS=${EVE_DEMO_STEPS:-300}
-export EVE_DEMO_VQA_EPOCHS=${EVE_DEMO_VQA_EPOCHS:-3}
-export EVE_DEMO_NLVR2_EPOCHS=${EVE_DEMO_NLVR2_EPOCHS:-2}
-export EVE_DEMO_RETRIEVAL_STEPS=${EVE_DEMO_RETRIEVAL_STEPS:-200}
 EVE_BIN=$EVE_BIN EVE_PYTHON=$EVE_PYTHON bash "$EVE_SOURCE/scripts/demo.sh" "$tmp/demo" >"$tmp/log" 2>&1 ||
   { tail -n 40 "$tmp/log"; echo "FAIL the demo exited non-zero"; exit 1; }
 sed -n '/== Results/,$p' "$tmp/log"
