@@ -30,6 +30,15 @@ void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
         ->envname("EVE_DEVICE")
         ->capture_default_str()
         ->group(group);
+    app.add_option("--precision", common.precision,
+                   "fp32, or bf16: forward passes under bfloat16 autocast (weights, optimiser state "
+                   "and losses stay float32)")
+        ->envname("EVE_PRECISION")
+        ->capture_default_str()
+        ->check(CLI::Validator(
+            [](std::string& v) { return v == "fp32" || v == "bf16" ? std::string() : "expected fp32 or bf16, got " + v; },
+            "fp32|bf16"))
+        ->group(group);
   }
   app.add_flag("-q,--quiet", common.quiet, "Only errors on stderr")->group(group);
   app.add_flag("-v,--verbose", common.verbose, "Debug messages on stderr")->group(group);

@@ -22,13 +22,14 @@ struct CommonOptions {
   int threads = 0;          // 0 = all cores; also sets at::set_num_threads in torch programs
   uint64_t seed = 0;        // torch programs and anything random
   std::string device = "auto";  // torch programs: auto|cpu|cuda|cuda:N
+  std::string precision = "fp32";  // torch programs: fp32|bf16 (autocast)
   bool quiet = false;
   bool verbose = false;
 };
 
 enum ProgramKind { kTorchFree = 0, kTorch = 1 };
 
-// Adds --threads, --seed, --quiet, --verbose (and --device for torch programs) in the
+// Adds --threads, --seed, --quiet, --verbose (and --device, --precision for torch programs) in the
 // "Common" group, each also read from an EVE_* environment variable, plus --version.
 void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
                 const std::string& version_extra = {});

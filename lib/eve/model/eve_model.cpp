@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "eve/core/error.h"
+#include "eve/model/runtime.h"
 
 namespace eve::model {
 
@@ -84,14 +85,21 @@ Tensor AttentionImpl::forward(const Tensor& x, const Tensor& key_pad) {
 #if TORCH_VERSION_MAJOR >= 2
   c10::optional<Tensor> mask;
   if (key_pad.defined()) mask = key_pad.logical_not().view({B, 1, 1, L});
+  // Under bf16 autocast q, k, v are bf16; the fused kernels accumulate scores and softmax in
+  // float32.
   o = at::scaled_dot_product_attention(q, k, v, mask, p);
 #else
   q = q * (1.0 / std::sqrt(static_cast<double>(hd)));
-  Tensor scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1));
-  if (key_pad.defined())
-    scores = scores.masked_fill(key_pad.view({B, 1, 1, L}),
-                                -std::numeric_limits<float>::infinity());
-  Tensor probs = torch::softmax(scores, -1).to(v.scalar_type());
+  Tensor probs;
+  {
+    // Scores and softmax in float32 also under bf16 autocast (matmul would run in bf16).
+    nn::NoAutocast full_precision;
+    Tensor scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1));
+    if (key_pad.defined())
+      scores = scores.masked_fill(key_pad.view({B, 1, 1, L}),
+                                  -std::numeric_limits<float>::infinity());
+    probs = torch::softmax(scores, -1).to(v.scalar_type());
+  }
   if (p > 0) probs = F::dropout(probs, F::DropoutFuncOptions().p(p).training(true));
   o = torch::matmul(probs, v);
 #endif
@@ -352,7 +360,9 @@ Tensor MimDecoderImpl::forward(const Tensor& vision, const Tensor& ids_keep, int
   Tensor seq;
   if (ids_keep.defined()) {
     Tensor full = mask_token.view({1, 1, W}).expand({B, N, W});
-    full = full.scatter(1, ids_keep.unsqueeze(-1).expand({-1, -1, W}), y.narrow(1, 1, y.size(1) - 1));
+    // scatter needs one dtype: under bf16 autocast y is bf16 (from a Linear), the mask token float32.
+    full = full.scatter(1, ids_keep.unsqueeze(-1).expand({-1, -1, W}),
+                        y.narrow(1, 1, y.size(1) - 1).to(full.scalar_type()));
     seq = torch::cat({y.narrow(1, 0, 1), full}, 1);
   } else {
     check(y.size(1) == N + 1, "MIM decoder: expected " + std::to_string(N + 1) + " vision tokens");
@@ -516,14 +526,28 @@ Tensor EveModelImpl::itm_logits(const Tensor& pooled) {
   return itm_head(pooled);
 }
 
+// The VQA/NLVR2 head (Linear, LayerNorm, GELU, Linear) with its LayerNorm on float32 input:
+// under bf16 autocast the Linear before it yields bf16, and libtorch 1.13's CPU layer_norm
+// refuses an input whose dtype differs from its float32 weight (CUDA autocast runs layer_norm
+// in float32 by itself).
+namespace {
+Tensor run_output_head(torch::nn::Sequential& head, Tensor x) {
+  for (auto& m : *head) {
+    if (m.ptr()->as<torch::nn::LayerNorm>()) x = x.to(torch::kFloat32);
+    x = m.forward<Tensor>(x);
+  }
+  return x;
+}
+}  // namespace
+
 Tensor EveModelImpl::vqa_logits(const Tensor& pooled) {
   check(output && config_.has_head("vqa"), "the model has no vqa head");
-  return output->forward(pooled);
+  return run_output_head(output, pooled);
 }
 
 Tensor EveModelImpl::nlvr2_logits(const Tensor& p0, const Tensor& p1) {
   check(output && config_.has_head("nlvr2"), "the model has no nlvr2 head");
-  return output->forward(torch::cat({p0, p1}, -1));
+  return run_output_head(output, torch::cat({p0, p1}, -1));
 }
 
 Tensor EveModelImpl::nlvr2_biattn_logits(const EncoderOutput& o0, const EncoderOutput& o1) {
@@ -551,7 +575,8 @@ Tensor EveModelImpl::nlvr2_biattn_logits(const EncoderOutput& o0, const EncoderO
 
 Tensor EveModelImpl::mlm_logits(const Tensor& hidden) {
   need(mlm_dense.get(), "mlm");
-  return mlm_decoder(mlm_norm(torch::gelu(mlm_dense(hidden))));
+  // LayerNorm input in float32 (bf16 under autocast; see run_output_head).
+  return mlm_decoder(mlm_norm(torch::gelu(mlm_dense(hidden)).to(torch::kFloat32)));
 }
 
 Tensor EveModelImpl::mim_predict(const EncoderOutput& out, const Tensor& ids_keep) {

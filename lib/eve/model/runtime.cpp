@@ -1,12 +1,65 @@
 #include "eve/model/runtime.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/threads.h"
 
+// libtorch 2.4 replaced the per-device autocast functions (set_enabled for CUDA,
+// set_cpu_enabled, set_autocast_gpu_dtype, ...) by ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define EVE_AUTOCAST_BY_DEVICE_TYPE 1
+#else
+#define EVE_AUTOCAST_BY_DEVICE_TYPE 0
+#endif
+
 namespace eve::nn {
+
+namespace {
+
+Precision g_precision = Precision::fp32;
+
+bool autocast_enabled(bool cuda) {
+#if EVE_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+void set_autocast_enabled(bool cuda, bool on) {
+#if EVE_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on);
+#else
+  if (cuda) at::autocast::set_enabled(on);
+  else at::autocast::set_cpu_enabled(on);
+#endif
+}
+
+at::ScalarType autocast_dtype(bool cuda) {
+#if EVE_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+void set_autocast_dtype(bool cuda, at::ScalarType t) {
+#if EVE_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, t);
+#else
+  if (cuda) at::autocast::set_autocast_gpu_dtype(t);
+  else at::autocast::set_autocast_cpu_dtype(t);
+#endif
+}
+
+}  // namespace
 
 std::string build_info() {
   return fmt::format("libtorch {}.{}.{}, CUDA {}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR,
@@ -21,7 +74,18 @@ std::string build_info() {
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "bf16") return Precision::bf16;
+  throw UsageError("--precision " + text + ": expected fp32 or bf16");
+}
+
+const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+
+Precision run_precision() { return g_precision; }
+
 std::string init_runtime(const cli::CommonOptions& common) {
+  const Precision precision = parse_precision(common.precision);
   int threads = resolve_threads(common.threads);
   at::set_num_threads(threads);
   torch::manual_seed(common.seed);
@@ -47,8 +111,43 @@ std::string init_runtime(const cli::CommonOptions& common) {
   } else {
     throw UsageError("--device " + d + ": not a device name (auto, cpu, cuda, cuda:N)");
   }
-  log::debug("device {}, {} threads, seed {}", device, threads, common.seed);
+  g_precision = precision;
+  log::debug("device {}, {} threads, seed {}, precision {}", device, threads, common.seed,
+             precision_name(precision));
+  // Once per run: by the only process, or by rank 0 of distributed workers.
+  const char* rank = std::getenv("RANK");
+  if (precision == Precision::bf16 && (!rank || !*rank || std::strcmp(rank, "0") == 0))
+    log::info("precision bf16: forward passes under bfloat16 autocast; weights, optimiser state, "
+              "attention softmax and losses in float32");
   return device;
+}
+
+Autocast::Autocast(Precision precision, const std::string& device) {
+  if (precision == Precision::fp32) return;
+  active_ = true;
+  cuda_ = device.rfind("cuda", 0) == 0;
+  was_enabled_ = autocast_enabled(cuda_);
+  was_dtype_ = static_cast<int>(autocast_dtype(cuda_));
+  set_autocast_dtype(cuda_, at::kBFloat16);
+  set_autocast_enabled(cuda_, true);
+  at::autocast::increment_nesting();
+}
+
+Autocast::~Autocast() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  set_autocast_enabled(cuda_, was_enabled_);
+  set_autocast_dtype(cuda_, static_cast<at::ScalarType>(was_dtype_));
+}
+
+NoAutocast::NoAutocast() : cpu_(autocast_enabled(false)), cuda_(autocast_enabled(true)) {
+  if (cpu_) set_autocast_enabled(false, false);
+  if (cuda_) set_autocast_enabled(true, false);
+}
+
+NoAutocast::~NoAutocast() {
+  if (cpu_) set_autocast_enabled(false, true);
+  if (cuda_) set_autocast_enabled(true, true);
 }
 
 }  // namespace eve::nn

@@ -9,10 +9,51 @@ namespace eve::nn {
 
 // "libtorch 1.13.0, CUDA no" for --version.
 std::string build_info();
-// Applies --threads (at::set_num_threads and our pools), --seed (torch's generator) and
-// validates --device; returns the resolved device name ("cpu", "cuda:0").
+// Applies --threads (at::set_num_threads and our pools), --seed (torch's generator),
+// validates --device and --precision and records the precision as the run's (see
+// run_precision); returns the resolved device name ("cpu", "cuda:0").
 std::string init_runtime(const cli::CommonOptions& common);
 // Whether this build and machine can run CUDA.
 bool cuda_available();
+
+// --precision: fp32 runs everything in float32; bf16 runs the model's forward passes under
+// torch's autocast with bfloat16 (matrix products and convolutions in bf16; weights,
+// gradients, optimiser state, checkpoints, attention scores/softmax and losses stay float32).
+enum class Precision { fp32, bf16 };
+// "fp32" or "bf16"; anything else throws eve::UsageError "--precision X: expected fp32 or bf16".
+Precision parse_precision(const std::string& text);
+const char* precision_name(Precision p);
+// The precision init_runtime recorded (fp32 before it runs, e.g. in unit tests).
+Precision run_precision();
+
+// Scope of a forward pass under the given precision on `device` ("cpu", "cuda", "cuda:N"):
+// with bf16, enables autocast (bf16) for that device type on this thread, restoring the
+// previous state at the end; fp32 changes nothing. Autocast keeps bf16 copies of the weights
+// while enabled: leaving the outermost scope drops them, so open one scope per step (before
+// the optimiser changes the weights), run backward outside it.
+class Autocast {
+ public:
+  Autocast(Precision precision, const std::string& device);
+  ~Autocast();
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool active_ = false, cuda_ = false, was_enabled_ = false;
+  int was_dtype_ = 0;
+};
+
+// Scope that runs in full precision inside an Autocast scope (autocast off for every device
+// type on this thread, restored at the end): attention scores and softmax, ITC logits.
+class NoAutocast {
+ public:
+  NoAutocast();
+  ~NoAutocast();
+  NoAutocast(const NoAutocast&) = delete;
+  NoAutocast& operator=(const NoAutocast&) = delete;
+
+ private:
+  bool cpu_ = false, cuda_ = false;
+};
 
 }  // namespace eve::nn

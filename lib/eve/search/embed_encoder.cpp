@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "eve/core/error.h"
+#include "eve/model/runtime.h"
 
 namespace eve::search {
 
@@ -45,6 +46,7 @@ void RetrievalEncoder::text_batch(const std::vector<const std::vector<int64_t>*>
 
 torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
   torch::NoGradGuard no_grad;
+  nn::Autocast autocast(nn::run_precision(), device_.str());
   model::EncoderInput in;
   in.image = pixels.to(device_);
   auto out = model_->encode(model::Mode::vision, in);
@@ -53,6 +55,7 @@ torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
 
 torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
+  nn::Autocast autocast(nn::run_precision(), device_.str());
   model::EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);
@@ -64,6 +67,7 @@ torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_
 torch::Tensor RetrievalEncoder::match(const torch::Tensor& pixels,
                                       const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
+  nn::Autocast autocast(nn::run_precision(), device_.str());
   model::EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);

@@ -1,5 +1,6 @@
 // Batched inference passes for retrieval on a loaded bundle: ITC embeddings of images
 // (vision pass) and texts (text pass), and ITM match logits of image-text pairs (vl pass),
+// each pass under the run's --precision (nn::run_precision),
 // as EVE's retrieval evaluation computes them (reference/eve-model.md §1.6, §3.4).
 #pragma once
 

@@ -145,6 +145,7 @@ struct Finetuner {
   DistEnv env;
   std::unique_ptr<ProcessGroup> pg;
   torch::Device device{torch::kCPU};
+  nn::Precision precision = nn::Precision::fp32;
   model::EveModel model{nullptr};
   model::ModelConfig config;
   std::vector<std::string> answers;
@@ -203,6 +204,7 @@ struct Finetuner {
     pg = std::make_unique<ProcessGroup>(env, o.dist_timeout);
     seed = common.seed;
     const std::string dev = nn::init_runtime(common);
+    precision = nn::run_precision();
     device = torch::Device(dev == "cpu" ? "cpu" : (env.world > 1 ? "cuda:" + std::to_string(env.local_rank) : dev));
 
     if (o.eval_only) {
@@ -337,9 +339,10 @@ struct Finetuner {
     if (rank0()) {
       fs::create_directories(o.run_dir);
       truncate_metrics(path("metrics.jsonl"), step);
-      log::info("finetune {}: {} samples, {} steps of {} ({} per epoch), lr {} (new heads x{}), {} px; rank {} of {}",
+      log::info("finetune {}: {} samples, {} steps of {} ({} per epoch), lr {} (new heads x{}), {} px; rank {} of {}; "
+                "precision {}",
                 task_name(task), loader->samples(), total, r.batch_size, steps_per_epoch, r.lr, r.lr_mult,
-                config.image_res, env.rank, env.world);
+                config.image_res, env.rank, env.world, nn::precision_name(precision));
     }
   }
 
@@ -350,7 +353,7 @@ struct Finetuner {
 
   ojson run_json() const {
     ojson j{{"task", task_name(task)}, {"seed", seed}, {"world_size", env.world}, {"batch_size", r.batch_size},
-            {"accumulate", o.accumulate}};
+            {"accumulate", o.accumulate}, {"precision", nn::precision_name(precision)}};
     j["recipe"] = recipe_json(r);
     return j;
   }
@@ -380,7 +383,9 @@ struct Finetuner {
     std::vector<model::LayerLoad> load;
   };
 
+  // The loss of a micro-batch, its forward passes under the run's precision; losses in float32.
   StepLoss task_loss(const Batch& b) {
+    nn::Autocast autocast(precision, device.str());
     StepLoss out;
     Tensor images = b.images.to(device), ids = b.ids.to(device), mask = b.mask.to(device);
     const double w_aux = config.moe_lossweight;
@@ -400,7 +405,7 @@ struct Finetuner {
     if (task == Task::vqa) {
       in.image = images;
       model::EncoderOutput e = model->encode(model::Mode::vl, in);
-      Tensor logits = model->vqa_logits(e.pooled);
+      Tensor logits = model->vqa_logits(e.pooled).to(torch::kFloat32);
       Tensor t = torch::zeros({logits.size(0), logits.size(1)});
       for (int64_t i = 0; i < t.size(0); ++i)
         for (const auto& [k, v] : targets[static_cast<size_t>(b.samples[i].item<int64_t>())]) t[i][k] = v;
@@ -416,6 +421,7 @@ struct Finetuner {
       labels[i] = train_data.labels[static_cast<size_t>(b.samples[i].item<int64_t>())];
     Tensor logits, aux;
     std::tie(logits, aux) = nlvr2_forward(images, b.images2.to(device), ids, mask, &out.load);
+    logits = logits.to(torch::kFloat32);
     Tensor ce = F::cross_entropy(logits, labels.to(device));
     out.total = ce + w_aux * aux;
     out.parts = ojson{{"ce", ce.item<double>()}, {"aux", aux.item<double>()},
@@ -485,6 +491,7 @@ struct Finetuner {
       for_batches(n, [&](const std::vector<int64_t>& idx) {
         Batch b = ld->load(idx);
         Tensor logits;
+        nn::Autocast autocast(precision, device.str());
         if (task == Task::vqa) {
           model::EncoderInput in;
           in.image = b.images.to(device);

@@ -99,7 +99,7 @@ torch::Tensor mim_loss_sum(const torch::Tensor& pred, const torch::Tensor& targe
 torch::Tensor mim_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
                        const torch::Tensor& images, const MsmMasks& masks, bool norm_target,
                        double count) {
-  torch::Tensor pred = model.mim_predict(encoded, masks.ids_keep);
+  torch::Tensor pred = model.mim_predict(encoded, masks.ids_keep).to(torch::kFloat32);  // bf16 under autocast
   torch::Tensor target = mim_targets(images, model.config().patch_size, norm_target);
   if (count <= 0) count = masks.mim_mask.sum().item<double>();
   return mim_loss_sum(pred, target, masks.mim_mask) / count;
@@ -114,7 +114,7 @@ torch::Tensor mlm_loss(model::EveModelImpl& model, const model::EncoderOutput& e
   if (count <= 0) count = static_cast<double>(targets.size(0));
   if (targets.size(0) == 0) return torch::zeros({}, encoded.hidden.options());
   return torch::nn::functional::cross_entropy(
-             model.mlm_logits(rows), targets,
+             model.mlm_logits(rows).to(torch::kFloat32), targets,
              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
          count;
 }

@@ -136,8 +136,9 @@ void check_options(const PretrainOptions& o) {
   if (o.nproc_per_node < 0 || o.dist_timeout < 1) bad("--nproc-per-node >= 0 and --dist-timeout >= 1");
 }
 
-ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed, int world) {
+ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed, int world, nn::Precision precision) {
   return ojson{{"seed", seed},           {"world_size", world},
+               {"precision", nn::precision_name(precision)},
                {"batch_size", o.batch_size}, {"accumulate", o.accumulate},
                {"objective", obj.name()}, {"stage", obj.stage},
                {"freeze", o.freeze},      {"image_mask_ratio", o.image_mask_ratio},
@@ -171,6 +172,8 @@ struct Trainer {
   MsmOptions msm;
   int64_t step = 0, total = 0;
   uint64_t seed = 0;
+  nn::Precision precision = nn::run_precision();
+  std::string device = "cpu";  // where the model is: autocast's device type
 
   Trainer(PretrainOptions opts, const cli::CommonOptions& c)
       : o(std::move(opts)), common(c), obj(parse_objective(o.objective, o.stage)) {}
@@ -190,7 +193,7 @@ struct Trainer {
     ojson state;
     if (ck.step >= 0) {
       state = io::parse_ordered_json(io::read_file(ck.dir + "/trainer.json"), ck.dir + "/trainer.json");
-      const ojson want = options_json(o, obj, state["options"]["seed"].get<uint64_t>(), env.world);
+      const ojson want = options_json(o, obj, state["options"]["seed"].get<uint64_t>(), env.world, precision);
       ojson have = state["options"];
       if (!have.contains("stage")) have["stage"] = "vl";  // checkpoints of earlier versions
       if (!have.contains("freeze")) have["freeze"] = ojson::array();
@@ -259,6 +262,7 @@ struct Trainer {
                                    : static_cast<int64_t>(o.warmup);
 
     model->train();
+    device = model->parameters().front().device().str();
     AdamWOptions ao;
     ao.beta1 = o.beta1;
     ao.beta2 = o.beta2;
@@ -277,9 +281,9 @@ struct Trainer {
       truncate_metrics(o.run_dir + "/metrics.jsonl", step);
       auto [d, nd] = opt->group_sizes();
       log::info("pretrain {} (stage {}): {} samples, {} micro-batches per epoch, {} steps of {} samples; "
-                "rank {} of {}; {} parameters with weight decay, {} without",
+                "rank {} of {}; {} parameters with weight decay, {} without; precision {}",
                 obj.name(), obj.stage, loader ? loader->samples() : text_loader->samples(), per_epoch, total,
-                o.batch_size, env.rank, env.world, d, nd);
+                o.batch_size, env.rank, env.world, d, nd, nn::precision_name(precision));
     }
   }
 
@@ -397,7 +401,7 @@ struct Trainer {
                           {"scheme", "data order from (seed, epoch); augmentation from (seed, epoch, position); "
                                      "masks from (seed, micro-batch, position); torch generator reseeded from "
                                      "(seed, step, rank) before every step"}}},
-                 {"options", options_json(o, obj, seed, env.world)}};
+                 {"options", options_json(o, obj, seed, env.world, precision)}};
   }
 
   void save(double loss) {
@@ -426,7 +430,11 @@ struct Trainer {
       std::vector<model::LayerLoad> load;
       for (int a = 0; a < o.accumulate; ++a) {
         const int64_t micro = step * o.accumulate + a;
-        MicroLoss l = micro_loss(next_batch(), micro);
+        MicroLoss l;
+        {
+          nn::Autocast autocast(precision, device);  // forward only; backward outside
+          l = micro_loss(next_batch(), micro);
+        }
         if (!l.total.requires_grad())
           throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
                            "--freeze froze everything it trains");
