@@ -1,5 +1,9 @@
 #include "eve/train/contrastive.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "eve/core/error.h"
+#include "eve/model/runtime.h"
 #include "eve/train/distributed.h"
 #include "eve/train/run_common.h"
 
@@ -13,18 +17,46 @@ Tensor itc_targets(const Tensor& groups_a, const Tensor& groups_b) {
   return eq / eq.sum(1, true).clamp_min(1.0);
 }
 
-Tensor sample_rows(Tensor weights) {
+Tensor sample_rows(Tensor weights, std::optional<at::Generator> generator) {
   torch::NoGradGuard guard;
-  weights = weights.to(torch::kFloat32).clone();
+  const torch::Device device = weights.device();
+  weights = weights.to(generator ? torch::Device(torch::kCPU) : device, torch::kFloat32).clone();
   Tensor empty = weights.sum(1).le(0);
   if (empty.any().item<bool>()) weights.index_put_({empty}, 1.0);
-  return torch::multinomial(weights, 1).view({-1});
+  Tensor drawn = generator ? torch::multinomial(weights, 1, false, *generator) : torch::multinomial(weights, 1);
+  return drawn.view({-1}).to(device);
 }
 
+HardNegatives sample_hard_negatives(const Tensor& logits_i2t, const Tensor& groups, std::optional<uint64_t> seed) {
+  torch::NoGradGuard guard;
+  Tensor logits = logits_i2t.to(torch::kFloat32);
+  Tensor g = groups.to(logits.device());
+  Tensor same = g.view({-1, 1}).eq(g.view({1, -1}));
+  Tensor w_i2t = (F::softmax(logits, 1) + 1e-5).masked_fill(same, 0);
+  Tensor w_t2i = (F::softmax(logits.t(), 1) + 1e-5).masked_fill(same, 0);
+  std::optional<at::Generator> generator;
+  if (seed) generator = at::make_generator<at::CPUGeneratorImpl>(*seed);
+  HardNegatives out;
+  out.text_of_image = sample_rows(w_i2t, generator);
+  out.image_of_text = sample_rows(w_t2i, generator);
+  return out;
+}
+
+Tensor local_rows(const Tensor& global, int rank, int world) {
+  if (world < 1 || rank < 0 || rank >= world || global.size(0) % world != 0)
+    throw Error("local_rows: " + std::to_string(global.size(0)) + " rows do not split into " +
+                std::to_string(world) + " equal slices (rank " + std::to_string(rank) + ")");
+  const int64_t b = global.size(0) / world;
+  return global.narrow(0, rank * b, b);
+}
 
 ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, const Tensor& ids,
                                  const Tensor& mask, const Tensor& groups, const ContrastiveOptions& o,
                                  ProcessGroup* pg) {
+  const bool gather = pg && pg->active();
+  if (gather && o.itm_weight > 0 && !o.negative_seed)
+    throw Error("contrastive loss: hard negatives across ranks need ContrastiveOptions::negative_seed, the same "
+                "on every rank");
   ContrastiveLoss out;
   model::EncoderInput vin;
   vin.image = images;
@@ -33,19 +65,23 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
   tin.text_ids = ids;
   tin.text_mask = mask;
   model::EncoderOutput to = m.encode(model::Mode::text, tin);
-  Tensor fv = m.itc_image(vo.pooled), ft = m.itc_text(to.pooled);
+  // Features, logits and the loss in float32 (under bf16 autocast the projections run in bf16).
+  Tensor fv = m.itc_image(vo.pooled).to(torch::kFloat32), ft = m.itc_text(to.pooled).to(torch::kFloat32);
   Tensor temp = m.itc_temperature();
 
-  const bool gather = pg && pg->active();
   Tensor fv_all = gather ? pg->gather_rows(fv) : fv;
   Tensor ft_all = gather ? pg->gather_rows(ft) : ft;
   Tensor g = groups.to(fv.device());
   Tensor g_all = gather ? pg->gather_rows(g) : g;
-  Tensor sim_i2t = torch::matmul(fv, ft_all.t()) / temp;
-  Tensor sim_t2i = torch::matmul(ft, fv_all.t()) / temp;
-  Tensor loss_i2t = -(F::log_softmax(sim_i2t, 1) * itc_targets(g, g_all)).sum(1).mean();
-  Tensor loss_t2i = -(F::log_softmax(sim_t2i, 1) * itc_targets(g, g_all)).sum(1).mean();
-  Tensor itc = 0.5 * (loss_i2t + loss_t2i);
+  Tensor itc;
+  {
+    nn::NoAutocast full_precision;
+    Tensor sim_i2t = torch::matmul(fv, ft_all.t()) / temp;
+    Tensor sim_t2i = torch::matmul(ft, fv_all.t()) / temp;
+    Tensor loss_i2t = -(F::log_softmax(sim_i2t, 1) * itc_targets(g, g_all)).sum(1).mean();
+    Tensor loss_t2i = -(F::log_softmax(sim_t2i, 1) * itc_targets(g, g_all)).sum(1).mean();
+    itc = 0.5 * (loss_i2t + loss_t2i);
+  }
   Tensor aux = vo.aux + to.aux;
   int passes = 2;
   accumulate_load(out.load, vo.load);
@@ -54,22 +90,27 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
 
   if (o.itm_weight > 0) {
     const int64_t b = images.size(0);
-    Tensor neg_text, neg_image;
+    const int world = gather ? pg->world() : 1;
+    HardNegatives neg;
     {
       torch::NoGradGuard guard;
-      Tensor same = g.view({-1, 1}).eq(g.view({1, -1}));
-      Tensor local_i2t = torch::matmul(fv, ft.t()) / temp;
-      Tensor w_i2t = (F::softmax(local_i2t, 1) + 1e-5).masked_fill(same, 0);
-      Tensor w_t2i = (F::softmax(local_i2t.t(), 1) + 1e-5).masked_fill(same, 0);
-      neg_text = sample_rows(w_i2t);   // for image i: a text
-      neg_image = sample_rows(w_t2i);  // for text j: an image
+      nn::NoAutocast full_precision;
+      neg = sample_hard_negatives(torch::matmul(fv_all, ft_all.t()) / temp, g_all, o.negative_seed);
     }
+    // This rank's rows of the global draw; the chosen rows may live on any rank.
+    Tensor want_images = neg.image_of_text.view({world, b}).cpu();
+    Tensor want_texts = neg.text_of_image.view({world, b}).cpu();
+    auto fetch = [&](const Tensor& local, const Tensor& wanted) {
+      return pg ? pg->fetch_rows(local, wanted) : local.index_select(0, wanted[0].to(local.device()));
+    };
+    Tensor neg_images = fetch(images, want_images);
+    Tensor neg_text = fetch(torch::stack({ids, mask}, 1), want_texts);  // ids and mask in one exchange
     model::EncoderInput fin;
-    fin.image = torch::cat({images, images.index_select(0, neg_image), images});
-    fin.text_ids = torch::cat({ids, ids, ids.index_select(0, neg_text)});
-    fin.text_mask = torch::cat({mask, mask, mask.index_select(0, neg_text)});
+    fin.image = torch::cat({images, neg_images, images});
+    fin.text_ids = torch::cat({ids, ids, neg_text.select(1, 0)});
+    fin.text_mask = torch::cat({mask, mask, neg_text.select(1, 1)});
     model::EncoderOutput fo = m.encode(model::Mode::vl, fin);
-    Tensor logits = m.itm_logits(fo.pooled);
+    Tensor logits = m.itm_logits(fo.pooled).to(torch::kFloat32);
     Tensor labels = torch::cat({torch::ones({b}, torch::kInt64), torch::zeros({2 * b}, torch::kInt64)})
                         .to(logits.device());
     Tensor itm = F::cross_entropy(logits, labels);

@@ -216,6 +216,44 @@ torch::Tensor ProcessGroup::gather_rows(const torch::Tensor& local) {
   return all_gather_rows(impl_->pg.get(), local, env_.world);
 }
 
+torch::Tensor ProcessGroup::fetch_rows(const torch::Tensor& local, const torch::Tensor& wanted) {
+  const int64_t n = local.size(0), world = env_.world, rank = env_.rank;
+  if (wanted.dim() != 2 || wanted.size(0) != world || wanted.scalar_type() != torch::kInt64)
+    throw Error("fetch_rows: wanted must be an int64 [world, k] tensor, one row per rank");
+  torch::NoGradGuard guard;
+  torch::Tensor want = wanted.to(torch::kCPU).contiguous();
+  if (want.numel() > 0 && (want.min().item<int64_t>() < 0 || want.max().item<int64_t>() >= n * world))
+    throw Error("fetch_rows: a wanted row is outside the " + std::to_string(n * world) + " gathered rows");
+  const int64_t k = want.size(1);
+  auto w = want.accessor<int64_t, 2>();
+  if (!active()) return local.index_select(0, want[0].to(local.device()));
+  // What this rank sends: for every destination in rank order, its rows that it asked for.
+  std::vector<int64_t> send_rows, send_counts(static_cast<size_t>(world), 0);
+  for (int64_t d = 0; d < world; ++d)
+    for (int64_t j = 0; j < k; ++j)
+      if (w[d][j] / n == rank) {
+        send_rows.push_back(w[d][j] % n);
+        ++send_counts[static_cast<size_t>(d)];
+      }
+  // What it receives: from every source in rank order, the asked-for rows in asking order;
+  // `slot` maps the received rows back to their position in wanted[rank].
+  std::vector<int64_t> slot, recv_counts(static_cast<size_t>(world), 0);
+  for (int64_t s = 0; s < world; ++s)
+    for (int64_t j = 0; j < k; ++j)
+      if (w[rank][j] / n == s) {
+        slot.push_back(j);
+        ++recv_counts[static_cast<size_t>(s)];
+      }
+  auto row_shape = local.sizes().vec();
+  torch::Tensor input = local.index_select(0, torch::tensor(send_rows, torch::kInt64).to(local.device())).contiguous();
+  row_shape[0] = k;
+  torch::Tensor received = torch::empty(row_shape, local.options());
+  impl_->pg->alltoall_base(received, input, recv_counts, send_counts)->wait();
+  torch::Tensor out = torch::empty_like(received);
+  out.index_copy_(0, torch::tensor(slot, torch::kInt64).to(local.device()), received);
+  return out;
+}
+
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
   if (!active()) return values;
   std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64)};

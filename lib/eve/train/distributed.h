@@ -48,6 +48,16 @@ class ProcessGroup {
   // so that after gradient averaging a loss over the gathered rows trains exactly as one
   // process with the global batch would (every rank must run the backward pass).
   torch::Tensor gather_rows(const torch::Tensor& local);
+  // Rows of the gathered batch (rank order: global row g is row g % n of rank g / n, every
+  // rank holding `local` [n,...] of the same shape) fetched for each rank without gathering
+  // everything. `wanted` [world, k] int64 (on the CPU): row r lists the global rows rank r
+  // asks for; it must be the same tensor on every rank (e.g. drawn with one seed everywhere),
+  // so that every rank knows what to send without a request round. Returns this rank's k rows
+  // in the order of wanted[rank], on local's device; no gradient. One all-to-all: a rank
+  // receives at most k rows and sends each row once per time it is asked for, whatever the
+  // world size (an all-gather would move (world - 1) * n rows to every rank). One process:
+  // local.index_select(0, wanted[0]).
+  torch::Tensor fetch_rows(const torch::Tensor& local, const torch::Tensor& wanted);
   // Sums small values over ranks.
   std::vector<double> sum(const std::vector<double>& values);
   void barrier();

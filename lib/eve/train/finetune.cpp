@@ -40,6 +40,7 @@ using torch::Tensor;
 namespace {
 
 constexpr uint64_t kTorchStream = 0x746f726368ull;  // "torch"
+constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard negatives
 
 struct Recipe {
   std::string name, path, task, decay, head, val;
@@ -383,8 +384,9 @@ struct Finetuner {
     std::vector<model::LayerLoad> load;
   };
 
-  // The loss of a micro-batch, its forward passes under the run's precision; losses in float32.
-  StepLoss task_loss(const Batch& b) {
+  // The loss of micro-batch `micro` (the step's micro-batches counted over the run), its forward
+  // passes under the run's precision; losses in float32.
+  StepLoss task_loss(const Batch& b, int64_t micro) {
     nn::Autocast autocast(precision, device.str());
     StepLoss out;
     Tensor images = b.images.to(device), ids = b.ids.to(device), mask = b.mask.to(device);
@@ -393,7 +395,10 @@ struct Finetuner {
       Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
       for (int64_t i = 0; i < groups.size(0); ++i)
         groups[i] = train_data.groups[static_cast<size_t>(b.samples[i].item<int64_t>())];
-      ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, {}, pg.get());
+      ContrastiveOptions co;
+      // The same on every rank and for any world size: N workers draw the negatives of 1 process.
+      co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
+      ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = l.total;
       out.parts = ojson{{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
       out.load = std::move(l.load);
@@ -707,15 +712,20 @@ struct Finetuner {
       std::vector<model::LayerLoad> load;
       for (int a = 0; a < o.accumulate; ++a) {
         Batch b = loader->next();
-        StepLoss l = task_loss(b);
+        StepLoss l = task_loss(b, step * o.accumulate + a);
         (l.total / o.accumulate).backward();
         loss += l.total.item<double>() / o.accumulate;
         for (auto it = l.parts.begin(); it != l.parts.end(); ++it)
           parts[it.key()] = parts.value(it.key(), 0.0) + it.value().get<double>() / o.accumulate;
         accumulate_load(load, l.load);
       }
-      auto totals = pg->sum({loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0});
+      // The loss and its parts are logged as means over the ranks (the global batch's values).
+      std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
+      for (auto it = parts.begin(); it != parts.end(); ++it) local.push_back(it.value().get<double>());
+      auto totals = pg->sum(local);
       loss = totals[0] / env.world;
+      size_t part = 3;
+      for (auto it = parts.begin(); it != parts.end(); ++it) it.value() = totals[part++] / env.world;
       if (totals[1] > 0)
         throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                     "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);

@@ -109,6 +109,7 @@ bool glob_match(const std::string& pattern, const std::string& name) {
 namespace {
 
 constexpr uint64_t kTorchStream = 0x746f726368ull;  // "torch"
+constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard negatives
 
 void check_options(const PretrainOptions& o) {
   auto bad = [](const std::string& m) { throw UsageError(m); };
@@ -357,6 +358,8 @@ struct Trainer {
       ContrastiveOptions co;
       co.itc_weight = obj.itc ? o.itc_weight : 0.0;
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
+      // The same on every rank and for any world size: N workers draw the negatives of 1 process.
+      co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss c = contrastive_loss(*model, b.images, b.ids, b.mask, groups, co, pg.get());
       out.total = c.total;
       if (obj.itc) out.parts.emplace_back("itc", c.itc);
@@ -400,7 +403,8 @@ struct Trainer {
                  {"rng", {{"seed", seed},
                           {"scheme", "data order from (seed, epoch); augmentation from (seed, epoch, position); "
                                      "masks from (seed, micro-batch, position); torch generator reseeded from "
-                                     "(seed, step, rank) before every step"}}},
+                                     "(seed, step, rank) before every step; ITM hard negatives from (seed, "
+                                     "micro-batch)"}}},
                  {"options", options_json(o, obj, seed, env.world, precision)}};
   }
 
@@ -445,8 +449,12 @@ struct Trainer {
         for (size_t i = 0; i < parts.size(); ++i) parts[i].second += l.parts[i].second / o.accumulate;
         accumulate_load(load, l.load);
       }
-      auto totals = pg->sum({loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0});
+      // The loss and its parts are logged as means over the ranks (the global batch's values).
+      std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
+      for (const auto& part : parts) local.push_back(part.second);
+      auto totals = pg->sum(local);
       loss = totals[0] / env.world;
+      for (size_t i = 0; i < parts.size(); ++i) parts[i].second = totals[3 + i] / env.world;
       if (totals[1] > 0)
         throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                     "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);

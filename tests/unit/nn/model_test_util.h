@@ -42,6 +42,30 @@ inline ModelConfig tiny_config() {
   return c;
 }
 
+// tiny_config shrunk further: width 32, 2 layers, 16 px images of 2 x 2 patches, the
+// retrieval heads (itc, itm).
+inline ModelConfig retrieval_config() {
+  ModelConfig c = tiny_config();
+  c.vision_width = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.moeffn_layers = {1};
+  c.vocab_size = 50;
+  c.image_res = 16;
+  c.max_text_len = 8;
+  c.text_pos_rows = 8;
+  c.heads = {"itc", "itm"};
+  return c;
+}
+
+// A fresh model's CLS vectors barely differ between inputs; wider weights (std 0.3) make the
+// ITC logits of different pairs differ, so targets and hard negatives matter.
+inline void widen_weights(EveModelImpl& m) {
+  torch::NoGradGuard guard;
+  for (auto& p : m.parameters())
+    if (p.dim() >= 2) p.normal_(0.0, 0.3);
+}
+
 // A fresh directory under the system temp dir, removed at scope exit.
 struct TempDir {
   std::string path;

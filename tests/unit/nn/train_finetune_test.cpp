@@ -337,21 +337,6 @@ TEST(ContrastiveSampling, NeverDrawsZeroWeightsAndEmptyRowsDrawUniformly) {
 // ---------------------------------------------------------------------------------------
 // The contrastive loss on a small model
 
-// eve-tiny shrunk: width 32, 2 layers, 16 px images of 2 x 2 patches, the retrieval heads.
-eve::model::ModelConfig small_config() {
-  eve::model::ModelConfig c = eve::model::test::tiny_config();
-  c.vision_width = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.moeffn_layers = {1};
-  c.vocab_size = 50;
-  c.image_res = 16;
-  c.max_text_len = 8;
-  c.text_pos_rows = 8;
-  c.heads = {"itc", "itm"};
-  return c;
-}
-
 struct ContrastiveBatch {
   torch::Tensor images, ids, mask, groups;
 };
@@ -403,20 +388,12 @@ double hand_itc(eve::model::EveModelImpl& m, const ContrastiveBatch& b) {
   return 0.5 * (i2t + t2i) / static_cast<double>(n);
 }
 
-// A fresh model's CLS vectors barely differ between inputs; wider weights make the ITC logits
-// of different pairs differ, so the targets matter.
-void widen_weights(eve::model::EveModelImpl& m) {
-  torch::NoGradGuard guard;
-  for (auto& p : m.parameters())
-    if (p.dim() >= 2) p.normal_(0.0, 0.3);
-}
-
 bool has_gradient(const torch::Tensor& p) { return p.grad().defined() && p.grad().abs().sum().item<double>() > 0; }
 
 TEST(ContrastiveLoss, ItcMatchesHandComputationAndGradientsReachEveryPart) {
   torch::manual_seed(3);
-  eve::model::EveModel m(small_config());
-  widen_weights(*m);
+  eve::model::EveModel m(eve::model::test::retrieval_config());
+  eve::model::test::widen_weights(*m);
   ContrastiveBatch b = contrastive_batch(m->config(), {0, 0, 1, 2, 2, 2});
   torch::manual_seed(4);
   ContrastiveLoss l = contrastive_loss(*m, b.images, b.ids, b.mask, b.groups, {}, nullptr);
@@ -453,8 +430,8 @@ TEST(ContrastiveLoss, ItcMatchesHandComputationAndGradientsReachEveryPart) {
 
 TEST(ContrastiveLoss, ItmWeightZeroRunsNoFusionPass) {
   torch::manual_seed(3);
-  eve::model::EveModel m(small_config());
-  widen_weights(*m);
+  eve::model::EveModel m(eve::model::test::retrieval_config());
+  eve::model::test::widen_weights(*m);
   ContrastiveBatch b = contrastive_batch(m->config(), {0, 1, 1, 2});
   ContrastiveOptions o;
   o.itm_weight = 0;
