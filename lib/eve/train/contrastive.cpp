@@ -42,14 +42,6 @@ HardNegatives sample_hard_negatives(const Tensor& logits_i2t, const Tensor& grou
   return out;
 }
 
-Tensor local_rows(const Tensor& global, int rank, int world) {
-  if (world < 1 || rank < 0 || rank >= world || global.size(0) % world != 0)
-    throw Error("local_rows: " + std::to_string(global.size(0)) + " rows do not split into " +
-                std::to_string(world) + " equal slices (rank " + std::to_string(rank) + ")");
-  const int64_t b = global.size(0) / world;
-  return global.narrow(0, rank * b, b);
-}
-
 ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, const Tensor& ids,
                                  const Tensor& mask, const Tensor& groups, const ContrastiveOptions& o,
                                  ProcessGroup* pg) {
@@ -97,7 +89,8 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
       nn::NoAutocast full_precision;
       neg = sample_hard_negatives(torch::matmul(fv_all, ft_all.t()) / temp, g_all, o.negative_seed);
     }
-    // This rank's rows of the global draw; the chosen rows may live on any rank.
+    // Row r: the negatives of rank r's slice [r · b, (r + 1) · b) of the global draw; the chosen
+    // rows may live on any rank.
     Tensor want_images = neg.image_of_text.view({world, b}).cpu();
     Tensor want_texts = neg.text_of_image.view({world, b}).cpu();
     auto fetch = [&](const Tensor& local, const Tensor& wanted) {

@@ -79,9 +79,6 @@ struct HardNegatives {
 HardNegatives sample_hard_negatives(const torch::Tensor& logits_i2t, const torch::Tensor& groups,
                                     std::optional<uint64_t> seed);
 
-// Rank `rank`'s rows [rank · b, (rank + 1) · b) of a global per-row tensor [world · b, ...].
-torch::Tensor local_rows(const torch::Tensor& global, int rank, int world);
-
 // images [b,3,R,R], ids/mask [b,T], groups [b] int64 (equal = same image). `pg` may be null
 // (one process).
 ContrastiveLoss contrastive_loss(model::EveModelImpl& model, const torch::Tensor& images,
