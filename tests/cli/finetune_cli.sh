@@ -153,6 +153,10 @@ EOF
 acc=$("$EVE_BIN/eve-score" nlvr2 --gold "$W/nlvr2/dev.json" --pred "$tmp/n/predictions/dev.csv" | py -c 'import json,sys; print(round(100*json.load(sys.stdin)["accuracy"], 6))')
 mine=$(py -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["splits"]["dev"]["accuracy"], 6))' "$tmp/n/results.json")
 check nlvr2-score-agrees "$acc" "$mine"
+# A bi-attention NLVR2 bundle is evaluated with its own head, no --head needed.
+"$ft" --task nlvr2 --head biattn --data "$tmp/nlvr2" "${base[@]}" --batch-size 8 --max-steps 2 --lr 1e-3 --out "$tmp/nb"
+"$ft" --task nlvr2 --data "$tmp/nlvr2" --init "$tmp/nb" --eval-only --predict dev.ids --out "$tmp/nbe" --threads 2 -q
+cmp -s "$tmp/nb/predictions/dev.csv" "$tmp/nbe/predictions/dev.csv" || { echo "FAIL --eval-only of a biattn bundle differs"; fail=1; }
 
 # Retrieval: score matrices and ranks for test, recall as eve-score computes it, a bundle
 # eve-embed uses.

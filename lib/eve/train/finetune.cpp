@@ -212,6 +212,9 @@ struct Finetuner {
       if (o.init.empty()) throw UsageError("--eval-only needs --init (a fine-tuned bundle)");
       if (o.predict.empty()) throw UsageError("--eval-only needs at least one --predict split");
       load_model_from_init(true);
+      // An NLVR2 bundle carries one of the two heads: use the one it has unless --head says.
+      if (task == Task::nlvr2 && o.head.empty() && config.has_head("nlvr2_biattn") && !config.has_head("nlvr2"))
+        r.head = "biattn";
       for (const auto& h : task_heads(task, r))
         if (!config.has_head(h))
           throw UsageError("--init " + o.init + " has no " + h + " head", {}, {},
