@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "eve/core/error.h"
+#include "eve/model/runtime.h"
 
 namespace eve::model {
 
@@ -108,8 +109,13 @@ MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality
   }
   torch::Tensor xt = x;
   if (type_route) xt = x + torch::stack({vision_embed, text_embed}).index_select(0, modality);
-  torch::Tensor logits = torch::linear(xt.to(torch::kFloat), wg->weight.to(torch::kFloat));
-  Routing r = route(logits, opt.capacity, opt.noise);
+  Routing r;
+  {
+    // The router runs in float32 also under bf16 autocast (which would cast the linear down).
+    nn::NoAutocast full_precision;
+    torch::Tensor logits = torch::linear(xt.to(torch::kFloat), wg->weight.to(torch::kFloat));
+    r = route(logits, opt.capacity, opt.noise);
+  }
   MoeResult out;
   out.y = opt.dispatch == Dispatch::sparse ? dispatch_sparse(xt, r) : dispatch_dense(xt, r);
   out.aux = r.aux;

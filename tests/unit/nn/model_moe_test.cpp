@@ -2,6 +2,8 @@
 // dispatch with the GShard dense oracle (with and without dropped claims).
 #include "model_test_util.h"
 
+#include "eve/model/runtime.h"
+
 namespace eve::model::test {
 namespace {
 
@@ -121,6 +123,23 @@ TEST(MoE, NoiseOnlyWhenAsked) {
   for (int i = 0; i < 5 && !differs; ++i)
     differs = !torch::equal(c.moe->forward(c.x, c.modality, opt).load.claims, a.load.claims);
   EXPECT_TRUE(differs);
+}
+
+TEST(MoE, RouterStaysFloat32UnderBf16Autocast) {
+  // The experts may run in bf16, but which experts a token goes to and the aux loss are
+  // the float32 router's (reference/eve-model.md §7 item 6).
+  MoeCase c = make_case(512, 8, 25);
+  RoutingOptions opt;
+  MoeResult full = c.moe->forward(c.x, c.modality, opt);
+  MoeResult mixed;
+  {
+    nn::Autocast bf16(nn::Precision::bf16, "cpu");
+    mixed = c.moe->forward(c.x, c.modality, opt);
+  }
+  EXPECT_FALSE(torch::equal(mixed.y, full.y));  // autocast really ran (the experts in bf16)
+  EXPECT_TRUE(torch::equal(mixed.load.top1, full.load.top1));
+  EXPECT_TRUE(torch::equal(mixed.load.claims, full.load.claims));
+  EXPECT_EQ(mixed.aux.item<double>(), full.aux.item<double>());
 }
 
 TEST(MoE, ModelInferenceIsDeterministicAndIndependentOfBatchMates) {
