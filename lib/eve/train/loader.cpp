@@ -69,16 +69,20 @@ std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch) 
   return order;
 }
 
+void check_batching(const LoaderOptions& o, size_t samples, const std::string& unit) {
+  if (o.world < 1 || o.rank < 0 || o.rank >= o.world) throw Error("loader: bad rank/world");
+  if (o.global_batch < o.world || o.global_batch % o.world != 0)
+    throw UsageError("the batch (" + std::to_string(o.global_batch) +
+                     " samples per micro-batch) must be a multiple of the world size (" +
+                     std::to_string(o.world) + ")");
+  if (static_cast<int64_t>(samples) < o.global_batch)
+    throw UsageError("the dataset has " + std::to_string(samples) + " " + unit +
+                     ", fewer than one batch of " + std::to_string(o.global_batch));
+}
+
 Loader::Loader(std::vector<Sample> samples, LoaderOptions options)
     : samples_(std::move(samples)), o_(std::move(options)), store_(o_.dir) {
-  if (o_.world < 1 || o_.rank < 0 || o_.rank >= o_.world) throw Error("loader: bad rank/world");
-  if (o_.global_batch < o_.world || o_.global_batch % o_.world != 0)
-    throw UsageError("the batch (" + std::to_string(o_.global_batch) +
-                     " samples per micro-batch) must be a multiple of the world size (" +
-                     std::to_string(o_.world) + ")");
-  if (batches_per_epoch() == 0)
-    throw UsageError("the dataset has " + std::to_string(samples_.size()) +
-                     " samples, fewer than one batch of " + std::to_string(o_.global_batch));
+  check_batching(o_, samples_.size(), "samples");
   if (!samples_.empty()) images_per_sample_ = samples_.front().images.size();
   for (const auto& s : samples_) {
     if (s.images.size() != images_per_sample_ || s.images.empty())

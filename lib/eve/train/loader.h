@@ -71,6 +71,10 @@ inline int64_t slice_start(int64_t index, int64_t global_batch, int rank, int wo
   return index * global_batch + rank * (global_batch / world);
 }
 
+// Checks that `options` can cut `samples` records (called `unit`, e.g. "samples") into whole
+// micro-batches split evenly over the ranks; throws eve::Error / UsageError otherwise.
+void check_batching(const LoaderOptions& options, size_t samples, const std::string& unit);
+
 // The epoch's order: sample indices permuted by (seed, epoch).
 std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch);
 

@@ -56,14 +56,7 @@ std::vector<TextSample> read_text_samples(const std::string& dir, const std::str
 
 TextLoader::TextLoader(std::vector<TextSample> samples, LoaderOptions options)
     : samples_(std::move(samples)), o_(std::move(options)) {
-  if (o_.world < 1 || o_.rank < 0 || o_.rank >= o_.world) throw Error("text loader: bad rank/world");
-  if (o_.global_batch < o_.world || o_.global_batch % o_.world != 0)
-    throw UsageError("the batch (" + std::to_string(o_.global_batch) +
-                     " samples per micro-batch) must be a multiple of the world size (" +
-                     std::to_string(o_.world) + ")");
-  if (batches_per_epoch() == 0)
-    throw UsageError("the dataset has " + std::to_string(samples_.size()) +
-                     " texts, fewer than one batch of " + std::to_string(o_.global_batch));
+  check_batching(o_, samples_.size(), "texts");
   if (o_.max_text_len < 1) throw Error("text loader: max_text_len must be at least 1");
 }
 
