@@ -18,7 +18,7 @@ training() {
 }
 
 # 1. Two ranks started by hand; rank 1 is killed with SIGKILL.
-port=$((29400 + RANDOM % 150))
+port=$((30100 + RANDOM % 150))
 env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
   "$pre" "${a[@]}" --out "$tmp/r" 2>"$tmp/err0" &
 p0=$!
@@ -37,7 +37,7 @@ took=$((SECONDS - start))
 grep -q "^eve-pretrain: error: " "$tmp/err0" || { echo "FAIL no error line from the surviving rank"; cat "$tmp/err0"; fail=1; }
 
 # 2. The local launcher: one of its two workers is killed with SIGKILL.
-MASTER_PORT=$((29550 + RANDOM % 150)) "$pre" "${a[@]}" --out "$tmp/l" --nproc-per-node 2 2>"$tmp/errl" &
+MASTER_PORT=$((30250 + RANDOM % 150)) "$pre" "${a[@]}" --out "$tmp/l" --nproc-per-node 2 2>"$tmp/errl" &
 launcher=$!
 training "$tmp/l"
 victim=$(pgrep -P "$launcher" | tail -n 1)
