@@ -26,6 +26,14 @@ children() {
   return 0
 }
 
+# fails_soon PID WHAT: PID (a background job) exits non-zero within 40 s (--dist-timeout 10).
+fails_soon() {
+  local start=$SECONDS rc=0
+  wait "$1" || rc=$?
+  [[ $rc != 0 ]] || { echo "FAIL $2 exited 0"; fail=1; }
+  (( SECONDS - start <= 40 )) || { echo "FAIL $2 took $((SECONDS - start)) s (--dist-timeout 10)"; fail=1; }
+}
+
 # 1. Two ranks started by hand; rank 1 is killed with SIGKILL.
 port=$((30100 + RANDOM % 150))
 env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
@@ -36,13 +44,7 @@ env RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
 p1=$!
 training "$tmp/r"
 kill -9 "$p1"
-start=$SECONDS
-set +e
-wait "$p0"; rc=$?
-set -e
-took=$((SECONDS - start))
-[[ $rc != 0 ]] || { echo "FAIL the surviving rank exited 0"; fail=1; }
-(( took <= 40 )) || { echo "FAIL the surviving rank took $took s (--dist-timeout 10)"; fail=1; }
+fails_soon "$p0" "the surviving rank"
 grep -q "^eve-pretrain: error: " "$tmp/err0" || { echo "FAIL no error line from the surviving rank"; cat "$tmp/err0"; fail=1; }
 
 # 2. The local launcher: one of its two workers is killed with SIGKILL.
@@ -53,13 +55,7 @@ workers=($(children "$launcher"))
 (( ${#workers[@]} == 2 )) || { echo "FAIL expected 2 workers under the launcher, found ${#workers[@]}"; exit 1; }
 victim=${workers[1]} survivor=${workers[0]}
 kill -9 "$victim"
-start=$SECONDS
-set +e
-wait "$launcher"; rc=$?
-set -e
-took=$((SECONDS - start))
-[[ $rc != 0 ]] || { echo "FAIL the launcher exited 0"; fail=1; }
-(( took <= 40 )) || { echo "FAIL the launcher took $took s"; fail=1; }
+fails_soon "$launcher" "the launcher"
 grep -Eq "worker [01] exited with status 137; stopping the others" "$tmp/errl" ||
   { echo "FAIL the launcher did not name the dead worker"; cat "$tmp/errl"; fail=1; }
 ! kill -0 "$survivor" 2>/dev/null || { echo "FAIL the other worker is still running"; fail=1; }
