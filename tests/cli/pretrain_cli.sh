@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # eve-pretrain on the toy world with eve-tiny: MIM and MLM losses fall, the run dir is a
 # bundle with trainer state and metrics, a run stopped by SIGTERM exits 143 after a
-# checkpoint and resumes to the same final weights as an uninterrupted run, bad flags exit 2.
+# checkpoint and resumes to the same final weights as an uninterrupted run, --device cpu equals
+# the default, bad flags exit 2.
 source "$(dirname "$0")/pretrain_common.bash"
 toy_pairs 40 64 3 200
 common=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --threads 2 -q)
@@ -53,6 +54,19 @@ fi
 "$pre" "${one[@]}" --out "$tmp/part" --resume
 cmp -s "$tmp/full/model.safetensors" "$tmp/part/model.safetensors" || { echo "FAIL resumed weights differ"; fail=1; }
 check resumed-metrics 6 "$(wc -l <"$tmp/part/metrics.jsonl")"
+
+# Device: an explicit --device cpu trains exactly as the default; without CUDA, --device cuda
+# is a usage error before anything is read.
+"$pre" "${one[@]}" --out "$tmp/cpu" --device cpu
+cmp -s "$tmp/full/model.safetensors" "$tmp/cpu/model.safetensors" || { echo "FAIL --device cpu changed the weights"; fail=1; }
+if "$pre" --version | grep -q "CUDA no"; then
+  set +e
+  err=$("$pre" "${one[@]}" --out "$tmp/gpu" --device cuda 2>&1); rc=$?
+  set -e
+  check cuda-rc 2 "$rc"
+  check cuda-msg "eve-pretrain: error: --device cuda: CUDA is not available (this libtorch was built without CUDA or no GPU is visible)" "$err"
+  [[ ! -e $tmp/gpu ]] || { echo "FAIL a refused --device left $tmp/gpu behind"; fail=1; }
+fi
 
 # Usage errors.
 set +e

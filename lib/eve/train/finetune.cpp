@@ -206,7 +206,7 @@ struct Finetuner {
     seed = common.seed;
     const std::string dev = nn::init_runtime(common);
     precision = nn::run_precision();
-    device = torch::Device(dev == "cpu" ? "cpu" : (env.world > 1 ? "cuda:" + std::to_string(env.local_rank) : dev));
+    device = training_device(dev, env);
 
     if (o.eval_only) {
       if (o.init.empty()) throw UsageError("--eval-only needs --init (a fine-tuned bundle)");

@@ -174,10 +174,12 @@ struct Trainer {
   int64_t step = 0, total = 0;
   uint64_t seed = 0;
   nn::Precision precision = nn::run_precision();
-  std::string device = "cpu";  // where the model is: autocast's device type
+  std::string runtime_device;           // what init_runtime resolved --device to
+  torch::Device device{torch::kCPU};    // where this rank's model and batches live
 
-  Trainer(PretrainOptions opts, const cli::CommonOptions& c)
-      : o(std::move(opts)), common(c), obj(parse_objective(o.objective, o.stage)) {}
+  Trainer(PretrainOptions opts, const cli::CommonOptions& c, std::string runtime)
+      : o(std::move(opts)), common(c), obj(parse_objective(o.objective, o.stage)),
+        runtime_device(std::move(runtime)) {}
 
   bool rank0() const { return env.rank == 0; }
   int64_t batches_per_epoch() const {
@@ -188,6 +190,7 @@ struct Trainer {
     env = dist_env_from_environment();
     pg = std::make_unique<ProcessGroup>(env, o.dist_timeout);
     seed = common.seed;
+    device = training_device(runtime_device, env);
     CheckpointRef ck = latest_checkpoint(o.run_dir);
     if (o.resume && ck.step < 0)
       throw UsageError("--resume: " + o.run_dir + " holds no complete checkpoint");
@@ -262,8 +265,8 @@ struct Trainer {
     schedule.warmup = o.warmup < 1 ? static_cast<int64_t>(std::llround(o.warmup * total))
                                    : static_cast<int64_t>(o.warmup);
 
+    model->to(device);  // before the optimiser, whose state is made beside each parameter
     model->train();
-    device = model->parameters().front().device().str();
     AdamWOptions ao;
     ao.beta1 = o.beta1;
     ao.beta2 = o.beta2;
@@ -322,13 +325,22 @@ struct Trainer {
     return std::max(1.0, pg->sum({local_count})[0]) / env.world;
   }
 
+  torch::Tensor on_device(const torch::Tensor& t) const { return t.defined() ? t.to(device) : t; }
+  MsmMasks on_device(MsmMasks m) const {
+    for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids, &m.mlm_labels}) *t = on_device(*t);
+    return m;
+  }
+
+  // `b` is the loader's host batch: masks and group ids are drawn on the host, and what the
+  // model reads is moved to the training device.
   MicroLoss micro_loss(const Batch& b, int64_t micro) {
     MicroLoss out;
     const double moe = config.moe_lossweight;
+    const torch::Tensor images = on_device(b.images), ids = on_device(b.ids), mask = on_device(b.mask);
     if (obj.msm()) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
       auto counts = pg->sum({m.mim_mask.sum().item<double>(), m.mlm_labels.ne(-100).sum().item<double>()});
-      MsmLoss l = msm_loss(*model, b.images, b.ids, b.mask, m, msm, counts[0] / env.world,
+      MsmLoss l = msm_loss(*model, images, ids, mask, on_device(m), msm, counts[0] / env.world,
                            std::max(1.0, counts[1]) / env.world);
       out.total = l.total;
       out.parts = {{"mim", l.mim}, {"mlm", l.mlm}, {"aux", l.aux}};
@@ -337,11 +349,13 @@ struct Trainer {
     }
     if (obj.stage == "image") {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
+      const double masked = share(m.mim_mask.sum().item<double>());
+      m = on_device(std::move(m));
       model::EncoderInput in;
-      in.image = b.images;
+      in.image = images;
       in.ids_keep = m.ids_keep;
       model::EncoderOutput e = model->encode(model::Mode::vision, in);
-      torch::Tensor mim = mim_loss(*model, e, b.images, m, msm.norm_target, share(m.mim_mask.sum().item<double>()));
+      torch::Tensor mim = mim_loss(*model, e, images, m, msm.norm_target, masked);
       out.total = o.mim_weight * mim + moe * e.aux;
       out.parts = {{"mim", mim.item<double>()}, {"aux", e.aux.item<double>()}};
       out.load = std::move(e.load);
@@ -350,7 +364,7 @@ struct Trainer {
     // Contrastive parts (stage vl) and MLM (stage vl on the complete image, stage text alone).
     double aux_sum = 0;
     int passes = 0;
-    out.total = torch::zeros({});
+    out.total = torch::zeros({}, torch::TensorOptions().device(device));
     if (obj.contrastive()) {
       torch::Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
       for (int64_t i = 0; i < groups.size(0); ++i)
@@ -360,7 +374,7 @@ struct Trainer {
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
       co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
-      ContrastiveLoss c = contrastive_loss(*model, b.images, b.ids, b.mask, groups, co, pg.get());
+      ContrastiveLoss c = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = c.total;
       if (obj.itc) out.parts.emplace_back("itc", c.itc);
       if (obj.itm) {
@@ -373,12 +387,14 @@ struct Trainer {
     }
     if (obj.mlm) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, 0, msm, tok, seed, micro, b.first);
+      const double chosen = share(m.mlm_labels.ne(-100).sum().item<double>());
+      m = on_device(std::move(m));
       model::EncoderInput in;
-      in.image = b.images;  // undefined in the text stage
+      in.image = images;  // undefined in the text stage
       in.text_ids = m.mlm_ids;
-      in.text_mask = b.mask;
+      in.text_mask = mask;
       model::EncoderOutput e = model->encode(obj.stage == "text" ? model::Mode::text : model::Mode::vl, in);
-      torch::Tensor mlm = mlm_loss(*model, e, m.mlm_labels, share(m.mlm_labels.ne(-100).sum().item<double>()));
+      torch::Tensor mlm = mlm_loss(*model, e, m.mlm_labels, chosen);
       out.total = out.total + o.mlm_weight * mlm + moe * e.aux;
       out.parts.emplace_back("mlm", mlm.item<double>());
       aux_sum += e.aux.item<double>();
@@ -436,7 +452,7 @@ struct Trainer {
         const int64_t micro = step * o.accumulate + a;
         MicroLoss l;
         {
-          nn::Autocast autocast(precision, device);  // forward only; backward outside
+          nn::Autocast autocast(precision, device.str());  // forward only; backward outside
           l = micro_loss(next_batch(), micro);
         }
         if (!l.total.requires_grad())
@@ -503,8 +519,8 @@ int run_pretrain(const PretrainOptions& options, const cli::CommonOptions& commo
     const int code = launch_local_workers(options.nproc_per_node, options.dist_timeout, &worker);
     if (!worker) return code;
   }
-  nn::init_runtime(common);
-  Trainer t(options, common);
+  const std::string device = nn::init_runtime(common);
+  Trainer t(options, common, device);
   t.setup();
   return t.run();
 }

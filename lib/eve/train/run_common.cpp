@@ -10,6 +10,11 @@
 
 namespace eve::train {
 
+torch::Device training_device(const std::string& runtime_device, const DistEnv& env) {
+  if (runtime_device == "cpu") return torch::Device(torch::kCPU);
+  return torch::Device(env.world > 1 ? "cuda:" + std::to_string(env.local_rank) : runtime_device);
+}
+
 namespace fs = std::filesystem;
 
 text::TokenizerInfo tokenizer_of(const model::ModelConfig& c) {

@@ -18,6 +18,11 @@
 namespace eve::train {
 
 class ProcessGroup;
+struct DistEnv;
+
+// The device a rank trains on, from init_runtime's answer ("cpu", "cuda", "cuda:N"): with
+// several workers each one takes the GPU of its local rank.
+torch::Device training_device(const std::string& runtime_device, const DistEnv& env);
 
 text::TokenizerInfo tokenizer_of(const model::ModelConfig& config);
 
