@@ -429,7 +429,7 @@ void remove_stale_temporaries(const std::string& out) {
     const std::string digits = name.substr(stem.size());
     if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
-    if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    if (::kill(pid, 0) != 0 && errno == ESRCH) io::try_remove_tree(e.path());
   }
 }
 
@@ -437,14 +437,14 @@ class TemporaryDir {
  public:
   explicit TemporaryDir(std::string path) : path_(std::move(path)) {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    io::try_remove_tree(path_);
     fs::create_directories(path_, ec);
     if (ec) throw Error("cannot create: " + ec.message(), path_);
   }
   ~TemporaryDir() {
     if (path_.empty()) return;
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    io::try_remove_tree(path_);
   }
   TemporaryDir(const TemporaryDir&) = delete;
   TemporaryDir& operator=(const TemporaryDir&) = delete;

@@ -213,7 +213,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   PrepReport report;
   if (already_done(o.out, out_fingerprint, report)) {
     std::error_code ignored;
-    fs::remove_all(o.out + "/" + kWorkDir, ignored);  // left if the last run stopped right at the end
+    io::try_remove_tree(o.out + "/" + kWorkDir);  // left if the last run stopped right at the end
     log::info("prep: {} is already complete for these inputs and options; nothing to do", o.out);
     if (report.bad_fraction > o.max_bad)
       throw TooManyBadInputs(fmt::format("{} images were bad ({:.4f} > --max-bad {})", report.images_skipped,
@@ -224,7 +224,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   const std::string fp_path = work + "/fingerprint";
   if (io::file_exists(fp_path) && io::read_file(fp_path) != fingerprint) {
     log::info("prep: the inputs or options changed since the interrupted run; starting over");
-    fs::remove_all(work, ec);
+    io::try_remove_tree(work);
   }
   fs::create_directories(work, ec);
   if (ec) throw Error("cannot create the work directory: " + ec.message(), work);
@@ -370,7 +370,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   m["skipped"] = skipped;
   m["fingerprint"] = out_fingerprint;
   io::write_file_atomic(o.out + "/manifest.json", m.dump(2) + "\n");
-  fs::remove_all(work, ec);
+  io::try_remove_tree(work);
 
   if (report.images_skipped > 0) {
     std::string summary;

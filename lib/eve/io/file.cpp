@@ -1,6 +1,7 @@
 #include "eve/io/file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,37 @@ bool file_exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
+
+namespace {
+
+// The entry nftw's callback could not remove (a plain buffer: nothing may throw through nftw).
+thread_local char t_remove_failed[4096];
+
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  if (::remove(path) == 0 || errno == ENOENT) return 0;
+  std::snprintf(t_remove_failed, sizeof t_remove_failed, "%s", path);
+  return -1;
+}
+
+// 0 on success, else the errno of the first failure (t_remove_failed names the entry).
+int remove_tree_impl(const std::string& path) noexcept {
+  std::snprintf(t_remove_failed, sizeof t_remove_failed, "%s", path.c_str());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? 0 : errno;
+  if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0 || errno == ENOENT ? 0 : errno;
+  // Depth first (children before their directory), without following links.
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return errno ? errno : EIO;
+  return 0;
+}
+
+}  // namespace
+
+void remove_tree(const std::string& path) {
+  if (const int e = remove_tree_impl(path))
+    throw Error(std::string("cannot remove: ") + std::strerror(e), t_remove_failed);
+}
+
+bool try_remove_tree(const std::string& path) noexcept { return remove_tree_impl(path) == 0; }
 
 bool is_valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());

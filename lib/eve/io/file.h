@@ -12,6 +12,14 @@ namespace eve::io {
 // Reads a whole file ("-" = stdin). Errors name the path.
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
+// Removes a file or a directory tree (symbolic links are removed, never followed); a path
+// that does not exist is no error. Written on POSIX calls rather than
+// std::filesystem::remove_all: pip builds of libtorch >= 2.5 export their own copy of
+// libstdc++'s std::filesystem, and a program linked with them calls that copy, which crashes
+// in remove_all. remove_tree throws eve::Error naming the entry it could not remove;
+// try_remove_tree returns false instead.
+void remove_tree(const std::string& path);
+bool try_remove_tree(const std::string& path) noexcept;
 // True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 

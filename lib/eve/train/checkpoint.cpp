@@ -45,19 +45,19 @@ void write_checkpoint(const std::string& run_dir, int64_t step, model::EveModelI
   std::snprintf(name, sizeof name, "%s%08lld", kPrefix, static_cast<long long>(step));
   const fs::path final_dir = fs::path(run_dir) / name;
   const fs::path tmp = fs::path(run_dir) / ("." + std::string(name) + ".tmp");
-  fs::remove_all(tmp);
+  io::remove_tree(tmp);
   fs::create_directories(tmp);
   model::save_bundle(model, tmp.string());
   optimizer.save((tmp / "optimizer.safetensors").string());
   io::write_file_atomic((tmp / "trainer.json").string(), trainer.dump(2) + "\n");
-  fs::remove_all(final_dir);
+  io::remove_tree(final_dir);
   fs::rename(tmp, final_dir);
   // The run dir itself is the latest model bundle.
   if (update_root)
     for (const char* f : {"config.json", "model.safetensors"})
       io::write_file_atomic((fs::path(run_dir) / f).string(), io::read_file((final_dir / f).string()));
   auto all = list_checkpoints(run_dir);
-  for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < all.size(); ++i) fs::remove_all(all[i].dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < all.size(); ++i) io::remove_tree(all[i].dir);
 }
 
 }  // namespace eve::train

@@ -669,13 +669,13 @@ struct Finetuner {
   void save_best() {
     if (!rank0()) return;
     const fs::path tmp = path(".best.tmp"), dir = path("best"), old = path(".best.old");
-    fs::remove_all(tmp);
+    io::remove_tree(tmp);
     model::save_bundle(*model, tmp.string());
     copy_files(o.run_dir, tmp, {"answers.json", "tokenizer.model"});
-    fs::remove_all(old);
+    io::remove_tree(old);
     if (fs::exists(dir)) fs::rename(dir, old);
     fs::rename(tmp, dir);
-    fs::remove_all(old);
+    io::remove_tree(old);
   }
 
   void validate(double loss) {

@@ -167,7 +167,7 @@ TEST(DataMerge, KeyWithOtherBytesInAnotherPartIsAnError) {
             pb + "/images.idx:key 'shared': image bytes differ from those of the same key in " + pa +
                 " (the parts were prepared from different images or with different options)");
   b.images = {{"shared", image(71, 's')}};  // other size
-  fs::remove_all(pb);
+  eve::io::remove_tree(pb);
   make_part(t, "b", b);
   EXPECT_NE(error_of([&] { merge(t.file("m"), {pa, pb}); }).find("key 'shared': image bytes differ"),
             std::string::npos);
@@ -196,7 +196,7 @@ TEST(DataMerge, MissingRecordFileNamesThePartAndTheFile) {
             pc + ": no val.jsonl, which its manifest.json lists (the dataset dir is incomplete)");
   // A split the part lacks in a merge of other inputs (another run).
   b.source = "other.json";
-  fs::remove_all(pb);
+  eve::io::remove_tree(pb);
   make_part(t, "b", b);
   EXPECT_EQ(error_of([&] { merge(t.file("m2"), {pa, pb}); }), pb + ": no val.jsonl, which " + pa + hint);
   EXPECT_EQ(error_of([&] { merge(t.file("m2"), {pb, pa}); }), pb + ": no val.jsonl, which " + pa + hint);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "eve/image/image.h"
+#include "eve/io/file.h"
 
 namespace eve::testutil {
 
@@ -24,7 +25,7 @@ inline std::string make_temp_dir(const std::string& tag) {
 struct TempDir {
   std::string path;
   explicit TempDir(const std::string& tag) : path(make_temp_dir(tag)) {}
-  ~TempDir() { std::filesystem::remove_all(path); }
+  ~TempDir() { eve::io::try_remove_tree(path); }
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
 
@@ -68,9 +69,9 @@ inline image::Image read_ppm(const std::string& path) {
   return img;
 }
 
-// Runs tests/reference/pil_image.py with Debian's python3; true on success.
+// Runs tests/reference/pil_image.py with the tests' Python; true on success.
 inline bool pil(const std::string& args) {
-  std::string cmd = std::string("/usr/bin/python3 ") + EVE_TEST_REFERENCE + "/pil_image.py " + args;
+  std::string cmd = std::string(EVE_TEST_PYTHON) + " " + EVE_TEST_REFERENCE + "/pil_image.py " + args;
   return std::system(cmd.c_str()) == 0;
 }
 

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,3 +187,23 @@ TEST(LineReader, ReadsStdinFromAPipe) {
 }
 
 }  // namespace
+
+TEST(RemoveTree, RemovesNestedTreesAndLinksButNeverWhatALinkPointsTo) {
+  TempDir dir;
+  const std::string keep = dir.path() + "/keep", tree = dir.path() + "/tree";
+  ASSERT_EQ(::mkdir(keep.c_str(), 0755), 0);
+  eve::io::write_file_atomic(keep + "/precious", "x");
+  ASSERT_EQ(::mkdir(tree.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((tree + "/a").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((tree + "/a/b").c_str(), 0755), 0);
+  eve::io::write_file_atomic(tree + "/a/b/f", "data");
+  eve::io::write_file_atomic(tree + "/g", "data");
+  ASSERT_EQ(::symlink(keep.c_str(), (tree + "/a/link").c_str()), 0);
+  eve::io::remove_tree(tree);
+  EXPECT_FALSE(eve::io::file_exists(tree));
+  EXPECT_TRUE(eve::io::file_exists(keep + "/precious"));
+  // A missing path is no error; a plain file is removed too.
+  EXPECT_NO_THROW(eve::io::remove_tree(tree));
+  EXPECT_TRUE(eve::io::try_remove_tree(keep + "/precious"));
+  EXPECT_FALSE(eve::io::file_exists(keep + "/precious"));
+}

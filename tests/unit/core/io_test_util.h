@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "eve/core/error.h"
+#include "eve/io/file.h"
 
 namespace eve::test {
 
@@ -27,8 +28,7 @@ class TempDir {
     path_ = t;
   }
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    eve::io::try_remove_tree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
@@ -129,7 +129,7 @@ inline void with_stdin_pipe(const std::string& file, const std::function<void()>
 
 inline std::string python() {
   const char* p = std::getenv("EVE_PYTHON");
-  return p && *p ? p : "/usr/bin/python3";
+  return p && *p ? p : EVE_TEST_PYTHON;
 }
 
 inline std::string reference_script(const std::string& name) {

@@ -206,7 +206,7 @@ TEST(PrepPipeline, BrokenImagesAreSkippedCountedAndReported) {
   EXPECT_EQ(img.width, 32);
 
   // Past --max-bad: exit-3 error, after the manifest and records are written.
-  fs::remove_all(dir / "out");
+  eve::io::remove_tree(dir / "out");
   o.max_bad = 0.001;
   EXPECT_THROW(run_prep(c, o), TooManyBadInputs);
   EXPECT_TRUE(fs::exists(dir / "out/manifest.json"));

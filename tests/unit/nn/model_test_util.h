@@ -74,8 +74,7 @@ struct TempDir {
     path = ::mkdtemp(tmpl.data());
   }
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+    eve::io::try_remove_tree(path);
   }
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
@@ -200,7 +199,7 @@ inline TensorMap compute_outputs(EveModelImpl& m, const TensorMap& batch) {
 // Runs the Python reference; returns its exit status and puts stderr into `err`.
 inline int run_reference(const std::string& args, std::string* err = nullptr) {
   TempDir t;
-  std::string cmd = "/usr/bin/python3 " + std::string(EVE_TEST_REFERENCE) + "/eve_ref.py " + args +
+  std::string cmd = std::string(EVE_TEST_PYTHON) + " " + EVE_TEST_REFERENCE + "/eve_ref.py " + args +
                     " 2>" + (t / "err");
   int rc = std::system(cmd.c_str());
   if (err) *err = io::file_exists(t / "err") ? io::read_file(t / "err") : "";

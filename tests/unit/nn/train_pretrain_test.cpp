@@ -9,6 +9,7 @@
 #include <set>
 
 #include "eve/image/codec.h"
+#include "eve/io/file.h"
 #include "eve/io/image_store.h"
 #include "eve/train/loader.h"
 #include "eve/train/msm.h"
@@ -131,7 +132,7 @@ struct ToyData {
     }
     w.finish();
   }
-  ~ToyData() { std::filesystem::remove_all(dir); }
+  ~ToyData() { eve::io::try_remove_tree(dir); }
 };
 
 LoaderOptions loader_options(const std::string& dir, int rank, int world, int threads) {

@@ -47,7 +47,7 @@ class Tokenize : public ::testing::Test {
   static void TearDownTestSuite() {
     delete tok_;
     delete trained_;
-    fs::remove_all(temp_dir());
+    eve::io::try_remove_tree(temp_dir());
   }
   static std::string model() { return temp_dir() + "/tok.model"; }
 
