@@ -63,8 +63,17 @@ PY
 "$EVE_PYTHON" "$ref/retrieval_eval_ref.py" --ann "$tmp/test.json" --i2t "$tmp/i2t.npy" --t2i "$tmp/t2i.npy" >"$tmp/ref.json"
 same retrieval "$tmp/eve.json" "$tmp/ref.json"
 
-"$EVE_PYTHON" "$ref/vqa_lowercase_table.py" >"$tmp/lower.inc"
-if ! cmp -s "$tmp/lower.inc" "$EVE_SOURCE/lib/eve/eval/lowercase_table.inc"; then
-  echo "FAIL lib/eve/eval/lowercase_table.inc differs from tests/reference/vqa_lowercase_table.py's output"; fail=1
+# The table is pinned to the Unicode version in its header; a Python with another Unicode
+# database would regenerate another table, so the comparison needs the same version.
+table=$EVE_SOURCE/lib/eve/eval/lowercase_table.inc
+want_ucd=$(grep -o 'Unicode [0-9.]*' "$table" | head -n 1)
+have_ucd="Unicode $("$EVE_PYTHON" -c 'import unicodedata; print(unicodedata.unidata_version)')"
+if [[ $have_ucd != "$want_ucd" ]]; then
+  echo "note: lowercase table not compared: $EVE_PYTHON has $have_ucd, the table $want_ucd"
+else
+  "$EVE_PYTHON" "$ref/vqa_lowercase_table.py" >"$tmp/lower.inc"
+  if ! cmp -s "$tmp/lower.inc" "$table"; then
+    echo "FAIL lib/eve/eval/lowercase_table.inc differs from tests/reference/vqa_lowercase_table.py's output"; fail=1
+  fi
 fi
 exit $fail
