@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", o.log_every, "metrics.jsonl line every N steps")->capture_default_str()->group(c);
   app.add_option("--prefetch", o.prefetch, "Micro-batches decoded ahead")->capture_default_str()->group(c);
   const char* x = "Distributed";
-  app.add_option("--nproc-per-node", o.nproc_per_node, "Start N local workers (Gloo on loopback)")->group(x);
+  app.add_option("--nproc-per-node", o.nproc_per_node, "Start N local workers (one per GPU with NCCL on --device cuda, else Gloo on loopback)")->group(x);
   app.add_option("--dist-timeout", o.dist_timeout, "Seconds a rendezvous or collective may wait")
       ->capture_default_str()->group(x);
   return eve::cli::run(app, argc, argv, common, [&]() -> int {

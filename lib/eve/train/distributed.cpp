@@ -12,6 +12,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#ifdef EVE_CUDA
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
@@ -20,6 +24,15 @@
 namespace eve::train {
 
 namespace {
+
+// libtorch 2.0 split c10d::ProcessGroup into a front end and per-device backends: there the
+// Gloo and NCCL classes derive from c10d::Backend, before it from c10d::ProcessGroup. Both
+// bases offer the same collectives, which are all eve calls.
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
 
 bool env_int(const char* name, int& out) {
   const char* v = std::getenv(name);
@@ -110,23 +123,42 @@ int launch_local_workers(int n, int timeout_s, bool* is_worker) {
 }
 
 struct ProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<Collectives> pg;
+  const char* backend = "none";
 };
 
-ProcessGroup::ProcessGroup(const DistEnv& env, int timeout_s) : env_(env), impl_(std::make_unique<Impl>()) {
-  if (env.world <= 1) return;
+ProcessGroup::ProcessGroup(const DistEnv& env, int timeout_s, torch::Device device, bool connect_alone)
+    : env_(env), device_(device), impl_(std::make_unique<Impl>()) {
+  if (env.world <= 1 && !connect_alone) return;
   const auto timeout = std::chrono::seconds(timeout_s);
+  const bool cuda = device.is_cuda();
+#ifndef EVE_CUDA
+  if (cuda)
+    throw UsageError("a process group on " + device.str() + " needs NCCL, and this build of eve has no CUDA");
+#endif
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(env.master_port);
     so.isServer = env.rank == 0;
     so.numWorkers = env.world;
     so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        c10::make_intrusive<c10d::PrefixStore>("eve", store), env.rank, env.world, opts);
+    auto store = c10::make_intrusive<c10d::PrefixStore>("eve", c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
+    if (cuda) {
+#ifdef EVE_CUDA
+      // NCCL takes the GPU from the tensors of each call (the barrier names it).
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = timeout;
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world, opts);
+      impl_->backend = "nccl";
+#endif
+    } else {
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world, opts);
+      impl_->backend = "gloo";
+    }
+  } catch (const UsageError&) {
+    throw;
   } catch (const std::exception& e) {
     throw Error(std::string("cannot join the process group at ") + env.master_addr + ":" +
                     std::to_string(env.master_port) + " as rank " + std::to_string(env.rank) + " of " +
@@ -134,6 +166,10 @@ ProcessGroup::ProcessGroup(const DistEnv& env, int timeout_s) : env_(env), impl_
                 {}, {}, "check MASTER_ADDR/MASTER_PORT and that every rank started");
   }
 }
+
+bool ProcessGroup::active() const { return static_cast<bool>(impl_->pg); }
+
+const char* ProcessGroup::backend() const { return impl_->backend; }
 
 ProcessGroup::~ProcessGroup() = default;
 
@@ -174,7 +210,7 @@ void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_b
 
 namespace {
 
-torch::Tensor all_gather_rows(c10d::ProcessGroup* pg, const torch::Tensor& local, int64_t world) {
+torch::Tensor all_gather_rows(Collectives* pg, const torch::Tensor& local, int64_t world) {
   std::vector<std::vector<at::Tensor>> out(1);
   for (int64_t r = 0; r < world; ++r) out[0].push_back(torch::empty_like(local));
   std::vector<at::Tensor> in{local.contiguous()};
@@ -189,7 +225,7 @@ torch::Tensor all_gather_rows(c10d::ProcessGroup* pg, const torch::Tensor& local
 struct GatherRows : public torch::autograd::Function<GatherRows> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& local, int64_t group,
                                int64_t rank, int64_t world) {
-    auto* pg = reinterpret_cast<c10d::ProcessGroup*>(group);
+    auto* pg = reinterpret_cast<Collectives*>(group);
     ctx->saved_data["group"] = group;
     ctx->saved_data["rank"] = rank;
     ctx->saved_data["rows"] = local.size(0);
@@ -197,7 +233,7 @@ struct GatherRows : public torch::autograd::Function<GatherRows> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto* pg = reinterpret_cast<c10d::ProcessGroup*>(ctx->saved_data["group"].toInt());
+    auto* pg = reinterpret_cast<Collectives*>(ctx->saved_data["group"].toInt());
     const int64_t rank = ctx->saved_data["rank"].toInt(), rows = ctx->saved_data["rows"].toInt();
     std::vector<at::Tensor> g{grads[0].contiguous().clone()};
     pg->allreduce(g)->wait();
@@ -256,15 +292,19 @@ torch::Tensor ProcessGroup::fetch_rows(const torch::Tensor& local, const torch::
 
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
   if (!active()) return values;
-  std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64)};
+  std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64).to(device_)};
   impl_->pg->allreduce(buf)->wait();
+  const torch::Tensor host = buf[0].to(torch::kCPU);
   std::vector<double> out(values.size());
-  for (size_t k = 0; k < values.size(); ++k) out[k] = buf[0][static_cast<int64_t>(k)].item<double>();
+  for (size_t k = 0; k < values.size(); ++k) out[k] = host[static_cast<int64_t>(k)].item<double>();
   return out;
 }
 
 void ProcessGroup::barrier() {
-  if (active()) impl_->pg->barrier()->wait();
+  if (!active()) return;
+  c10d::BarrierOptions opts;
+  if (device_.is_cuda()) opts.device_ids = {device_.has_index() ? device_.index() : 0};
+  impl_->pg->barrier(opts)->wait();
 }
 
 }  // namespace eve::train

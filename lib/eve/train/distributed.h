@@ -1,6 +1,6 @@
 // Data-parallel training over c10d process groups (reference/conventions-and-anchors.md §C,
-// build-environment.md §3): the torchrun environment contract, a Gloo group on CPU (NCCL
-// when built with CUDA), parameter broadcast from rank 0 and bucketed gradient averaging
+// build-environment.md §3): the torchrun environment contract, a Gloo group on CPU, an NCCL
+// group on GPUs (when libtorch has CUDA), parameter broadcast from rank 0 and bucketed gradient averaging
 // (libtorch has no C++ DistributedDataParallel), plus a local launcher that forks workers.
 #pragma once
 
@@ -32,13 +32,18 @@ int launch_local_workers(int n, int timeout_s, bool* is_worker);
 
 class ProcessGroup {
  public:
-  // One process: a no-op group. Otherwise connects through a TCP store at
-  // master_addr:master_port; every collective waits at most timeout_s seconds.
-  ProcessGroup(const DistEnv& env, int timeout_s);
+  // One process: a no-op group (unless `connect_alone`, which tests use to run every
+  // collective through a real group of one). Otherwise connects through a TCP store at
+  // master_addr:master_port; every collective waits at most timeout_s seconds. The backend
+  // follows `device`, where this rank's tensors live: NCCL for a CUDA device, Gloo for the CPU.
+  ProcessGroup(const DistEnv& env, int timeout_s, torch::Device device = torch::kCPU,
+               bool connect_alone = false);
   ~ProcessGroup();
   int rank() const { return env_.rank; }
   int world() const { return env_.world; }
-  bool active() const { return env_.world > 1; }
+  bool active() const;
+  // "gloo", "nccl", or "none" for a one-process no-op group.
+  const char* backend() const;
   // Copies rank 0's values into every tensor (in place).
   void broadcast(std::vector<torch::Tensor>& tensors);
   // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes.
@@ -58,13 +63,14 @@ class ProcessGroup {
   // world size (an all-gather would move (world - 1) * n rows to every rank). One process:
   // local.index_select(0, wanted[0]).
   torch::Tensor fetch_rows(const torch::Tensor& local, const torch::Tensor& wanted);
-  // Sums small values over ranks.
+  // Sums small values over ranks (moved through the group's device and back).
   std::vector<double> sum(const std::vector<double>& values);
   void barrier();
 
  private:
   struct Impl;
   DistEnv env_;
+  torch::Device device_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -202,11 +202,11 @@ struct Finetuner {
 
   void setup() {
     env = dist_env_from_environment();
-    pg = std::make_unique<ProcessGroup>(env, o.dist_timeout);
     seed = common.seed;
     const std::string dev = nn::init_runtime(common);
     precision = nn::run_precision();
     device = training_device(dev, env);
+    pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
 
     if (o.eval_only) {
       if (o.init.empty()) throw UsageError("--eval-only needs --init (a fine-tuned bundle)");

@@ -188,9 +188,9 @@ struct Trainer {
 
   void setup() {
     env = dist_env_from_environment();
-    pg = std::make_unique<ProcessGroup>(env, o.dist_timeout);
-    seed = common.seed;
     device = training_device(runtime_device, env);
+    pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
+    seed = common.seed;
     CheckpointRef ck = latest_checkpoint(o.run_dir);
     if (o.resume && ck.step < 0)
       throw UsageError("--resume: " + o.run_dir + " holds no complete checkpoint");

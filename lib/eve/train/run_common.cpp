@@ -12,7 +12,13 @@ namespace eve::train {
 
 torch::Device training_device(const std::string& runtime_device, const DistEnv& env) {
   if (runtime_device == "cpu") return torch::Device(torch::kCPU);
-  return torch::Device(env.world > 1 ? "cuda:" + std::to_string(env.local_rank) : runtime_device);
+  if (env.world <= 1) return torch::Device(runtime_device);
+  const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());
+  if (env.local_rank >= gpus)
+    throw UsageError("worker with LOCAL_RANK " + std::to_string(env.local_rank) + " needs GPU cuda:" +
+                         std::to_string(env.local_rank) + ", but " + std::to_string(gpus) + " GPU(s) are visible",
+                     {}, {}, "start at most one worker per GPU, or train on the CPU with --device cpu");
+  return torch::Device("cuda:" + std::to_string(env.local_rank));
 }
 
 namespace fs = std::filesystem;

@@ -136,7 +136,7 @@ TEST(ModelParity, ConvertedOfficialCheckpointLoadsAndMatches) {
                           &err),
             0)
       << err;
-  std::string cmd = "/usr/bin/python3 " + std::string(EVE_TEST_REFERENCE) +
+  std::string cmd = std::string(EVE_TEST_PYTHON) + " " + EVE_TEST_REFERENCE +
                     "/../../scripts/eve-convert-checkpoint " + (dir / "ckpt.pth") + " " +
                     (dir / "config.json") + " " + (dir / "bundle") + " 2>" + (dir / "conv.err");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << io::read_file(dir / "conv.err");

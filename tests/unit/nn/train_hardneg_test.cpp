@@ -229,3 +229,42 @@ TEST(HardNegatives, TwoRanksComputeTheOneProcessLossAndGradient) {
 }
 
 }  // namespace
+
+// Every collective eve uses, through a real group of one process: Gloo on the CPU here and,
+// on a CUDA build with a GPU, NCCL on cuda:0 (NCCL allows one rank per GPU, so a single GPU
+// can host only a group of one; the arithmetic of several ranks is tested with Gloo above).
+TEST(ProcessGroupOfOne, EveryCollectiveOnEachDevice) {
+  std::vector<torch::Device> devices{torch::kCPU};
+#ifdef EVE_CUDA
+  if (torch::cuda::is_available()) devices.emplace_back("cuda:0");
+#endif
+  for (const torch::Device& device : devices) {
+    SCOPED_TRACE(device.str());
+    DistEnv env;
+    env.master_port = free_port();
+    ProcessGroup pg(env, 30, device, /*connect_alone=*/true);
+    ASSERT_TRUE(pg.active());
+    EXPECT_STREQ(pg.backend(), device.is_cuda() ? "nccl" : "gloo");
+    torch::manual_seed(11);
+    const auto opts = torch::TensorOptions().device(device);
+    std::vector<torch::Tensor> ts{torch::randn({5, 3}, opts), torch::randn({7}, opts)};
+    std::vector<torch::Tensor> before{ts[0].clone(), ts[1].clone()};
+    pg.broadcast(ts);
+    pg.average(ts, /*bucket_bytes=*/16);  // two buckets
+    for (size_t i = 0; i < ts.size(); ++i) {
+      EXPECT_EQ(ts[i].device(), device);
+      EXPECT_TRUE(torch::equal(ts[i], before[i]));
+    }
+    torch::Tensor local = torch::randn({4, 3}, opts).requires_grad_();
+    torch::Tensor all = pg.gather_rows(local);
+    EXPECT_TRUE(torch::equal(all.detach(), local.detach()));
+    (all * torch::arange(12, opts).view({4, 3})).sum().backward();
+    EXPECT_TRUE(torch::equal(local.grad(), torch::arange(12, opts).view({4, 3}).to(local.dtype())));
+    const torch::Tensor wanted = torch::tensor({{3, 0, 3}}, torch::kInt64);
+    torch::Tensor rows = pg.fetch_rows(local.detach(), wanted);
+    EXPECT_EQ(rows.device(), device);
+    EXPECT_TRUE(torch::equal(rows, local.detach().index_select(0, wanted[0].to(device))));
+    EXPECT_EQ(pg.sum({1.5, -2.0}), (std::vector<double>{1.5, -2.0}));
+    pg.barrier();
+  }
+}
