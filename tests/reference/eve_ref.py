@@ -80,6 +80,7 @@ class SelfAttention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(d))
         self.v_bias = nn.Parameter(torch.zeros(d))
         self.proj = nn.Linear(d, d)
+        self.record = None  # a list to append each forward's attention probabilities to (diagnostics)
 
     def forward(self, x, pad):
         b, n, d = x.shape
@@ -96,6 +97,8 @@ class SelfAttention(nn.Module):
         if pad is not None:
             s = s.masked_fill(pad[:, None, None, :], float("-inf"))
         a = s.softmax(-1).type_as(v)
+        if self.record is not None:
+            self.record.append(a)
         if self.training and self.p > 0:
             a = F.dropout(a, self.p)
         o = torch.einsum("bhqk,bhkd->bhqd", a, v)

@@ -23,13 +23,12 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eve_ref  # noqa: E402
 import eve_ref_io  # noqa: E402
+from toy_probe import encode, load_image  # noqa: E402
 
 
 def load_model(bundle):
@@ -42,18 +41,6 @@ def load_model(bundle):
         sys.exit("%s: the bundle lacks %d backbone tensors, e.g. %s" % (bundle, len(missing), missing[0]))
     model.load_state_dict({k: v.float() for k, v in weights.items() if k in own}, strict=False)
     return model.eval(), cfg
-
-
-def load_images(world, n, res):
-    out = []
-    for i in range(1, n + 1):
-        path = os.path.join(world, "images", "COCO_synth_%012d.jpg" % i)
-        im = Image.open(path).convert("RGB")
-        if im.size != (res, res):
-            im = im.resize((res, res), Image.BICUBIC)
-        a = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
-        out.append(torch.from_numpy(a).permute(2, 0, 1).contiguous())
-    return torch.stack(out)
 
 
 def pick_texts(world, n):
@@ -80,54 +67,39 @@ def main():
     import sentencepiece
     model, cfg = load_model(a.bundle)
     sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(a.bundle, "tokenizer.model"))
-    X = load_images(a.world, a.images, cfg["image_res"])
+    X = torch.stack([load_image(os.path.join(a.world, "images", "COCO_synth_%012d.jpg" % i), cfg["image_res"])
+                     for i in range(1, a.images + 1)])
     texts = pick_texts(a.world, a.texts)
-    ids = [[2] + sp.encode(t) + [3] for t in texts]
-    T = max(map(len, ids))
+    ids, mask = encode(sp, texts)
+    lengths = mask.sum(1)
 
-    # Record each layer's attention probabilities.
-    shares = []
+    # Each layer's attention probabilities, recorded by the reference attention itself.
+    attention = []
+    for m in model.modules():
+        if isinstance(m, eve_ref.SelfAttention):
+            m.record = attention
 
-    def recording(self, x, pad):
-        b, n, d = x.shape
-        hd = d // self.heads
-        w = self.qkv.weight
-        q = torch.nn.functional.linear(x, w[:d], self.q_bias).reshape(b, n, self.heads, hd).transpose(1, 2)
-        k = torch.nn.functional.linear(x, w[d:2 * d]).reshape(b, n, self.heads, hd).transpose(1, 2)
-        s = torch.einsum("bhqd,bhkd->bhqk", q * hd ** -0.5, k)
-        if pad is not None:
-            s = s.masked_fill(pad[:, None, None, :], float("-inf"))
-        shares.append(s.softmax(-1))
-        return original(self, x, pad)
-
-    original = eve_ref.SelfAttention.forward
-    eve_ref.SelfAttention.forward = recording
-
-    pooled = []  # [text][image] -> vector
-    cls_share, text_share = None, None
     nv = (X.shape[-1] // cfg["patch_size"]) ** 2 + 1  # vision CLS + patches
+    pooled, cls_share, text_share = [], 0, 0
     with torch.no_grad():
-        for t in ids:
-            I = torch.tensor([t + [0] * (T - len(t))] * len(X))
-            M = torch.tensor([[1] * len(t) + [0] * (T - len(t))] * len(X))
-            shares.clear()
-            o = model.backbone("vl", image=X, text_ids=I, text_mask=M)
+        for t in range(len(texts)):
+            M = mask[t].expand(len(X), -1)
+            attention.clear()
+            o = model.backbone("vl", image=X, text_ids=ids[t].expand(len(X), -1), text_mask=M)
             pooled.append(o["pooled"])
             # Attention from the text CLS (row nv) and from every real text token to the image.
-            c = torch.stack([s[:, :, nv, :nv].sum(-1).mean() for s in shares])
             real = M.bool()
-            tt = torch.stack([(s[:, :, nv:, :nv].sum(-1).mean(1) * real).sum() / real.sum() for s in shares])
-            cls_share = c if cls_share is None else cls_share + c
-            text_share = tt if text_share is None else text_share + tt
-    eve_ref.SelfAttention.forward = original
+            cls_share = cls_share + torch.stack([p[:, :, nv, :nv].sum(-1).mean() for p in attention])
+            text_share = text_share + torch.stack(
+                [(p[:, :, nv:, :nv].sum(-1).mean(1) * real).sum() / real.sum() for p in attention])
     P = torch.stack(pooled)  # [texts, images, D]
     over_images = P.std(1).mean().item()
     over_texts = P.std(0).mean().item()
     print("bundle %s: %d images x %d texts, pooled norm %.2f" % (a.bundle, len(X), len(texts), P.norm(dim=-1).mean()))
     print("pooled std over images (text fixed) %.4f   over texts (image fixed) %.4f   ratio %.3f"
           % (over_images, over_texts, over_images / max(over_texts, 1e-12)))
-    print("attention given to the %d image tokens (uniform would be %.2f):" % (nv, nv / (nv + T)))
-    for l, (c, t) in enumerate(zip(cls_share / len(ids), text_share / len(ids))):
+    print("attention given to the %d image tokens (uniform would be %.2f):" % (nv, (nv / (nv + lengths)).mean()))
+    for l, (c, t) in enumerate(zip(cls_share / len(texts), text_share / len(texts))):
         print("  layer %d: text CLS %.3f, text tokens %.3f" % (l, c, t))
 
 

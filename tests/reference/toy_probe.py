@@ -47,15 +47,20 @@ def present(captions, word):
     return any(re.search(r"\b%s\b" % w, text) for w in SYNONYMS.get(word, [word]))
 
 
+def load_image(path, res):
+    """An RGB image as the model takes it: res x res (bicubic), [3,res,res] in [-1, 1]."""
+    im = Image.open(path).convert("RGB")
+    if im.size != (res, res):
+        im = im.resize((res, res), Image.BICUBIC)
+    a = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(a).permute(2, 0, 1).contiguous()
+
+
 def load_world(world, res):
     rows = json.load(open(os.path.join(world, "pairs_train.json")))
     images, labels = [], []
     for r in rows:
-        im = Image.open(os.path.join(world, r["image"])).convert("RGB")
-        if im.size != (res, res):
-            im = im.resize((res, res), Image.BICUBIC)
-        a = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
-        images.append(torch.from_numpy(a).permute(2, 0, 1).contiguous())
+        images.append(load_image(os.path.join(world, r["image"]), res))
         labels.append([float(present(r["caption"], w)) for w in COLORS + SHAPES])
     return torch.stack(images), torch.tensor(labels)
 
