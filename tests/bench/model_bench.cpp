@@ -18,6 +18,7 @@
 
 #include "eve/model/eve_model.h"
 #include "eve/model/moe.h"
+#include "eve/model/runtime.h"
 
 using namespace eve::model;
 
@@ -25,6 +26,12 @@ namespace {
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// As the eve programs run (init_runtime): freed host memory kept for reuse unless
+// EVE_MALLOC=system, which shows what glibc's default costs.
+const char* host_memory_setup() {
+  return eve::nn::retain_host_memory() ? "freed memory retained" : "system malloc";
 }
 
 double matmul_gflops() {
@@ -101,6 +108,7 @@ int model_bench(int argc, char** argv) {
     }
   }
   at::set_num_threads(threads);
+  const char* memory = host_memory_setup();
   torch::manual_seed(0);
   ModelConfig c = load_config(preset);
   const double rate = matmul_gflops();
@@ -126,8 +134,8 @@ int model_bench(int argc, char** argv) {
     (o.hidden.mean() + o.aux).backward();
     train = std::min(train, now() - t0);
   }
-  std::printf("%s batch %lld, %lld tokens/sample, %d threads; matmul %.1f GFLOP/s\n",
-              preset.c_str(), (long long)batch, (long long)L, threads, rate);
+  std::printf("%s batch %lld, %lld tokens/sample, %d threads, %s; matmul %.1f GFLOP/s\n",
+              preset.c_str(), (long long)batch, (long long)L, threads, memory, rate);
   std::printf("c++ forward %.3f s (%.0f GFLOP/s, %.0f%% of matmul); fwd+bwd %.3f s (%.0f GFLOP/s, %.0f%%)\n",
               fwd, flops / fwd / 1e9, 100 * flops / fwd / 1e9 / rate, train,
               3 * flops / train / 1e9, 100 * 3 * flops / train / 1e9 / rate);
@@ -153,10 +161,11 @@ int moe_bench(int argc, char** argv) {
     }
   }
   at::set_num_threads(threads);
+  const char* memory = host_memory_setup();
   torch::manual_seed(0);
   MoE moe(width, inner, experts, true, "quick_gelu");
-  std::printf("MoE layer fwd+bwd: E=%lld top-2 D=%lld F=%lld, %d threads\n", (long long)experts,
-              (long long)width, (long long)inner, threads);
+  std::printf("MoE layer fwd+bwd: E=%lld top-2 D=%lld F=%lld, %d threads, %s\n", (long long)experts,
+              (long long)width, (long long)inner, threads, memory);
   std::printf("%8s %10s %10s %8s %14s %14s\n", "tokens", "sparse s", "dense s", "ratio",
               "matmul GFLOP/s", "sparse/matmul");
   for (int64_t S : tokens) {

@@ -4,8 +4,12 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
@@ -84,8 +88,21 @@ const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" :
 
 Precision run_precision() { return g_precision; }
 
+bool retain_host_memory() {
+#if defined(__GLIBC__)
+  const char* policy = std::getenv("EVE_MALLOC");
+  if (policy && std::strcmp(policy, "system") == 0) return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::strstr(tunables, "glibc.malloc.")) return false;
+  return mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
+#else
+  return false;
+#endif
+}
+
 std::string init_runtime(const cli::CommonOptions& common) {
   const Precision precision = parse_precision(common.precision);
+  retain_host_memory();
   int threads = resolve_threads(common.threads);
   at::set_num_threads(threads);
   torch::manual_seed(common.seed);

@@ -16,6 +16,16 @@ std::string init_runtime(const cli::CommonOptions& common);
 // Whether this build and machine can run CUDA.
 bool cuda_available();
 
+// Keeps freed host memory in the process for reuse (init_runtime calls it). glibc's malloc
+// maps every block of 32 MiB or more fresh from the kernel and unmaps it on free, so each
+// training step pays a page fault and a page clear for every 4 KiB of its large activations
+// (an expert FFN's [tokens, inner] tensors are hundreds of MB): measured, a quarter of a
+// MoE layer's time. After this call blocks up to 1 GiB come from the heap and freed heap
+// memory is not given back: the peak resident size is the same, it is only kept until exit.
+// Returns false and changes nothing when the C library is not glibc, when GLIBC_TUNABLES
+// already sets a glibc.malloc tunable, or when EVE_MALLOC=system.
+bool retain_host_memory();
+
 // --precision: fp32 runs everything in float32; bf16 runs the model's forward passes under
 // torch's autocast with bfloat16 (matrix products and convolutions in bf16; weights,
 // gradients, optimiser state, checkpoints, attention scores/softmax and losses stay float32).

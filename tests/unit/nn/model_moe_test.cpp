@@ -4,6 +4,12 @@
 
 #include "eve/model/runtime.h"
 
+#include <cstdlib>
+#include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace eve::model::test {
 namespace {
 
@@ -23,6 +29,47 @@ MoeCase make_case(int64_t S, int64_t E, uint64_t seed) {
   c.x = torch::randn({S, 16});
   c.modality = (torch::arange(S) % 3 == 0).to(torch::kLong);
   return c;
+}
+
+TEST(MoE, QuickGeluValueAndGradientMatchTheFormula) {
+  // The fused node against autograd through x * sigmoid(1.702 x), in float64, on values where
+  // the curve bends (|x| < 4) and where it saturates.
+  torch::Tensor x = torch::linspace(-12, 12, 97, torch::kFloat64).requires_grad_(true);
+  torch::Tensor g = torch::randn({97}, torch::kFloat64);
+  torch::Tensor y = activation(x, "quick_gelu");
+  torch::Tensor gx = torch::autograd::grad({y}, {x}, {g})[0];
+  torch::Tensor xr = x.detach().clone().requires_grad_(true);
+  torch::Tensor yr = xr * torch::sigmoid(1.702 * xr);
+  torch::Tensor gr = torch::autograd::grad({yr}, {xr}, {g})[0];
+  EXPECT_TRUE(torch::allclose(y, yr, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(gx, gr, 1e-12, 1e-12)) << (gx - gr).abs().max().item<double>();
+  // Second use of the same input: the saved tensor is the input, not a buffer reused in place.
+  torch::Tensor y2 = activation(x, "quick_gelu");
+  EXPECT_TRUE(torch::equal(y, y2));
+  EXPECT_TRUE(torch::allclose(x.detach(), torch::linspace(-12, 12, 97, torch::kFloat64)));
+}
+
+TEST(Runtime, FreedHostMemoryIsKeptForReuse) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if ((tunables && std::strstr(tunables, "glibc.malloc.")) || std::getenv("EVE_MALLOC"))
+    GTEST_SKIP() << "malloc configured by the environment";
+  ASSERT_TRUE(nn::retain_host_memory());
+  // A tensor far above glibc's default mmap threshold (32 MiB at most) comes from the heap,
+  // and once freed its memory stays there, where the next step's tensors find it without
+  // page faults.
+  const size_t mapped_before = mallinfo2().hblkhd;
+  size_t heap_alive = 0;
+  {
+    torch::Tensor big = torch::full({16 << 20}, 1.0f);
+    EXPECT_EQ(big.sum().item<float>(), float(16 << 20));
+    EXPECT_LT(mallinfo2().hblkhd, mapped_before + (size_t{64} << 20)) << "the tensor was mapped";
+    heap_alive = mallinfo2().arena;
+  }
+  EXPECT_GE(mallinfo2().arena, heap_alive) << "the heap was trimmed";
+#else
+  GTEST_SKIP() << "not glibc 2.33 or later";
+#endif
 }
 
 TEST(MoE, CapacityFormula) {
