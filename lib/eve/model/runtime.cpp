@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #if defined(__GLIBC__)
