@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "eve/core/error.h"
+#include "eve/model/attention_cpu.h"
 #include "eve/model/runtime.h"
 
 namespace eve::model {
@@ -78,9 +79,17 @@ AttentionImpl::AttentionImpl(int64_t width, int64_t heads_, double dropout_)
 Tensor AttentionImpl::forward(const Tensor& x, const Tensor& key_pad) {
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2), hd = D / heads;
   Tensor bias = torch::cat({q_bias, torch::zeros_like(v_bias), v_bias});
-  Tensor qkv_ = torch::linear(x, qkv->weight, bias).view({B, L, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-  Tensor q = qkv_[0], k = qkv_[1], v = qkv_[2];
+  Tensor packed = torch::linear(x, qkv->weight, bias).view({B, L, 3, heads, hd});
   const double p = is_training() ? dropout : 0.0;
+#if TORCH_VERSION_MAJOR < 2
+  // Before libtorch 2 there is no fused attention; on the CPU eve has its own (attention_cpu.h).
+  if (attention_cpu_applies(packed, p))
+    return proj(attention_cpu(packed, key_pad, 1.0 / std::sqrt(static_cast<double>(hd))));
+#endif
+  // One unbind, not three selects: its backward stacks the three gradients once, where each
+  // select's would fill a zero tensor the size of all three and the engine would add them.
+  std::vector<Tensor> parts = packed.permute({2, 0, 3, 1, 4}).unbind(0);
+  Tensor q = parts[0], k = parts[1], v = parts[2];
   Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
   c10::optional<Tensor> mask;
