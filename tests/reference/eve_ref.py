@@ -37,7 +37,7 @@ DEFAULTS = {
     "moe_param": {"num_experts": 32, "topk": 2, "type_route": True}, "moe_lossweight": 0.001,
     "image_res": 224, "max_text_len": 40, "text_pos_rows": 196, "compat": "eve",
     "moe_capacity_factor": 1.0, "moe_min_capacity": 4, "moe_noise": True,
-    "layer_scale_init": 0.1, "layer_norm_eps": 1e-6, "text_dropout": 0.1,
+    "layer_scale_init": 0.1, "qk_init_std": 0.02, "layer_norm_eps": 1e-6, "text_dropout": 0.1,
     "vision_mask_token": False, "heads": [], "num_answers": 3128, "itc_temp_init": 0.07,
     "mim_decoder": {"width": 512, "depth": 2, "heads": 8, "intermediate_size": 2048},
 }

@@ -77,6 +77,9 @@ def make_model(cfg, init, seed):
             torch.nn.init.zeros_(p)
         else:
             torch.nn.init.trunc_normal_(p, std=0.02)
+        if name.endswith("qkv.weight"):  # the query and key rows
+            with torch.no_grad():
+                torch.nn.init.trunc_normal_(p[: 2 * p.shape[1]], std=cfg["qk_init_std"])
     if init:
         weights = eve_ref_io.load(os.path.join(init, "model.safetensors"))
         own = dict(model.named_parameters())

@@ -5,7 +5,8 @@
 // each product across all threads. At eve-tiny's sizes (97 tokens, 32 dims per head) that
 // costs more in thread hand-offs than the arithmetic: one layer's scores, softmax and weighted
 // sum took 4.9-5.0 ms forward+backward on 2 threads, 2.7 ms on 1. Working from the qkv
-// projection's output as it lies ([B, L, 3, H, hd]) also saves the gradient of three selects.
+// projection's output as it lies ([B, L, 3, H, hd]) also saves the copies that the general
+// path makes when it unbinds q, k and v and lays out their gradient again.
 #pragma once
 
 #include <torch/torch.h>

@@ -177,6 +177,7 @@ void ModelConfig::validate(const std::string& file) const {
   if (!(moe_capacity_factor > 0)) invalid(file, "moe_capacity_factor", "must be positive");
   if (moe_min_capacity < 1) invalid(file, "moe_min_capacity", "must be at least 1");
   if (!(layer_norm_eps > 0)) invalid(file, "layer_norm_eps", "must be positive");
+  if (!(qk_init_std > 0)) invalid(file, "qk_init_std", "must be positive");
   for (const auto& [key, id] : std::map<std::string, int>{{"pad_token_id", pad_token_id},
                                                           {"cls_token_id", cls_token_id},
                                                           {"sep_token_id", sep_token_id},
@@ -251,6 +252,7 @@ ModelConfig parse_config(const std::string& text, const std::string& file) {
   r.get("moe_min_capacity", c.moe_min_capacity);
   r.get("moe_noise", c.moe_noise);
   r.get("layer_scale_init", c.layer_scale_init);
+  r.get("qk_init_std", c.qk_init_std);
   r.get("layer_norm_eps", c.layer_norm_eps);
   r.get("text_dropout", c.text_dropout);
   r.get("vision_mask_token", c.vision_mask_token);
@@ -315,6 +317,7 @@ std::string config_to_json(const ModelConfig& c) {
   j["moe_min_capacity"] = c.moe_min_capacity;
   j["moe_noise"] = c.moe_noise;
   j["layer_scale_init"] = c.layer_scale_init;
+  j["qk_init_std"] = c.qk_init_std;
   j["layer_norm_eps"] = c.layer_norm_eps;
   j["text_dropout"] = c.text_dropout;
   j["vision_mask_token"] = c.vision_mask_token;

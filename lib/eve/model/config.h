@@ -40,6 +40,10 @@
 //   moe_min_capacity        4                ceil(factor * topk * S / E)) in training
 //   moe_noise               true           Gumbel noise on the 2nd expert in training
 //   layer_scale_init        0.1            initial value of gamma_1 / gamma_2
+//   qk_init_std             0.02           std of the query and key rows of every qkv weight at
+//                                          initialisation (the rest of the model: 0.02). Larger
+//                                          values leave the flat start of attention learning
+//                                          sooner, which small models on short budgets need
 //   layer_norm_eps          1e-6           eps of the backbone LayerNorms
 //   text_dropout            0.1            dropout after the text embedding LayerNorm
 //   vision_mask_token       false          create backbone.mask_embed_vision (BEiT masking)
@@ -103,6 +107,7 @@ struct ModelConfig {
   int moe_min_capacity = 4;
   bool moe_noise = true;
   double layer_scale_init = 0.1;
+  double qk_init_std = 0.02;
   double layer_norm_eps = 1e-6;
   double text_dropout = 0.1;
   bool vision_mask_token = false;

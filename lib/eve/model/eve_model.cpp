@@ -475,6 +475,10 @@ void EveModelImpl::reset_parameters() {
   auto reset_block = [&](Block& blk) {
     blk->gamma_1.fill_(config_.layer_scale_init);
     blk->gamma_2.fill_(config_.layer_scale_init);
+    if (config_.qk_init_std != s) {
+      Tensor w = blk->attn->qkv->weight;
+      trunc_normal_(w.narrow(0, 0, 2 * w.size(1)), config_.qk_init_std);
+    }
     blk->attn->q_bias.zero_();
     blk->attn->v_bias.zero_();
     if (blk->moe && blk->moe->type_route) {

@@ -160,6 +160,28 @@ TEST(ModelInit, FollowsTheSpec) {
   EXPECT_NEAR(m->output[0]->as<torch::nn::Linear>()->weight.std().item<float>(), 0.02, 0.002);
 }
 
+TEST(ModelInit, QkInitStdScalesOnlyTheQueryAndKeyRows) {
+  ModelConfig c = tiny_config();
+  c.vision_width = 256;
+  c.qk_init_std = 0.3;
+  torch::manual_seed(0);
+  EveModel m(c);
+  for (auto& layer : m->backbone->layers) {
+    torch::Tensor w = layer->attn->qkv->weight;
+    torch::Tensor qk = w.narrow(0, 0, 512), v = w.narrow(0, 512, 256);
+    EXPECT_LE(qk.abs().max().item<float>(), 0.3f + 1e-6);
+    EXPECT_NEAR(qk.std().item<float>(), 0.3 * 0.5399, 0.01);
+    EXPECT_LE(v.abs().max().item<float>(), 0.02f + 1e-7);  // values keep the common init
+    EXPECT_NEAR(v.std().item<float>(), 0.02 * 0.5399, 0.0015);
+  }
+  EXPECT_LE(m->backbone->layers[0]->attn->proj->weight.abs().max().item<float>(), 0.02f + 1e-7);
+  EXPECT_DOUBLE_EQ(parse_config(config_to_json(c)).qk_init_std, 0.3);
+  EXPECT_DOUBLE_EQ(parse_config("{}").qk_init_std, 0.02);
+  EXPECT_NE(error_of([] { parse_config(R"({"qk_init_std": 0})", "m/config.json"); })
+                .find("m/config.json: key \"qk_init_std\": must be positive"),
+            std::string::npos);
+}
+
 TEST(ModelForward, InputErrorsAreClear) {
   ModelConfig c = tiny_config();
   EveModel m(c);
