@@ -475,6 +475,8 @@ void EveModelImpl::reset_parameters() {
   auto reset_block = [&](Block& blk) {
     blk->gamma_1.fill_(config_.layer_scale_init);
     blk->gamma_2.fill_(config_.layer_scale_init);
+    // Drawn again only when it differs, so that configs at the default consume the random
+    // stream as before and a seed still gives the same model.
     if (config_.qk_init_std != s) {
       Tensor w = blk->attn->qkv->weight;
       trunc_normal_(w.narrow(0, 0, 2 * w.size(1)), config_.qk_init_std);
