@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Which questions and statements of the toy world does a model answer from the image?
+A diagnostic for worlds written by `eve-prep synth`, not a test and not an evaluator
+(eve-score gives the official numbers).
+
+  vqa    per question form (the question with its colour words replaced by C, its shape
+         words by S, and paraphrases of the same question merged), the accuracy of the
+         predictions, the accuracy of the form's text prior (the most frequent training
+         answer of that form: what the question alone can get), and how many different
+         answers the model gives to the form.
+  prior  writes the text prior's predictions ([{question_id, answer}]) for eve-score: the
+         baseline that a model answering from the question alone reaches.
+  nlvr2  per statement kind, the accuracy of the predictions, the share of true statements,
+         and the accuracy of the best constant label per kind (what the sentence alone can
+         get, since every sentence of a set is true for two image pairs and false for two).
+
+A model that gives one answer per form, at the prior's accuracy, answers from the text; one
+above the prior uses the image for that form.
+
+  /usr/bin/python3 tests/reference/toy_by_form.py vqa --world demo-run/world \\
+      --pred demo-run/ft-vqa/predictions/val.json
+  /usr/bin/python3 tests/reference/toy_by_form.py nlvr2 --world demo-run/world \\
+      --pred demo-run/ft-nlvr2/predictions/dev.csv
+
+VQA accuracy here is the official one (min(1, matches/3) averaged over the ten sets of nine
+annotators) after the part of the official answer normalisation that the toy world's answers
+need (case, articles, number words, final punctuation).
+"""
+import argparse
+import collections
+import csv
+import json
+import os
+import re
+import sys
+
+COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
+SHAPES = ["circle", "square", "triangle", "star", "diamond"]
+NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+COLOR_RE = re.compile(r"\b(%s)\b" % "|".join(COLORS))
+SHAPE_RE = re.compile(r"\b(%s)s?\b" % "|".join(SHAPES))
+# Paraphrases that do not change what is asked.
+SAME = [(" in the image?", "?"), (" can you see?", " are there?"), ("is there an ", "is there a "),
+        ("what is the pattern of the background?", "what is the background pattern?"),
+        ("how many objects are in the picture?", "how many shapes are there?"),
+        ("what shape is the C object?", "what shape is the C shape?")]
+
+# Statement kinds by their wording in eve-prep synth, most specific first.
+KINDS = [("more shapes", lambda s: "more shapes than" in s),
+         ("same number", lambda s: "same number of shapes" in s or "equally many" in s),
+         ("count in total", lambda s: s.endswith(" in total")),
+         ("left has, right has", lambda s: s.startswith("the left image contains") and "the right image contains" in s),
+         ("neither has", lambda s: s.startswith("neither image") or s.endswith(" in either image")),
+         ("exactly one has", lambda s: s.startswith("exactly one image") or s.startswith("only one of the images")),
+         ("both have", lambda s: s.startswith("both images contain") or s.startswith("each image has"))]
+
+
+def fail(msg):
+    sys.exit("toy_by_form: " + msg)
+
+
+def load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        fail("%s: %s" % (path, e))
+
+
+def normalise(answer):
+    words = re.sub(r"[?!.,]+$", "", answer.strip().lower()).split()
+    words = [NUMBER_WORDS.get(w, w) for w in words if w not in ("a", "an", "the")]
+    return " ".join(words)
+
+
+def vqa_accuracy(pred, answers):
+    """The official accuracy of one prediction against ten human answers."""
+    hits = [a == pred for a in answers]
+    return sum(min(1.0, (sum(hits) - h) / 3.0) for h in hits) / len(hits)
+
+
+def question_form(question):
+    q = SHAPE_RE.sub("S", COLOR_RE.sub("C", question.strip().lower()))
+    for a, b in SAME:
+        q = q.replace(a, b)
+    return q
+
+
+def statement_kind(sentence):
+    s = sentence.strip().lower()
+    for name, test in KINDS:
+        if test(s):
+            return name
+    return "other"
+
+
+def read_vqa(world, split):
+    qs = load_json(os.path.join(world, "vqa", "questions_%s.json" % split))["questions"]
+    ann = load_json(os.path.join(world, "vqa", "annotations_%s.json" % split))["annotations"]
+    by_id = {a["question_id"]: a for a in ann}
+    out = []
+    for q in qs:
+        a = by_id.get(q["question_id"])
+        if a is None:
+            fail("%s split %s: question %s has no annotation" % (world, split, q["question_id"]))
+        out.append((q["question_id"], question_form(q["question"]), a))
+    return out
+
+
+def form_prior(world):
+    """The most frequent training answer of every question form (ties: the first seen), and
+    of all training questions (for a form that training never asks)."""
+    counts = collections.defaultdict(collections.Counter)
+    overall = collections.Counter()
+    for _, form, a in read_vqa(world, "train"):
+        answer = normalise(a["multiple_choice_answer"])
+        counts[form][answer] += 1
+        overall[answer] += 1
+    if not overall:
+        fail("%s: the training split has no questions" % world)
+    top = overall.most_common(1)[0][0]
+    return collections.defaultdict(lambda: top, {form: c.most_common(1)[0][0] for form, c in counts.items()})
+
+
+def cmd_prior(args):
+    prior = form_prior(args.world)
+    out = [{"question_id": qid, "answer": prior[form]} for qid, form, _ in read_vqa(args.world, args.split)]
+    tmp = args.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(out, f)
+    os.replace(tmp, args.out)
+
+
+def cmd_vqa(args):
+    prior = form_prior(args.world)
+    preds = {}
+    for i, p in enumerate(load_json(args.pred)):
+        try:
+            preds[p["question_id"]] = normalise(p["answer"])
+        except (KeyError, TypeError, AttributeError):
+            fail("%s: entry %d is not {\"question_id\", \"answer\"}" % (args.pred, i))
+    rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter()])
+    missing = 0
+    for qid, form, a in read_vqa(args.world, args.split):
+        if qid not in preds:
+            missing += 1
+            continue
+        answers = [normalise(x["answer"]) for x in a["answers"]]
+        r = rows[form]
+        r[0] += 1
+        r[1] += vqa_accuracy(preds[qid], answers)
+        r[2] += vqa_accuracy(prior[form], answers)
+        r[3][preds[qid]] += 1
+    if missing:
+        fail("%s: %d questions of split %s have no prediction" % (args.pred, missing, args.split))
+    total = [sum(r[i] for r in rows.values()) for i in range(3)]
+    print("%-40s %6s %8s %8s %8s  %s" % ("question form", "n", "model", "prior", "answers", "most given"))
+    for form, r in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        top, top_n = r[3].most_common(1)[0]
+        print("%-40s %6d %7.1f%% %7.1f%% %8d  %s (%.0f%%)" % (
+            form, r[0], 100 * r[1] / r[0], 100 * r[2] / r[0], len(r[3]), top, 100.0 * top_n / r[0]))
+    print("%-40s %6d %7.1f%% %7.1f%%" % ("all", total[0], 100 * total[1] / total[0], 100 * total[2] / total[0]))
+
+
+def cmd_nlvr2(args):
+    gold = {}
+    path = os.path.join(args.world, "nlvr2", args.split + ".json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                    gold[d["identifier"]] = (statement_kind(d["sentence"]), d["label"] == "True")
+                except (ValueError, KeyError, TypeError) as e:
+                    fail("%s:%d: %s" % (path, n, e))
+    except OSError as e:
+        fail("%s: %s" % (path, e))
+    preds = {}
+    try:
+        with open(args.pred, newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                if not row:
+                    continue
+                if len(row) != 2 or row[1] not in ("True", "False"):
+                    fail("%s:%d: expected identifier,True|False" % (args.pred, n))
+                preds[row[0]] = row[1] == "True"
+    except OSError as e:
+        fail("%s: %s" % (args.pred, e))
+    missing = [k for k in gold if k not in preds]
+    if missing:
+        fail("%s: %d statements of %s have no prediction, e.g. %s" % (args.pred, len(missing), path, missing[0]))
+    rows = collections.defaultdict(lambda: [0, 0, 0, 0])  # n, right, true, predicted true
+    for ident, (kind, label) in gold.items():
+        r = rows[kind]
+        r[0] += 1
+        r[1] += preds[ident] == label
+        r[2] += label
+        r[3] += preds[ident]
+    print("%-22s %6s %8s %8s %10s %10s" % ("statement kind", "n", "model", "prior", "true", "said true"))
+    for kind, r in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        print("%-22s %6d %7.1f%% %7.1f%% %9.1f%% %9.1f%%" % (
+            kind, r[0], 100.0 * r[1] / r[0], 100.0 * max(r[2], r[0] - r[2]) / r[0], 100.0 * r[2] / r[0],
+            100.0 * r[3] / r[0]))
+    n = sum(r[0] for r in rows.values())
+    print("%-22s %6d %7.1f%% %7.1f%%" % ("all", n, 100.0 * sum(r[1] for r in rows.values()) / n,
+                                          100.0 * sum(max(r[2], r[0] - r[2]) for r in rows.values()) / n))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("vqa", help="accuracy per question form against the form's text prior")
+    v.add_argument("--world", required=True, help="directory written by eve-prep synth")
+    v.add_argument("--pred", required=True, help="[{question_id, answer}] (eve-finetune's predictions)")
+    v.add_argument("--split", default="val")
+    v.set_defaults(func=cmd_vqa)
+    p = sub.add_parser("prior", help="write the text prior's VQA predictions (for eve-score)")
+    p.add_argument("--world", required=True, help="directory written by eve-prep synth")
+    p.add_argument("--split", default="val")
+    p.add_argument("-o", "--out", required=True, help="[{question_id, answer}] JSON to write")
+    p.set_defaults(func=cmd_prior)
+    n = sub.add_parser("nlvr2", help="accuracy per statement kind against the best constant label")
+    n.add_argument("--world", required=True, help="directory written by eve-prep synth")
+    n.add_argument("--pred", required=True, help="identifier,True|False lines (eve-finetune's predictions)")
+    n.add_argument("--split", default="dev")
+    n.set_defaults(func=cmd_nlvr2)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
