@@ -98,8 +98,13 @@ rng = np.random.default_rng(0)
 np.save("i2t_random.npy", rng.random((n_img, n_txt), dtype=np.float32))
 np.save("t2i_random.npy", rng.random((n_txt, n_img), dtype=np.float32))
 PYEOF
+# VQA's stronger baseline: the most frequent training answer of each question form (the
+# question with its colour and shape words taken out), what the question alone predicts.
+BY_FORM="$here/tests/reference/toy_by_form.py"
+"$PY" "$BY_FORM" prior --world world -o vqa_prior.json
 VQA=(--ann world/vqa/annotations_val.json --ques world/vqa/questions_val.json)
 eve-score vqa "${VQA[@]}" --pred vqa_majority.json > score_vqa_majority.json
+eve-score vqa "${VQA[@]}" --pred vqa_prior.json > score_vqa_prior.json
 eve-score vqa "${VQA[@]}" --pred ft-vqa/predictions/val.json > score_vqa.json
 eve-score nlvr2 --gold world/nlvr2/dev.json --pred nlvr2_majority.csv > score_nlvr2_majority.json
 eve-score nlvr2 --gold world/nlvr2/dev.json --pred ft-nlvr2/predictions/dev.csv > score_nlvr2.json
@@ -109,6 +114,9 @@ eve-score retrieval --ann world/retrieval_test.json --i2t ft-retrieval/predictio
   --t2i ft-retrieval/predictions/test.t2i.npy > score_retrieval.json
 eve-score retrieval --ann data/retrieval/test.jsonl --i2t-ranks i2t.ranks.jsonl --t2i-ranks t2i.ranks.jsonl \
   > score_retrieval_rank.json
+# Per question form and statement kind: what the model answers from the image.
+"$PY" "$BY_FORM" vqa --world world --pred ft-vqa/predictions/val.json > vqa_by_form.txt
+"$PY" "$BY_FORM" nlvr2 --world world --pred ft-nlvr2/predictions/dev.csv > nlvr2_by_kind.txt
 
 stage "10. eve-report: loss curves and pages to look at"
 REPORT="$here/scripts/eve-report"
@@ -128,11 +136,12 @@ first, last = m[:20], m[-20:]
 print("pre-training (%d steps): MIM loss %.4f -> %.4f, MLM loss %.3f -> %.3f (first vs last 20 steps)"
       % (len(m), avg(first, "mim"), avg(last, "mim"), avg(first, "mlm"), avg(last, "mlm")))
 print()
-v, vb = load("score_vqa.json"), load("score_vqa_majority.json")
+v, vb, vp = load("score_vqa.json"), load("score_vqa_majority.json"), load("score_vqa_prior.json")
 n, nb = load("score_nlvr2.json"), load("score_nlvr2_majority.json")
 r, rb, rr = load("score_retrieval.json"), load("score_retrieval_random.json"), load("score_retrieval_rank.json")
 rows = [
     ("VQA accuracy (val)", v["overall"], "majority answer", vb["overall"]),
+    ("", v["overall"], "answer per question form", vp["overall"]),
     ("NLVR2 accuracy (dev)", 100 * n["accuracy"], "majority label", 100 * nb["accuracy"]),
     ("Retrieval TR@1 (test)", r["txt_r1"], "random scores", rb["txt_r1"]),
     ("Retrieval IR@1 (test)", r["img_r1"], "random scores", rb["img_r1"]),
@@ -143,4 +152,5 @@ print("%-28s %10s   %-24s %8s" % ("metric", "eve-tiny", "baseline", "value"))
 for name, x, b, y in rows:
     print("%-28s %10.2f   %-24s %8.2f" % (name, x, b, y))
 print("\nFine-tuned from the pre-trained bundle in ./pretrain; numbers by eve-score on the toy world.")
+print("Per question form and statement kind: vqa_by_form.txt, nlvr2_by_kind.txt.")
 PYEOF

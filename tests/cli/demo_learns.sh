@@ -3,9 +3,10 @@
 # pre-trained by masked signal modeling, then fine-tuned on VQA and retrieval, must beat the
 # majority-answer and random-ranking baselines by clear margins, as eve-score measures them;
 # searching the test collection with eve-embed + eve-rank --rerank must agree with
-# eve-finetune's own re-ranked predictions; the pictures exist. NLVR2 runs through the same
-# pipeline and is reported, not asserted: eve-tiny stays at the majority label on the toy
-# world's 808 training statements at this budget.
+# eve-finetune's own re-ranked predictions; the pictures and the per-form tables exist.
+# Reported, not asserted: VQA against the answer per question form (the text prior, which
+# the demo's model does not beat), and NLVR2, where eve-tiny stays at the majority label on
+# the toy world's 808 training statements at this budget (docs/toy-world.md).
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
 tmp=$(mktemp -d)
@@ -14,13 +15,15 @@ EVE_BIN=$EVE_BIN EVE_PYTHON=$EVE_PYTHON bash "$EVE_SOURCE/scripts/demo.sh" "$tmp
   { tail -n 40 "$tmp/log"; echo "FAIL the demo exited non-zero"; exit 1; }
 sed -n '/== Results/,$p' "$tmp/log"
 cd "$tmp/demo"
-for f in curves-pretrain.svg curves-finetune.svg report-retrieval/index.html report-vqa/index.html; do
+for f in curves-pretrain.svg curves-finetune.svg report-retrieval/index.html report-vqa/index.html \
+  vqa_by_form.txt nlvr2_by_kind.txt; do
   [[ -s $f ]] || { echo "FAIL the demo did not write $f"; exit 1; }
 done
 "$EVE_PYTHON" - <<'EOF'
 import json, sys
 def load(p): return json.load(open(p))
 v, vb = load("score_vqa.json")["overall"], load("score_vqa_majority.json")["overall"]
+vp = load("score_vqa_prior.json")["overall"]
 n, nb = 100 * load("score_nlvr2.json")["accuracy"], 100 * load("score_nlvr2_majority.json")["accuracy"]
 r, rr = load("score_retrieval.json"), load("score_retrieval_rank.json")
 rb = load("score_retrieval_random.json")["r_mean"]
@@ -28,16 +31,17 @@ chance_ir1 = 100.0 / r["images"]
 checks = [
     ("VQA accuracy %.2f vs majority answer %.2f: at least 15 points above" % (v, vb), v >= vb + 15),
     # R@1 over 100 test images moves by whole points between seeds at this budget (IR@1
-    # 3-6, TR@1 1-8 measured), so it is asserted on both directions together; R mean
-    # (3.3-5x random measured) is the steadier measure.
-    ("retrieval R@1 of both directions %.2f vs chance %.2f: at least 1.5x" % ((r["img_r1"] + r["txt_r1"]) / 2, chance_ir1),
-     (r["img_r1"] + r["txt_r1"]) / 2 >= 1.5 * chance_ir1),
-    ("retrieval R mean %.2f vs random scores %.2f: at least 2.5x" % (r["r_mean"], rb), r["r_mean"] >= 2.5 * rb),
+    # 4.8-8, TR@1 2-14 measured over two seeds), so it is asserted on both directions
+    # together; R mean (4.3-7.2x random measured) is the steadier measure.
+    ("retrieval R@1 of both directions %.2f vs chance %.2f: at least 2x" % ((r["img_r1"] + r["txt_r1"]) / 2, chance_ir1),
+     (r["img_r1"] + r["txt_r1"]) / 2 >= 2 * chance_ir1),
+    ("retrieval R mean %.2f vs random scores %.2f: at least 3x" % (r["r_mean"], rb), r["r_mean"] >= 3 * rb),
     ("eve-embed + eve-rank IR@1 %.2f agrees with eve-finetune's %.2f (within 1 point)" % (rr["img_r1"], r["img_r1"]),
      abs(rr["img_r1"] - r["img_r1"]) <= 1.0),
     ("eve-embed + eve-rank TR@1 %.2f agrees with eve-finetune's %.2f (within 1 point)" % (rr["txt_r1"], r["txt_r1"]),
      abs(rr["txt_r1"] - r["txt_r1"]) <= 1.0),
 ]
+print("note VQA accuracy %.2f vs answer per question form %.2f (reported, not asserted)" % (v, vp))
 print("note NLVR2 accuracy %.2f vs majority label %.2f (reported, not asserted)" % (n, nb))
 bad = 0
 for text, ok in checks:
