@@ -32,7 +32,10 @@ if not diff < 1e-5: print("FAIL weights differ"); sys.exit(1)
 PY
 # same_steps OBJECTIVE KEY...: 3 steps of OBJECTIVE on 1 process and on 2 workers log the same
 # loss and KEYs (within 1e-5) and gradient norm (0.1 % at step 1; later steps start from
-# weights apart by float noise: 5 %) at every step.
+# weights apart by float noise: 5 %, or 25 % where the whole gradient is under 1e-2, as ITC
+# alone at this scale: Adam turns the noise in its tiniest components into full steps; the
+# bug this guards against, each rank keeping only its own gradient, gives several times the
+# norm) at every step.
 same_steps() {
   local objective=$1 name=${1//,/-}; shift
   local c=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config "$tmp/det.json" --threads 1 -q
@@ -50,7 +53,7 @@ for a, b in zip(one, two):
           f", grad norm {a['grad_norm']:.6g} / {b['grad_norm']:.6g}")
     for k in keys:
         if abs(a[k] - b[k]) > 1e-5: print(f"FAIL {k}: 2 workers do not compute the 1-process value"); sys.exit(1)
-    tol = 0.001 if a["step"] == 1 else 0.05
+    tol = 0.001 if a["step"] == 1 else 0.05 if a["grad_norm"] >= 1e-2 else 0.25
     if abs(a["grad_norm"] - b["grad_norm"]) > tol * a["grad_norm"]:
         print("FAIL 2 workers do not compute the 1-process gradient"); sys.exit(1)
 PY
