@@ -22,9 +22,8 @@ above the prior uses the image for that form.
   /usr/bin/python3 tests/reference/toy_by_form.py nlvr2 --world demo-run/world \\
       --pred demo-run/ft-nlvr2/predictions/dev.csv
 
-VQA accuracy here is the official one (min(1, matches/3) averaged over the ten sets of nine
-annotators) after the part of the official answer normalisation that the toy world's answers
-need (case, articles, number words, final punctuation).
+VQA accuracy here is the official one, computed by the reference evaluator beside this file
+(vqa_eval_ref.py: its answer normalisation and its per-question accuracy).
 """
 import argparse
 import collections
@@ -34,10 +33,10 @@ import os
 import re
 import sys
 
+from vqa_eval_ref import clean, process_digit_article, process_punctuation, question_accuracy
+
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SHAPES = ["circle", "square", "triangle", "star", "diamond"]
-NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
 COLOR_RE = re.compile(r"\b(%s)\b" % "|".join(COLORS))
 SHAPE_RE = re.compile(r"\b(%s)s?\b" % "|".join(SHAPES))
 # Paraphrases that do not change what is asked.
@@ -69,15 +68,13 @@ def load_json(path):
 
 
 def normalise(answer):
-    words = re.sub(r"[?!.,]+$", "", answer.strip().lower()).split()
-    words = [NUMBER_WORDS.get(w, w) for w in words if w not in ("a", "an", "the")]
-    return " ".join(words)
+    """An answer as the official evaluator compares it (to group the prior's answers)."""
+    return process_digit_article(process_punctuation(clean(answer)))
 
 
 def vqa_accuracy(pred, answers):
-    """The official accuracy of one prediction against ten human answers."""
-    hits = [a == pred for a in answers]
-    return sum(min(1.0, (sum(hits) - h) / 3.0) for h in hits) / len(hits)
+    """The official accuracy of one prediction against the ten human answers."""
+    return question_accuracy(answers, pred, "current")
 
 
 def question_form(question):
@@ -137,7 +134,9 @@ def cmd_vqa(args):
     preds = {}
     for i, p in enumerate(load_json(args.pred)):
         try:
-            preds[p["question_id"]] = normalise(p["answer"])
+            if not isinstance(p["answer"], str):
+                raise TypeError
+            preds[p["question_id"]] = p["answer"]
         except (KeyError, TypeError, AttributeError):
             fail("%s: entry %d is not {\"question_id\", \"answer\"}" % (args.pred, i))
     rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter()])
@@ -146,12 +145,12 @@ def cmd_vqa(args):
         if qid not in preds:
             missing += 1
             continue
-        answers = [normalise(x["answer"]) for x in a["answers"]]
+        answers = a["answers"]
         r = rows[form]
         r[0] += 1
         r[1] += vqa_accuracy(preds[qid], answers)
         r[2] += vqa_accuracy(prior[form], answers)
-        r[3][preds[qid]] += 1
+        r[3][normalise(preds[qid])] += 1
     if missing:
         fail("%s: %d questions of split %s have no prediction" % (args.pred, missing, args.split))
     total = [sum(r[i] for r in rows.values()) for i in range(3)]
