@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   app.add_flag("--eval-only", o.eval_only, "No training: predict the --predict splits with the --init bundle")->group(d);
   const char* k = "Task heads";
   app.add_option("--answers", o.answers, "VQA answer list (JSON list of strings)")->group(k);
-  app.add_option("--num-answers", o.num_answers, "VQA: the N most frequent training answers (recipe: 3128)")->group(k);
+  app.add_option("--num-answers", o.num_answers, "VQA: the N most frequent training answers (recipe: 3128); given, it also replaces the --init bundle's answers.json")->group(k);
   app.add_option("--head", o.head, "NLVR2 head: pair or biattn")->group(k);
   app.add_option("--k-test", o.k_test, "Retrieval: candidates re-ranked by ITM per query (0: ITC only)")->group(k);
   const char* t = "Recipe overrides";

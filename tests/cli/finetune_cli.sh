@@ -120,6 +120,21 @@ grep -q "5 parameter tensors newly initialised (learning rate x10), 6 ignored" "
   { echo "FAIL new/ignored tensor counts"; cat "$tmp/r48.err"; fail=1; }
 check r48-config "48 ['itc', 'itm']" "$(py -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["image_res"], c["heads"])' "$tmp/r48/config.json")"
 
+# --init from a VQA bundle: VQA keeps its answer list and head; another answer list of the
+# same length (--answers), or --num-answers, gives a fresh classifier; NLVR2, whose head has
+# the same name, gets a whole fresh head even where shapes fit (output.1, the LayerNorm).
+one_step=(--data "$tmp/vqa" --init "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none)
+"$ft" --task vqa "${one_step[@]}" --out "$tmp/vk" 2>"$tmp/vk.err"
+grep -q " 0 parameter tensors newly initialised" "$tmp/vk.err" || { echo "FAIL vqa from vqa: head not kept"; cat "$tmp/vk.err"; fail=1; }
+cmp -s "$tmp/v/answers.json" "$tmp/vk/answers.json" || { echo "FAIL vqa from vqa: answer list not kept"; fail=1; }
+py -c 'import json,sys; a=json.load(open(sys.argv[1])); json.dump(a[::-1], open(sys.argv[2], "w"))' "$tmp/v/answers.json" "$tmp/rev.json"
+"$ft" --task vqa "${one_step[@]}" --answers "$tmp/rev.json" --out "$tmp/vr" 2>"$tmp/vr.err"
+grep -q " 2 parameter tensors newly initialised" "$tmp/vr.err" || { echo "FAIL another answer list kept the classifier"; cat "$tmp/vr.err"; fail=1; }
+"$ft" --task vqa "${one_step[@]}" --num-answers 3 --out "$tmp/v3" 2>"$tmp/v3.err"
+check num-answers-replaces-init 3 "$(py -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/v3/answers.json")"
+"$ft" --task nlvr2 --data "$tmp/nlvr2" --init "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none --out "$tmp/nv" 2>"$tmp/nv.err"
+grep -q " 6 parameter tensors newly initialised" "$tmp/nv.err" || { echo "FAIL nlvr2 from a vqa bundle kept part of its head"; cat "$tmp/nv.err"; fail=1; }
+
 # SIGTERM after a checkpoint, then resume: the same weights as an uninterrupted run.
 one=(--task vqa --data "$tmp/vqa" --config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 1 -q
      --batch-size 4 --max-steps 8 --save-every 2 --eval-every 4 --seed 3)

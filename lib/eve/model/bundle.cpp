@@ -80,6 +80,12 @@ LoadReport load_weights(EveModelImpl& model, const std::string& path, const Load
     const std::string& name = item.key();
     Tensor& p = item.value();
     const io::TensorView* v = reader.find(name);
+    if (v && std::any_of(opt.fresh_prefixes.begin(), opt.fresh_prefixes.end(),
+                         [&](const std::string& pre) { return name.rfind(pre, 0) == 0; })) {
+      used.insert(name);
+      report.initialised.push_back(name + " " + shape_str(sizes(p)) + " (not loaded: trained for other labels)");
+      continue;
+    }
     if (!v) {
       missing.push_back(name + " " + shape_str(sizes(p)));
       continue;
@@ -155,13 +161,23 @@ Bundle load_bundle(const std::string& dir, const LoadOptions& opt) {
   Bundle b;
   b.dir = dir;
   b.config = parse_config(io::read_file(cfg_path), cfg_path);
+  LoadOptions load = opt;
+  // VQA and NLVR2 name their heads alike (`output`, as the official code does): a bundle
+  // fine-tuned for one task gives the other a fresh head, never one that fits by shape.
+  const bool file_vqa = b.config.has_head("vqa"), file_nlvr2 = b.config.has_head("nlvr2");
+  if (opt.replace_heads) {
+    const bool want_vqa = std::count(opt.heads.begin(), opt.heads.end(), "vqa") > 0;
+    const bool want_nlvr2 = std::count(opt.heads.begin(), opt.heads.end(), "nlvr2") > 0;
+    if ((want_vqa && !file_vqa && file_nlvr2) || (want_nlvr2 && !file_nlvr2 && file_vqa))
+      load.fresh_prefixes.push_back("output.");
+  }
   if (opt.image_res > 0) b.config.image_res = opt.image_res;
   if (opt.replace_heads) b.config.heads = opt.heads;
   if (opt.num_answers > 0) b.config.num_answers = opt.num_answers;
   b.config.validate(cfg_path);
   // Fresh initialisation only matters for what a partial load leaves untouched.
   b.model = EveModel(b.config, opt.allow_partial);
-  b.report = load_weights(*b.model, dir + "/model.safetensors", opt);
+  b.report = load_weights(*b.model, dir + "/model.safetensors", load);
   if (io::file_exists(dir + "/tokenizer.model")) b.tokenizer = dir + "/tokenizer.model";
   if (io::file_exists(dir + "/answers.json")) b.answers = dir + "/answers.json";
   return b;

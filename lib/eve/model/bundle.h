@@ -20,6 +20,9 @@ struct LoadOptions {
   bool replace_heads = false;              // build the model with `heads` instead
   std::vector<std::string> heads;
   int num_answers = 0;                     // > 0: VQA classifier size for new heads
+  // Parameters whose names start with one of these keep their fresh initialisation even
+  // where the file has a tensor of their shape (a head trained for other labels).
+  std::vector<std::string> fresh_prefixes;
 };
 
 struct LoadReport {

@@ -175,7 +175,13 @@ struct Finetuner {
     if (!keep_heads) {
       lo.replace_heads = true;
       lo.heads = task_heads(task, r);
-      if (task == Task::vqa) lo.num_answers = static_cast<int>(answers.size());
+      if (task == Task::vqa) {
+        lo.num_answers = static_cast<int>(answers.size());
+        // A head trained on another answer list scores other labels: its classifier starts fresh.
+        const std::string init_answers = o.init + "/answers.json";
+        if (io::file_exists(init_answers) && read_answers(init_answers) != answers)
+          lo.fresh_prefixes.push_back("output.3.");
+      }
     }
     model::Bundle b = model::load_bundle(o.init, lo);
     model = b.model;
@@ -193,7 +199,7 @@ struct Finetuner {
   void choose_answers() {
     if (!o.answers.empty()) {
       answers = read_answers(o.answers);
-    } else if (!o.init.empty() && io::file_exists(o.init + "/answers.json")) {
+    } else if (o.num_answers <= 0 && !o.init.empty() && io::file_exists(o.init + "/answers.json")) {
       answers = read_answers(o.init + "/answers.json");
     } else {
       answers = top_answers({&train_data}, r.num_answers);

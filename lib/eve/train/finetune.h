@@ -11,8 +11,10 @@
 //              targets from the human answers (a count c of annotators scores min(1, 0.3 c),
 //              i.e. 0, .3, .6, .9, 1; records with "dataset": "vg" or a single answer score
 //              1); loss = BCE-with-logits (mean) x answers. Answer vocabulary: --answers FILE
-//              (a JSON list), the --init bundle's answers.json when its VQA head is kept, or
-//              the num_answers most frequent training answers (ties by text).
+//              (a JSON list), the --init bundle's answers.json when it has one and
+//              --num-answers is not given, else the num_answers most frequent training
+//              answers (ties by text). A classifier trained on another answer list, or an
+//              NLVR2 head (the same `output` name), is not loaded: it starts fresh.
 //              Predictions: [{"question_id", "answer"}] (argmax).
 //   nlvr2      {"identifier","images":[left,right],"ids","label":"True"|"False"}: two vl
 //              passes (left image + sentence, right image + sentence); the pair head on the

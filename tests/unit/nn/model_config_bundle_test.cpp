@@ -294,5 +294,39 @@ TEST(Bundle, AllowPartialLoadsABackboneIntoNewHeadsAndResizesPositions) {
             std::string::npos);
 }
 
+TEST(Bundle, AHeadOfAnotherTaskOrLabelListStartsFreshThoughItsShapesFit) {
+  TempDir dir;
+  ModelConfig c = tiny_config();
+  c.heads = {"vqa"};
+  c.num_answers = 2;  // a yes/no VQA head: output.3 is [2, 2D], as NLVR2's
+  torch::manual_seed(10);
+  EveModel m(c);
+  save_bundle(*m, dir / "b");
+  auto output = [](const Bundle& b, const char* name) { return b.model->named_parameters()[name]; };
+  LoadOptions opt;
+  opt.allow_partial = true;
+  opt.replace_heads = true;
+  opt.heads = {"nlvr2"};
+  Bundle n = load_bundle(dir / "b", opt);
+  // Every NLVR2 head tensor is fresh: output.0 differs in shape; output.1 and output.3 fit but
+  // were trained for VQA's labels.
+  EXPECT_EQ(n.report.initialised.size(), 6u);
+  EXPECT_FALSE(torch::equal(output(n, "output.3.weight"), m->named_parameters()["output.3.weight"]));
+  EXPECT_NE(std::find(n.report.initialised.begin(), n.report.initialised.end(),
+                      "output.3.weight [2,128] (not loaded: trained for other labels)"),
+            n.report.initialised.end());
+  EXPECT_TRUE(torch::equal(n.model->backbone->pos_embed_vision, m->backbone->pos_embed_vision));
+  // The same task keeps its head, unless the caller names what to leave fresh.
+  opt.heads = {"vqa"};
+  Bundle v = load_bundle(dir / "b", opt);
+  EXPECT_TRUE(v.report.initialised.empty());
+  EXPECT_TRUE(torch::equal(output(v, "output.3.weight"), m->named_parameters()["output.3.weight"]));
+  opt.fresh_prefixes = {"output.3."};
+  Bundle w = load_bundle(dir / "b", opt);
+  EXPECT_EQ(w.report.initialised.size(), 2u);
+  EXPECT_FALSE(torch::equal(output(w, "output.3.weight"), m->named_parameters()["output.3.weight"]));
+  EXPECT_TRUE(torch::equal(output(w, "output.0.weight"), m->named_parameters()["output.0.weight"]));
+}
+
 }  // namespace
 }  // namespace eve::model::test
