@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
       synth.seed = common.seed;
       synth.threads = common.threads;
       auto r = write_synth_world(synth);
-      eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions, {} statements in {}", r.images,
-                     r.nlvr_images, r.captions, r.questions, r.statements, synth.out);
+      eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions (+{} colour questions), {} statements in {}",
+                     r.images, r.nlvr_images, r.captions, r.questions, r.color_questions, r.statements, synth.out);
       return 0;
     }
     if (command == "merge") {

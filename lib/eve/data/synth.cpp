@@ -25,7 +25,7 @@ using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
 // Independent random streams, so that changing one part never changes another.
-enum Stream : uint64_t { kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6 };
+enum Stream : uint64_t { kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7 };
 
 std::string image_name(int image_id) { return fmt::format("COCO_synth_{:012d}.jpg", image_id); }
 
@@ -36,6 +36,31 @@ struct Split {
 
 void write_json(const std::string& path, const ojson& j) { io::write_file_atomic(path, j.dump() + "\n"); }
 
+// The colour questions of one image as EVE/ALBEF VQA JSON entries; `key` numbers the image
+// among all the world's images (question ids key * 1000 + 100 + colour).
+void add_color_questions(ojson& out, const synth::Scene& scene, uint64_t seed, int64_t key, const std::string& image) {
+  Rng rng(seed, kColorQuestion, static_cast<uint64_t>(key));
+  int colour = 0;
+  for (const auto& q : synth::color_questions(scene, rng))
+    out.push_back({{"question_id", key * 1000 + 100 + colour++}, {"question", q.question}, {"answer", q.answers},
+                   {"image", image}, {"dataset", "vqa"}});
+}
+
+// One question in the VQA v2 question and annotation files.
+void add_question(ojson& questions, ojson& annotations, int image_id, int64_t qid, const synth::Question& q) {
+  questions.push_back({{"image_id", image_id}, {"question", q.question}, {"question_id", qid}});
+  ojson answers = ojson::array();
+  for (size_t a = 0; a < q.answers.size(); ++a)
+    answers.push_back({{"answer", q.answers[a]}, {"answer_confidence", q.confidences[a]},
+                       {"answer_id", static_cast<int>(a) + 1}});
+  annotations.push_back({{"question_type", q.question_type},
+                         {"multiple_choice_answer", q.multiple_choice_answer},
+                         {"answers", answers},
+                         {"image_id", image_id},
+                         {"answer_type", q.answer_type},
+                         {"question_id", qid}});
+}
+
 ojson vqa_header(const std::string& split) {
   ojson h;
   h["info"] = {{"description", "eve synthetic shapes world"}, {"version", "1.0"}, {"year", 2026},
@@ -45,6 +70,16 @@ ojson vqa_header(const std::string& split) {
   h["data_subtype"] = "synth";
   h["split"] = split;
   return h;
+}
+
+void write_vqa_files(const std::string& prefix, const std::string& split, const ojson& questions,
+                     const ojson& annotations) {
+  ojson qf = vqa_header(split), af = vqa_header(split);
+  qf["task_type"] = "Open-Ended";
+  qf["questions"] = questions;
+  af["annotations"] = annotations;
+  write_json(prefix + "questions_" + split + ".json", qf);
+  write_json(prefix + "annotations_" + split + ".json", af);
 }
 
 // Thousands of small images: written to a temp name and renamed into place (readers never
@@ -104,6 +139,7 @@ SynthReport write_synth_world(const SynthOptions& o) {
 
   std::string corpus;
   std::map<std::string, int> answer_counts;
+  std::map<std::string, ojson> colors = {{"train", ojson::array()}, {"val", ojson::array()}};
   for (const auto& sp : splits) {
     ojson pairs = ojson::array(), retrieval = ojson::array(), questions = ojson::array(), annotations = ojson::array();
     for (int i = sp.first; i < sp.first + sp.count; ++i) {
@@ -118,20 +154,11 @@ SynthReport write_synth_world(const SynthOptions& o) {
       } else {
         retrieval.push_back({{"image", rel}, {"caption", c}});
       }
+      // The colour questions of an image: ids after its own questions' (image id * 1000 + k).
+      if (sp.name != "test") add_color_questions(colors[sp.name], scenes[static_cast<size_t>(i)], o.seed, image_id, rel);
       int k = 0;
       for (const auto& q : qs[static_cast<size_t>(i)]) {
-        const int64_t qid = int64_t{image_id} * 1000 + k++;
-        questions.push_back({{"image_id", image_id}, {"question", q.question}, {"question_id", qid}});
-        ojson answers = ojson::array();
-        for (size_t a = 0; a < q.answers.size(); ++a)
-          answers.push_back({{"answer", q.answers[a]}, {"answer_confidence", q.confidences[a]},
-                             {"answer_id", static_cast<int>(a) + 1}});
-        annotations.push_back({{"question_type", q.question_type},
-                               {"multiple_choice_answer", q.multiple_choice_answer},
-                               {"answers", answers},
-                               {"image_id", image_id},
-                               {"answer_type", q.answer_type},
-                               {"question_id", qid}});
+        add_question(questions, annotations, image_id, int64_t{image_id} * 1000 + k++, q);
         if (sp.name == "train") {
           corpus += q.question + "\n";
           for (const auto& a : q.answers) answer_counts[a]++;
@@ -141,12 +168,7 @@ SynthReport write_synth_world(const SynthOptions& o) {
     }
     if (sp.name == "train") write_json(dir + "pairs_train.json", pairs);
     write_json(dir + "retrieval_" + sp.name + ".json", retrieval);
-    ojson qf = vqa_header(sp.name), af = vqa_header(sp.name);
-    qf["task_type"] = "Open-Ended";
-    qf["questions"] = questions;
-    af["annotations"] = annotations;
-    write_json(dir + "vqa/questions_" + sp.name + ".json", qf);
-    write_json(dir + "vqa/annotations_" + sp.name + ".json", af);
+    write_vqa_files(dir + "vqa/", sp.name, questions, annotations);
   }
   std::vector<std::pair<std::string, int>> answers(answer_counts.begin(), answer_counts.end());
   std::stable_sort(answers.begin(), answers.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -223,6 +245,20 @@ SynthReport write_synth_world(const SynthOptions& o) {
       jobs.push_back(std::move(job));
     }
   }
+  // Colour questions about the NLVR2 training images too: many more distinct images to learn
+  // finding colours from than the pool's training split alone.
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].split != "train") continue;
+    const int64_t key = o.count + 1 + 2 * static_cast<int64_t>(j);
+    const std::string base = "nlvr2/images/train/" + jobs[j].stem;
+    add_color_questions(colors["train"], jobs[j].left, o.seed, key, base + "-img0.jpg");
+    add_color_questions(colors["train"], jobs[j].right, o.seed, key + 1, base + "-img1.jpg");
+  }
+  for (const auto& [split, list] : colors) {
+    write_json(dir + "vqa/colors_" + split + ".json", list);
+    report.color_questions += static_cast<int>(list.size());
+  }
+
   parallel_for(pool, jobs.size(), [&](size_t j) {
     const auto& job = jobs[j];
     const std::string base = dir + "nlvr2/images/" + job.split + "/" + job.stem;
@@ -245,7 +281,8 @@ SynthReport write_synth_world(const SynthOptions& o) {
   meta["splits"] = ojson::object();
   for (const auto& sp : splits) meta["splits"][sp.name] = sp.count;
   meta["counts"] = {{"images", report.images}, {"nlvr_images", report.nlvr_images}, {"captions", report.captions},
-                    {"questions", report.questions}, {"statements", report.statements}};
+                    {"questions", report.questions}, {"color_questions", report.color_questions},
+                    {"statements", report.statements}};
   write_json(dir + "synth.json", meta);
   return report;
 }

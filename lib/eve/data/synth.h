@@ -7,6 +7,11 @@
 //   vqa/questions_{train,val,test}.json          VQA v2 question files (data_subtype "synth")
 //   vqa/annotations_{train,val,test}.json        VQA v2 annotation files, 10 answers each
 //   vqa/answer_list.json                         answers seen in training, most frequent first
+//   vqa/colors_{train,val}.json                  EVE/ALBEF VQA JSON: one yes/no question per
+//                                                colour ("is there a red shape?", ten answers)
+//                                                about every training image (the pool's and
+//                                                NLVR2's) and every val image: a single-skill
+//                                                set that teaches finding a named colour
 //   nlvr2/{train,dev,test1}.json                 NLVR2 JSON lines
 //   nlvr2/images/<split>/<split>-<set>-<pair>-img{0,1}.jpg
 //   corpus.txt                                   training text for the tokenizer
@@ -30,7 +35,7 @@ struct SynthOptions {
 };
 
 struct SynthReport {
-  int images = 0, nlvr_images = 0, captions = 0, questions = 0, statements = 0;
+  int images = 0, nlvr_images = 0, captions = 0, questions = 0, color_questions = 0, statements = 0;
 };
 
 SynthReport write_synth_world(const SynthOptions& options);

@@ -541,6 +541,25 @@ std::vector<Question> questions(const Scene& s, Rng& rng, int n) {
   return out;
 }
 
+std::vector<Question> color_questions(const Scene& s, Rng& rng) {
+  std::vector<Question> out;
+  for (int c = 0; c < kColors; ++c) {
+    Draft d;
+    d.kind = AnswerKind::yes_no;
+    d.question = "is there " + article(describe(c, -1)) + "?";
+    d.question_type = "is there a";
+    // Annotators miss a colour more often when its largest shape is small.
+    double easiest = 1.0;
+    for (const auto& o : s.objects)
+      if (static_cast<int>(o.color) == c) easiest = std::min(easiest, object_difficulty(o));
+    const bool present = easiest < 1.0;
+    d.truth = present ? "yes" : "no";
+    d.difficulty = present ? easiest : 0.04;
+    out.push_back(finish(d, rng));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // Statements about image pairs
 
@@ -572,12 +591,22 @@ void Statement::inject(Scene& scene, bool second, Rng& rng) const {
 
 Statement random_statement(Rng& rng) {
   Statement st;
-  st.kind = static_cast<Statement::Kind>(rng.below(7));
+  // Statements lean towards what a small vision model grounds first: the presence of a colour
+  // (the image side of "is there a red shape?"), in the kinds whose label moves with each
+  // image's answer alone (both, neither, left-and-right). Shapes and counts stay, less often.
+  static const int kKindWeights[7] = {3, 1, 1, 1, 1, 3, 1};  // in the order of Statement::Kind
+  int pick = rng.below(11), kind = 0;
+  while (pick >= kKindWeights[kind]) pick -= kKindWeights[kind++];
+  st.kind = static_cast<Statement::Kind>(kind);
   auto pick_description = [&](int& color, int& shape) {
-    switch (rng.below(3)) {
-      case 0: color = rng.below(kColors); shape = rng.below(kShapes); break;
-      case 1: shape = rng.below(kShapes); break;
-      default: color = rng.below(kColors); break;
+    const int r = rng.below(20);
+    if (r < 12) {  // 60%: a colour
+      color = rng.below(kColors);
+    } else if (r < 17) {  // 25%: a colour and a shape
+      color = rng.below(kColors);
+      shape = rng.below(kShapes);
+    } else {  // 15%: a shape
+      shape = rng.below(kShapes);
     }
   };
   pick_description(st.color_a, st.shape_a);

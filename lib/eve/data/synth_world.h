@@ -64,6 +64,10 @@ struct Question {
 // n >= 3, with ten answers each.
 std::vector<Question> questions(const Scene& scene, Rng& rng, int n = 4);
 
+// One yes/no question per colour, "is there a <colour> shape?", with ten answers each: a
+// single-skill set (finding a named colour in the image) for a grounding curriculum.
+std::vector<Question> color_questions(const Scene& scene, Rng& rng);
+
 // A statement about an image pair.
 struct Statement {
   enum class Kind { both_have, exactly_one_has, neither_has, more_shapes, total_count, left_right, same_count };

@@ -41,6 +41,7 @@ TEST(SynthWorld, SameSeedGivesIdenticalBytesWhateverTheThreads) {
   EXPECT_FALSE(a == c) << "another seed must give another world";
   for (const char* f : {"pairs_train.json", "retrieval_train.json", "retrieval_val.json", "retrieval_test.json",
                         "vqa/questions_train.json", "vqa/annotations_val.json", "vqa/answer_list.json",
+                        "vqa/colors_train.json", "vqa/colors_val.json",
                         "nlvr2/train.json", "nlvr2/dev.json", "nlvr2/test1.json", "corpus.txt", "synth.json"})
     EXPECT_EQ(a.count(f), 1u) << f;
   EXPECT_EQ(a.count("images/COCO_synth_000000000030.jpg"), 1u);
@@ -120,6 +121,79 @@ TEST(SynthWorld, AnswersFollowTheScene) {
       for (const auto& a : q.answers) EXPECT_LE(std::count(q.answers.begin(), q.answers.end(), a), agree);
     }
   }
+}
+
+TEST(SynthWorld, ColourQuestionsAskEveryColourAndFollowTheScene) {
+  int agree = 0, total = 0, yes = 0;
+  for (uint64_t i = 0; i < 200; ++i) {
+    Rng rng(5, 2, i);
+    synth::Scene s = synth::random_scene(rng);
+    auto qs = synth::color_questions(s, rng);
+    ASSERT_EQ(qs.size(), static_cast<size_t>(synth::kColors));
+    for (int c = 0; c < synth::kColors; ++c) {
+      const auto& q = qs[static_cast<size_t>(c)];
+      const auto color = static_cast<synth::Color>(c);
+      const std::string name = synth::color_name(color);
+      EXPECT_EQ(q.question, (name[0] == 'o' ? "is there an " : "is there a ") + name + " shape?");
+      const bool present = std::any_of(s.objects.begin(), s.objects.end(),
+                                       [&](const synth::Object& o) { return o.color == color; });
+      EXPECT_EQ(q.truth, present ? "yes" : "no") << q.question;
+      EXPECT_EQ(q.answer_type, "yes/no");
+      ASSERT_EQ(q.answers.size(), 10u);
+      agree += q.multiple_choice_answer == q.truth;
+      yes += present;
+      ++total;
+    }
+  }
+  // Annotators err now and then; the majority is almost always right, and both answers occur.
+  EXPECT_GE(agree, total * 97 / 100);
+  EXPECT_GT(yes, total / 5);
+  EXPECT_LT(yes, total * 4 / 5);
+
+  // In the written world: one question per colour about every pool image of train and val,
+  // and about both images of every NLVR2 training pair, in the EVE/ALBEF VQA form.
+  TempDir dir("synthcolors");
+  auto r = write_synth_world(small_world(dir.path, 1, 2));
+  auto train = io::read_json(dir / "vqa/colors_train.json"), val = io::read_json(dir / "vqa/colors_val.json");
+  const size_t nlvr_train_images = 2 * 4 * 4;  // 6 sets: 4 for training, of 4 pairs
+  EXPECT_EQ(train.size(), (24 + nlvr_train_images) * synth::kColors);
+  EXPECT_EQ(val.size(), 3u * synth::kColors);
+  EXPECT_EQ(r.color_questions, static_cast<int>(train.size() + val.size()));
+  std::set<int64_t> ids;
+  std::set<std::string> images;
+  for (const auto* list : {&train, &val})
+    for (const auto& q : *list) {
+      EXPECT_TRUE(ids.insert(q["question_id"].get<int64_t>()).second) << q.dump();
+      EXPECT_EQ(q["answer"].size(), 10u);
+      EXPECT_EQ(q["dataset"], "vqa");
+      const std::string image = q["image"];
+      EXPECT_TRUE(fs::exists(dir / image)) << image;
+      images.insert(image);
+    }
+  EXPECT_EQ(images.count("images/COCO_synth_000000000024.jpg"), 1u);   // the last training image
+  EXPECT_EQ(images.count("images/COCO_synth_000000000027.jpg"), 1u);   // the last val image
+  EXPECT_EQ(images.count("images/COCO_synth_000000000028.jpg"), 0u);   // test images are not asked about
+  EXPECT_EQ(images.count("nlvr2/images/train/train-3-3-img1.jpg"), 1u);
+  EXPECT_EQ(images.size(), 24 + 3 + nlvr_train_images);
+}
+
+TEST(SynthWorld, StatementsMostlyNameColoursAndEveryKindOccurs) {
+  Rng rng(12);
+  std::map<int, int> kinds;
+  int colour = 0;
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    synth::Statement st = synth::random_statement(rng);
+    kinds[static_cast<int>(st.kind)]++;
+    colour += st.color_a >= 0;
+  }
+  EXPECT_EQ(kinds.size(), 7u);
+  for (const auto& [k, c] : kinds) EXPECT_GE(c, n / 20) << "kind " << k;
+  // Both images contain X, and the left has X and the right Y, are the most frequent kinds.
+  EXPECT_GT(kinds[static_cast<int>(synth::Statement::Kind::both_have)], n / 5);
+  EXPECT_GT(kinds[static_cast<int>(synth::Statement::Kind::left_right)], n / 5);
+  // Colours are what a small model finds first; most described objects have one.
+  EXPECT_GT(colour, n * 3 / 4);
 }
 
 TEST(SynthWorld, StatementsNeedBothImagesAndBothLabelsOccur) {
