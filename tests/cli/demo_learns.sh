@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The demo on the toy world, end to end, exactly as `make demo` runs it: eve-tiny
-# pre-trained by masked signal modeling, then fine-tuned on VQA and retrieval, must beat the
-# majority-answer and random-ranking baselines by clear margins, as eve-score measures them;
+# pre-trained by masked signal modeling, then fine-tuned on VQA, on colour questions, on
+# NLVR2 (from the colour model) and on retrieval, must beat the majority-answer,
+# majority-label and random-ranking baselines by clear margins, as eve-score measures them;
 # searching the test collection with eve-embed + eve-rank --rerank must agree with
 # eve-finetune's own re-ranked predictions; the pictures and the per-form tables exist.
 # Reported, not asserted: VQA against the answer per question form (the text prior, which
-# the demo's model does not beat), and NLVR2, where eve-tiny stays at the majority label on
-# the toy world's 808 training statements at this budget (docs/toy-world.md).
+# the demo's model does not beat; docs/toy-world.md).
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
 tmp=$(mktemp -d)
@@ -24,15 +24,18 @@ import json, sys
 def load(p): return json.load(open(p))
 v, vb = load("score_vqa.json")["overall"], load("score_vqa_majority.json")["overall"]
 vp = load("score_vqa_prior.json")["overall"]
-n, nb = 100 * load("score_nlvr2.json")["accuracy"], 100 * load("score_nlvr2_majority.json")["accuracy"]
+n, nb = 100 * load("score_nlvr2_test1.json")["accuracy"], 100 * load("score_nlvr2_majority_test1.json")["accuracy"]
+c, cb = load("ft-colors/results.json")["splits"]["val"]["accuracy"], load("score_colors_majority.json")["accuracy"]
 r, rr = load("score_retrieval.json"), load("score_retrieval_rank.json")
 rb = load("score_retrieval_random.json")["r_mean"]
 chance_ir1 = 100.0 / r["images"]
 checks = [
     ("VQA accuracy %.2f vs majority answer %.2f: at least 15 points above" % (v, vb), v >= vb + 15),
+    ("colour questions %.2f vs majority answer %.2f: at least 15 points above" % (c, cb), c >= cb + 15),
+    ("NLVR2 test1 accuracy %.2f vs majority label %.2f: at least 4 points above" % (n, nb), n >= nb + 4),
     # R@1 over 100 test images moves by whole points between seeds at this budget (IR@1
-    # 4.8-8, TR@1 2-14 measured over two seeds), so it is asserted on both directions
-    # together; R mean (4.3-7.2x random measured) is the steadier measure.
+    # 3.6-8, TR@1 2-14 measured over seeds and worlds), so it is asserted on both directions
+    # together; R mean (3.5-7.2x random measured) is the steadier measure.
     ("retrieval R@1 of both directions %.2f vs chance %.2f: at least 2x" % ((r["img_r1"] + r["txt_r1"]) / 2, chance_ir1),
      (r["img_r1"] + r["txt_r1"]) / 2 >= 2 * chance_ir1),
     ("retrieval R mean %.2f vs random scores %.2f: at least 3x" % (r["r_mean"], rb), r["r_mean"] >= 3 * rb),
@@ -42,7 +45,6 @@ checks = [
      abs(rr["txt_r1"] - r["txt_r1"]) <= 1.0),
 ]
 print("note VQA accuracy %.2f vs answer per question form %.2f (reported, not asserted)" % (v, vp))
-print("note NLVR2 accuracy %.2f vs majority label %.2f (reported, not asserted)" % (n, nb))
 bad = 0
 for text, ok in checks:
     print(("ok   " if ok else "FAIL ") + text)
