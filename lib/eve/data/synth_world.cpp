@@ -592,8 +592,8 @@ void Statement::inject(Scene& scene, bool second, Rng& rng) const {
 Statement random_statement(Rng& rng) {
   Statement st;
   // Statements lean towards what a small vision model grounds first: the presence of a colour
-  // (the image side of "is there a red shape?"), in the kinds whose label moves with each
-  // image's answer alone (both, neither, left-and-right). Shapes and counts stay, less often.
+  // (the image side of "is there a red shape?"), in the two kinds whose label follows each
+  // image's answer directly (both, left-and-right), drawn 3x as often as each other kind.
   static const int kKindWeights[7] = {3, 1, 1, 1, 1, 3, 1};  // in the order of Statement::Kind
   int pick = rng.below(11), kind = 0;
   while (pick >= kKindWeights[kind]) pick -= kKindWeights[kind++];
