@@ -93,17 +93,19 @@ done_or t2i.ranks.jsonl || {
 }
 
 stage "10. eve-score: fine-tuned predictions and the baselines they must beat (majority answer, majority label, random ranking)"
-"$PY" - <<'PYEOF'
-import collections, json, random
+EVE_REF="$here/tests/reference" "$PY" - <<'PYEOF'
+import collections, json, os, random, sys
+sys.path.insert(0, os.environ["EVE_REF"])
+from vqa_eval_ref import question_accuracy
 # VQA: the most frequent training answer for every val question.
 ann = json.load(open("world/vqa/annotations_train.json"))["annotations"]
 top = collections.Counter(a["multiple_choice_answer"] for a in ann).most_common(1)[0][0]
 qs = json.load(open("world/vqa/questions_val.json"))["questions"]
 json.dump([{"question_id": q["question_id"], "answer": top} for q in qs], open("vqa_majority.json", "w"))
-# Colour questions: the majority training answer, by the official accuracy (each of the ten
-# annotators left out in turn, min(1, matches among the other nine / 3)).
+# Colour questions: the majority training answer, by the official accuracy (the reference
+# evaluator's: each of the ten annotators left out in turn, min(1, matches among the other nine / 3)).
 def official(pred, answers):
-    return sum(min(1.0, sum(a == pred for j, a in enumerate(answers) if j != i) / 3) for i in range(len(answers))) / len(answers)
+    return question_accuracy([{"answer": a, "answer_id": j + 1} for j, a in enumerate(answers)], pred, "current")
 ctop = collections.Counter(a for q in json.load(open("world/vqa/colors_train.json")) for a in q["answer"]).most_common(1)[0][0]
 cval = json.load(open("world/vqa/colors_val.json"))
 json.dump({"answer": ctop, "accuracy": 100 * sum(official(ctop, q["answer"]) for q in cval) / len(cval)},

@@ -548,13 +548,17 @@ std::vector<Question> color_questions(const Scene& s, Rng& rng) {
     d.kind = AnswerKind::yes_no;
     d.question = "is there " + article(describe(c, -1)) + "?";
     d.question_type = "is there a";
-    // Annotators miss a colour more often when its largest shape is small.
-    double easiest = 1.0;
-    for (const auto& o : s.objects)
-      if (static_cast<int>(o.color) == c) easiest = std::min(easiest, object_difficulty(o));
-    const bool present = easiest < 1.0;
+    const bool present = count_if(s, c, -1) > 0;
     d.truth = present ? "yes" : "no";
-    d.difficulty = present ? easiest : 0.04;
+    // Annotators miss a colour more often when its largest shape is small; they deny an
+    // absent colour as surely as they see a large shape.
+    d.difficulty = 0.04;
+    bool first = true;
+    for (const auto& o : s.objects)
+      if (static_cast<int>(o.color) == c) {
+        d.difficulty = first ? object_difficulty(o) : std::min(d.difficulty, object_difficulty(o));
+        first = false;
+      }
     out.push_back(finish(d, rng));
   }
   return out;
