@@ -127,6 +127,15 @@ one_step=(--data "$tmp/vqa" --init "$tmp/v" --image-res 64 --threads 2 --batch-s
 "$ft" --task vqa "${one_step[@]}" --out "$tmp/vk" 2>"$tmp/vk.err"
 grep -q " 0 parameter tensors newly initialised" "$tmp/vk.err" || { echo "FAIL vqa from vqa: head not kept"; cat "$tmp/vk.err"; fail=1; }
 cmp -s "$tmp/v/answers.json" "$tmp/vk/answers.json" || { echo "FAIL vqa from vqa: answer list not kept"; fail=1; }
+grep -q "answers from $tmp/v/answers.json; " "$tmp/vk.err" || { echo "FAIL the log does not name the kept list"; cat "$tmp/vk.err"; fail=1; }
+if grep -q "most training questions have no answer" "$tmp/vk.err"; then echo "FAIL warned about a list that fits"; fail=1; fi
+# A bundle whose list answers none of these questions is kept too, with a warning naming the way out.
+echo '["an answer nobody gave"]' > "$tmp/alien.json"
+"$ft" --task vqa "${one_step[@]}" --answers "$tmp/alien.json" --out "$tmp/va" 2>/dev/null
+"$ft" --task vqa --data "$tmp/vqa" --init "$tmp/va" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none \
+  --out "$tmp/vaa" 2>"$tmp/vaa.err"
+grep -q "warning: most training questions have no answer in $tmp/va/answers.json: --num-answers N" "$tmp/vaa.err" ||
+  { echo "FAIL no warning for a bundle's list that fits no training question"; cat "$tmp/vaa.err"; fail=1; }
 py -c 'import json,sys; a=json.load(open(sys.argv[1])); json.dump(a[::-1], open(sys.argv[2], "w"))' "$tmp/v/answers.json" "$tmp/rev.json"
 "$ft" --task vqa "${one_step[@]}" --answers "$tmp/rev.json" --out "$tmp/vr" 2>"$tmp/vr.err"
 grep -q " 2 parameter tensors newly initialised" "$tmp/vr.err" || { echo "FAIL another answer list kept the classifier"; cat "$tmp/vr.err"; fail=1; }

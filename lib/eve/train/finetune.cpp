@@ -150,6 +150,8 @@ struct Finetuner {
   model::EveModel model{nullptr};
   model::ModelConfig config;
   std::vector<std::string> answers;
+  enum class AnswerSource { file, init, training };
+  AnswerSource answers_source = AnswerSource::training;
   AnswerIndex answer_ids;
   std::unique_ptr<AdamW> opt;
   TaskRecords train_data;
@@ -178,9 +180,11 @@ struct Finetuner {
       if (task == Task::vqa) {
         lo.num_answers = static_cast<int>(answers.size());
         // A head trained on another answer list scores other labels: its classifier starts fresh.
-        const std::string init_answers = o.init + "/answers.json";
-        if (io::file_exists(init_answers) && read_answers(init_answers) != answers)
-          lo.fresh_prefixes.push_back("output.3.");
+        if (answers_source != AnswerSource::init) {
+          const std::string init_answers = o.init + "/answers.json";
+          if (io::file_exists(init_answers) && read_answers(init_answers) != answers)
+            lo.fresh_prefixes.push_back("output.3.");
+        }
       }
     }
     model::Bundle b = model::load_bundle(o.init, lo);
@@ -199,11 +203,24 @@ struct Finetuner {
   void choose_answers() {
     if (!o.answers.empty()) {
       answers = read_answers(o.answers);
+      answers_source = AnswerSource::file;
     } else if (o.num_answers <= 0 && !o.init.empty() && io::file_exists(o.init + "/answers.json")) {
       answers = read_answers(o.init + "/answers.json");
+      answers_source = AnswerSource::init;
     } else {
       answers = top_answers({&train_data}, r.num_answers);
+      answers_source = AnswerSource::training;
     }
+  }
+
+  // Where the answer list came from, as the log names it.
+  std::string answers_origin() const {
+    switch (answers_source) {
+      case AnswerSource::file: return o.answers;
+      case AnswerSource::init: return o.init + "/answers.json";
+      case AnswerSource::training: break;
+    }
+    return "the training split's most frequent answers";
   }
 
   void setup() {
@@ -313,9 +330,15 @@ struct Finetuner {
         targets.push_back(vqa_targets(train_data.human_answers[i], train_data.from_vg[i], answer_ids));
         none += targets.back().empty();
       }
-      if (rank0())
-        log::info("VQA: {} answers; {} of {} training questions have no answer in the vocabulary", answers.size(),
-                  none, targets.size());
+      if (rank0()) {
+        log::info("VQA: {} answers from {}; {} of {} training questions have no answer in the vocabulary",
+                  answers.size(), answers_origin(), none, targets.size());
+        // A bundle's list is kept by default; one made for other questions leaves most of these unlearnable.
+        if (answers_source == AnswerSource::init && 2 * none > targets.size())
+          log::warn("most training questions have no answer in {}: --num-answers N builds the list from the "
+                    "training split instead",
+                    answers_origin());
+      }
     }
     finish_model_setup();
 
