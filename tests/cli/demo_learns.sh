@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo on the toy world, end to end, exactly as `make demo` runs it: eve-tiny
 # pre-trained by masked signal modeling, then fine-tuned on VQA, on colour questions, on
-# NLVR2 (from the colour model) and on retrieval, must beat the majority-answer,
+# NLVR2 and on retrieval (both from the colour model), must beat the majority-answer,
 # majority-label and random-ranking baselines by clear margins, as eve-score measures them;
 # searching the test collection with eve-embed + eve-rank --rerank must agree with
 # eve-finetune's own re-ranked predictions; the pictures and the per-form tables exist.
@@ -31,14 +31,15 @@ rb = load("score_retrieval_random.json")["r_mean"]
 chance_ir1 = 100.0 / r["images"]
 checks = [
     ("VQA accuracy %.2f vs majority answer %.2f: at least 15 points above" % (v, vb), v >= vb + 15),
-    ("colour questions %.2f vs majority answer %.2f: at least 15 points above" % (c, cb), c >= cb + 15),
-    ("NLVR2 test1 accuracy %.2f vs majority label %.2f: at least 4 points above" % (n, nb), n >= nb + 4),
-    # R@1 over 100 test images moves by whole points between seeds at this budget (IR@1
-    # 3.6-8, TR@1 2-14 measured over seeds and worlds), so it is asserted on both directions
-    # together; R mean (3.5-7.2x random measured) is the steadier measure.
-    ("retrieval R@1 of both directions %.2f vs chance %.2f: at least 2x" % ((r["img_r1"] + r["txt_r1"]) / 2, chance_ir1),
-     (r["img_r1"] + r["txt_r1"]) / 2 >= 2 * chance_ir1),
-    ("retrieval R mean %.2f vs random scores %.2f: at least 3x" % (r["r_mean"], rb), r["r_mean"] >= 3 * rb),
+    # The demo measures 94.45 against 70.92, NLVR2 62.00 against 50.94 (docs/toy-world.md).
+    ("colour questions %.2f vs majority answer %.2f: at least 20 points above" % (c, cb), c >= cb + 20),
+    ("NLVR2 test1 accuracy %.2f vs majority label %.2f: at least 8 points above" % (n, nb), n >= nb + 8),
+    # R@1 over 100 test images moves by whole points between runs, so it is asserted on both
+    # directions together (the demo: TR@1 28, IR@1 18); R mean (the demo: 11.9x random) is
+    # the steadier measure.
+    ("retrieval R@1 of both directions %.2f vs chance %.2f: at least 10x" % ((r["img_r1"] + r["txt_r1"]) / 2, chance_ir1),
+     (r["img_r1"] + r["txt_r1"]) / 2 >= 10 * chance_ir1),
+    ("retrieval R mean %.2f vs random scores %.2f: at least 8x" % (r["r_mean"], rb), r["r_mean"] >= 8 * rb),
     ("eve-embed + eve-rank IR@1 %.2f agrees with eve-finetune's %.2f (within 1 point)" % (rr["img_r1"], r["img_r1"]),
      abs(rr["img_r1"] - r["img_r1"]) <= 1.0),
     ("eve-embed + eve-rank TR@1 %.2f agrees with eve-finetune's %.2f (within 1 point)" % (rr["txt_r1"], r["txt_r1"]),

@@ -709,6 +709,8 @@ struct Finetuner {
 
   void validate(double loss) {
     auto t0 = std::chrono::steady_clock::now();
+    // Retrieval is validated by ITC scores alone, as EVE's training loop does; the final val
+    // and test numbers are re-ranked by the matching head (--k-test).
     ojson m = evaluate(r.val, {}, false);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double value = m.value(main_metric(task), 0.0);
@@ -721,8 +723,8 @@ struct Finetuner {
     m["seconds"] = secs;
     log_metrics(ojson{{"step", step}, {"eval", m}});
     if (rank0())
-      log::info("step {}: {} {} {:.2f}{} (loss {:.4f})", step, m["split"].get<std::string>(), main_metric(task),
-                value, better ? ", best so far" : "", loss);
+      log::info("step {}: {} {}{} {:.2f}{} (loss {:.4f})", step, m["split"].get<std::string>(), main_metric(task),
+                task == Task::retrieval ? " (ITC only)" : "", value, better ? ", best so far" : "", loss);
   }
 
   int train() {
