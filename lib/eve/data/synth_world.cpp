@@ -548,17 +548,13 @@ std::vector<Question> color_questions(const Scene& s, Rng& rng) {
     d.kind = AnswerKind::yes_no;
     d.question = "is there " + article(describe(c, -1)) + "?";
     d.question_type = "is there a";
-    const bool present = count_if(s, c, -1) > 0;
-    d.truth = present ? "yes" : "no";
     // Annotators miss a colour more often when its largest shape is small; they deny an
     // absent colour as surely as they see a large shape.
-    d.difficulty = 0.04;
-    bool first = true;
+    const Object* largest = nullptr;
     for (const auto& o : s.objects)
-      if (static_cast<int>(o.color) == c) {
-        d.difficulty = first ? object_difficulty(o) : std::min(d.difficulty, object_difficulty(o));
-        first = false;
-      }
+      if (static_cast<int>(o.color) == c && (largest == nullptr || o.large)) largest = &o;
+    d.truth = largest != nullptr ? "yes" : "no";
+    d.difficulty = largest != nullptr ? object_difficulty(*largest) : 0.04;
     out.push_back(finish(d, rng));
   }
   return out;
