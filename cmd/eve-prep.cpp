@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   s->add_option("--out", synth.out, "Output directory")->required();
   s->add_option("--count", synth.count, "Images in the pool (80/10/10 train/val/test)")->capture_default_str();
   s->add_option("--size", synth.size, "Image side in pixels")->capture_default_str();
-  s->add_option("--questions", synth.questions_per_image, "VQA questions per image")->capture_default_str();
+  s->add_option("--questions", synth.questions_per_image, "VQA questions per image (the pool's and the VG QA's)")->capture_default_str();
   s->add_option("--nlvr-sets", synth.nlvr_sets, "NLVR2 sets of 4 pairs x 2 sentences (-1: count/8)")
       ->capture_default_str();
   s->add_option("--quality", synth.quality, "JPEG quality")->capture_default_str();
@@ -96,8 +96,9 @@ int main(int argc, char** argv) {
       synth.seed = common.seed;
       synth.threads = common.threads;
       auto r = write_synth_world(synth);
-      eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions (+{} colour questions), {} statements in {}",
-                     r.images, r.nlvr_images, r.captions, r.questions, r.color_questions, r.statements, synth.out);
+      eve::log::info("synth: {} images, {} NLVR2 images, {} captions, {} questions (+{} VG-style, +{} colour questions), {} statements in {}",
+                     r.images, r.nlvr_images, r.captions, r.questions, r.vg_questions, r.color_questions, r.statements,
+                     synth.out);
       return 0;
     }
     if (command == "merge") {

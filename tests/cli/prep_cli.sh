@@ -19,9 +19,13 @@ w=$tmp/w
 # Every subcommand on it.
 "$prep" -q retrieval --ann train="$w/retrieval_train.json" --ann test="$w/retrieval_test.json" --images "$w" --out "$tmp/ret"
 [[ $(wc -l <"$tmp/ret/train.jsonl") == 16 && $(wc -l <"$tmp/ret/test.jsonl") == 2 ]] || fail "retrieval record counts"
+# VQA v2 files and the VG QA file into one training split, as EVE trains VQA.
 "$prep" -q vqa --questions train="$w/vqa/questions_train.json" --annotations train="$w/vqa/annotations_train.json" \
+  --ann train="$w/vqa/vg_qa.json" --vg-images "$w" \
   --questions test="$w/vqa/questions_test.json" --images "$w/images" --out "$tmp/vqa" --size 16
-[[ $(wc -l <"$tmp/vqa/train.jsonl") == 64 ]] || fail "vqa train records"
+# 16 pool images and 16 NLVR2 training images (2 sets of 4 pairs), 4 questions each.
+[[ $(wc -l <"$tmp/vqa/train.jsonl") == 128 ]] || fail "vqa train records"
+[[ $(grep -c '"image":"vg_nlvr2_images_train_' "$tmp/vqa/train.jsonl") == 64 ]] || fail "vg qa records"
 grep -q '"answers":\[' "$tmp/vqa/train.jsonl" || fail "vqa answers missing"
 grep -q '"answers"' "$tmp/vqa/test.jsonl" && fail "test questions without annotations got answers"
 "$prep" -q nlvr2 --ann train="$w/nlvr2/train.json" --ann dev="$w/nlvr2/dev.json" --images "$w/nlvr2/images" --out "$tmp/nlvr"

@@ -25,7 +25,7 @@ using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
 // Independent random streams, so that changing one part never changes another.
-enum Stream : uint64_t { kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7 };
+enum Stream : uint64_t { kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7, kVgQuestion = 8 };
 
 std::string image_name(int image_id) { return fmt::format("COCO_synth_{:012d}.jpg", image_id); }
 
@@ -254,6 +254,27 @@ SynthReport write_synth_world(const SynthOptions& o) {
     add_color_questions(colors["train"], jobs[j].left, o.seed, key, base + "-img0.jpg");
     add_color_questions(colors["train"], jobs[j].right, o.seed, key + 1, base + "-img1.jpg");
   }
+  // Visual Genome-style QA about the NLVR2 images: the pool's question forms, in EVE's VG QA
+  // form. Those about the training images are extra VQA training data (EVE trains VQA on VQA
+  // v2 plus VG QA); those about the dev images are a validation set 16x the pool's. Not in the
+  // corpus: the pool's questions already hold every form.
+  std::map<std::string, ojson> vg = {{"train", ojson::array()}, {"dev", ojson::array()}};
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].split == "test1") continue;
+    const int64_t key = o.count + 1 + 2 * static_cast<int64_t>(j);
+    const std::string base = "nlvr2/images/" + jobs[j].split + "/" + jobs[j].stem;
+    for (int side = 0; side < 2; ++side) {
+      Rng rng(o.seed, kVgQuestion, static_cast<uint64_t>(key + side));
+      int k = 0;
+      for (const auto& q : synth::questions(side == 0 ? jobs[j].left : jobs[j].right, rng, o.questions_per_image))
+        vg[jobs[j].split].push_back({{"question_id", (key + side) * 1000 + k++}, {"question", q.question},
+                                     {"answer", q.answers}, {"image", base + "-img" + std::to_string(side) + ".jpg"},
+                                     {"dataset", "vg"}});
+    }
+  }
+  write_json(dir + "vqa/vg_qa.json", vg["train"]);
+  write_json(dir + "vqa/vg_qa_val.json", vg["dev"]);
+  report.vg_questions = static_cast<int>(vg["train"].size() + vg["dev"].size());
   for (const auto& [split, list] : colors) {
     write_json(dir + "vqa/colors_" + split + ".json", list);
     report.color_questions += static_cast<int>(list.size());
@@ -281,7 +302,7 @@ SynthReport write_synth_world(const SynthOptions& o) {
   meta["splits"] = ojson::object();
   for (const auto& sp : splits) meta["splits"][sp.name] = sp.count;
   meta["counts"] = {{"images", report.images}, {"nlvr_images", report.nlvr_images}, {"captions", report.captions},
-                    {"questions", report.questions}, {"color_questions", report.color_questions},
+                    {"questions", report.questions}, {"color_questions", report.color_questions}, {"vg_questions", report.vg_questions},
                     {"statements", report.statements}};
   write_json(dir + "synth.json", meta);
   return report;

@@ -12,6 +12,10 @@
 //                                                about every training image (the pool's and
 //                                                NLVR2's) and every val image: a single-skill
 //                                                set that teaches finding a named colour
+//   vqa/vg_qa{,_val}.json                        EVE's VG QA form ("dataset": "vg", images under the
+//                                                world's root): the pool's question forms about the
+//                                                NLVR2 training images (extra VQA training data) and
+//                                                dev images (a larger VQA validation set)
 //   nlvr2/{train,dev,test1}.json                 NLVR2 JSON lines
 //   nlvr2/images/<split>/<split>-<set>-<pair>-img{0,1}.jpg
 //   corpus.txt                                   training text for the tokenizer
@@ -35,7 +39,7 @@ struct SynthOptions {
 };
 
 struct SynthReport {
-  int images = 0, nlvr_images = 0, captions = 0, questions = 0, color_questions = 0, statements = 0;
+  int images = 0, nlvr_images = 0, captions = 0, questions = 0, color_questions = 0, vg_questions = 0, statements = 0;
 };
 
 SynthReport write_synth_world(const SynthOptions& options);

@@ -41,7 +41,7 @@ TEST(SynthWorld, SameSeedGivesIdenticalBytesWhateverTheThreads) {
   EXPECT_FALSE(a == c) << "another seed must give another world";
   for (const char* f : {"pairs_train.json", "retrieval_train.json", "retrieval_val.json", "retrieval_test.json",
                         "vqa/questions_train.json", "vqa/annotations_val.json", "vqa/answer_list.json",
-                        "vqa/colors_train.json", "vqa/colors_val.json",
+                        "vqa/colors_train.json", "vqa/colors_val.json", "vqa/vg_qa.json", "vqa/vg_qa_val.json",
                         "nlvr2/train.json", "nlvr2/dev.json", "nlvr2/test1.json", "corpus.txt", "synth.json"})
     EXPECT_EQ(a.count(f), 1u) << f;
   EXPECT_EQ(a.count("images/COCO_synth_000000000030.jpg"), 1u);
@@ -175,6 +175,40 @@ TEST(SynthWorld, ColourQuestionsAskEveryColourAndFollowTheScene) {
   EXPECT_EQ(images.count("images/COCO_synth_000000000028.jpg"), 0u);   // test images are not asked about
   EXPECT_EQ(images.count("nlvr2/images/train/train-3-3-img1.jpg"), 1u);
   EXPECT_EQ(images.size(), 24 + 3 + nlvr_train_images);
+}
+
+TEST(SynthWorld, VgQaAsksThePoolsFormsAboutTheNlvr2TrainAndDevImages) {
+  TempDir dir("synthvg");
+  auto r = write_synth_world(small_world(dir.path, 1, 2));
+  auto train = io::read_json(dir / "vqa/vg_qa.json"), val = io::read_json(dir / "vqa/vg_qa_val.json");
+  EXPECT_EQ(r.vg_questions, static_cast<int>(train.size() + val.size()));
+  // The pool's and the colour questions' ids, to check that no VG id repeats one.
+  std::set<int64_t> ids;
+  for (const char* split : {"train", "val", "test"})
+    for (const auto& q : io::read_json(dir / (std::string("vqa/questions_") + split + ".json"))["questions"])
+      ids.insert(q["question_id"].get<int64_t>());
+  for (const char* f : {"vqa/colors_train.json", "vqa/colors_val.json"})
+    for (const auto& q : io::read_json(dir / f)) ids.insert(q["question_id"].get<int64_t>());
+  // 6 sets: 4 for training, 1 dev, 1 test1, of 4 pairs each.
+  for (const auto& [list, split, images] :
+       {std::make_tuple(&train, std::string("train"), size_t{2 * 4 * 4}), std::make_tuple(&val, std::string("dev"), size_t{2 * 4})}) {
+    std::map<std::string, int> per_image;
+    int how_many = 0;
+    for (const auto& q : *list) {
+      EXPECT_TRUE(ids.insert(q["question_id"].get<int64_t>()).second) << q.dump();
+      EXPECT_EQ(q["dataset"], "vg");
+      EXPECT_EQ(q["answer"].size(), 10u);
+      const std::string image = q["image"];
+      EXPECT_EQ(image.rfind("nlvr2/images/" + split + "/", 0), 0u) << image;
+      EXPECT_TRUE(fs::exists(dir / image)) << image;
+      per_image[image]++;
+      how_many += q["question"].get<std::string>().rfind("how many ", 0) == 0;
+    }
+    EXPECT_EQ(per_image.size(), images) << split;
+    for (const auto& [image, n] : per_image) EXPECT_EQ(n, 4) << image;  // --questions 4
+    // The pool's question makers: one number question per image among yes/no and other ones.
+    EXPECT_EQ(how_many, static_cast<int>(images)) << split;
+  }
 }
 
 TEST(SynthWorld, StatementsMostlyNameColoursAndEveryKindOccurs) {
