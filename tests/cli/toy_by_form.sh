@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/reference/toy_by_form.py on a small toy world: the text prior's predictions score the
 # same under eve-score and under the script's own official VQA accuracy; paraphrases share a
-# form; every statement eve-prep synth writes falls in a known kind; per-kind shares; errors.
+# form; the VG QA split and the per-form best constant; every statement eve-prep synth writes
+# falls in a known kind; per-kind shares; errors.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
 tool=$EVE_SOURCE/tests/reference/toy_by_form.py
@@ -42,6 +43,27 @@ import json; q = json.load(open("w/vqa/questions_val.json"))["questions"]
 json.dump([{"question_id": x["question_id"], "answer": "yes"} for x in q], open("yes.json", "w"))'
 "$EVE_PYTHON" "$tool" vqa --world w --pred yes.json >yes.txt
 awk 'NR > 1 && $1 != "all" && !/ 1  yes \(100%\)$/ { bad = 1 } END { exit bad }' yes.txt || fail "constant answer: $(cat yes.txt)"
+
+# The VG QA validation split (questions about the NLVR2 dev images): the prior's predictions
+# cover it; per form, the best constant on the split is at least the prior, the prior's
+# predictions score the prior exactly, and --json holds the same numbers as the table.
+"$EVE_PYTHON" "$tool" prior --world w --split vg_val -o vgprior.json
+"$EVE_PYTHON" "$tool" vqa --world w --split vg_val --pred vgprior.json --json vg.json >vg.txt
+"$EVE_PYTHON" - <<'EOF' || fail "vg_val: $(cat vg.txt)"
+import json
+qs = json.load(open("w/vqa/vg_qa_val.json"))
+p = json.load(open("vgprior.json"))
+assert len(qs) > 0 and [x["question_id"] for x in p] == [x["question_id"] for x in qs]
+s = json.load(open("vg.json"))
+assert s["split"] == "vg_val" and s["all"]["n"] == len(qs), s["all"]
+for form, r in list(s["forms"].items()) + [("all", s["all"])]:
+    assert abs(r["model"] - r["prior"]) < 1e-9, form
+    assert r["best_constant"] >= r["prior"] - 1e-9, form
+    if form != "all":
+        assert r["answers"] == 1, form
+row = [l.split() for l in open("vg.txt") if l.startswith("all ")][0]
+assert abs(float(row[4].rstrip("%")) - s["all"]["best_constant"]) < 0.051, row
+EOF
 
 # NLVR2 (the training split: 21 sets): every statement has a kind; always True gets exactly the share of true statements.
 "$EVE_PYTHON" -c '

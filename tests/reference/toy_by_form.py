@@ -6,8 +6,11 @@ A diagnostic for worlds written by `eve-prep synth`, not a test and not an evalu
   vqa    per question form (the question with its colour words replaced by C, its shape
          words by S, and paraphrases of the same question merged), the accuracy of the
          predictions, the accuracy of the form's text prior (the most frequent training
-         answer of that form: what the question alone can get), and how many different
-         answers the model gives to the form.
+         answer of that form: what the question alone can get), the accuracy of the form's
+         best constant answer on the split itself (best-c: what no text-only model can beat
+         there), and how many different answers the model gives to the form. Splits: the
+         pool's official files (train, val, test) and the VG QA about the NLVR2 images
+         (vg_train, vg_val).
   prior  writes the text prior's predictions ([{question_id, answer}]) for eve-score: the
          baseline that a model answering from the question alone reaches.
   nlvr2  per statement kind, the accuracy of the predictions, the share of true statements,
@@ -15,7 +18,7 @@ A diagnostic for worlds written by `eve-prep synth`, not a test and not an evalu
          get, since every sentence of a set is true for two image pairs and false for two).
 
 A model that gives one answer per form, at the prior's accuracy, answers from the text; one
-above the prior uses the image for that form.
+above the form's best constant uses the image for that form.
 
   /usr/bin/python3 tests/reference/toy_by_form.py vqa --world demo-run/world \\
       --pred demo-run/ft-vqa/predictions/val.json
@@ -92,7 +95,30 @@ def statement_kind(sentence):
     return "other"
 
 
+# VQA splits: the pool's official files (train, val, test) and the VG QA files about the
+# NLVR2 images (vg_train: vqa/vg_qa.json, vg_val: vqa/vg_qa_val.json).
+VG_FILES = {"vg_train": "vg_qa.json", "vg_val": "vg_qa_val.json"}
+
+
+def majority(answers):
+    """The most frequent of the ten answers (ties: the first given), as VQA v2 annotates it."""
+    counts = collections.Counter(answers)
+    return max(answers, key=lambda a: (counts[a], -answers.index(a)))
+
+
 def read_vqa(world, split):
+    """[(question_id, form, annotation)] with the annotation in the official form."""
+    if split in VG_FILES:
+        path = os.path.join(world, "vqa", VG_FILES[split])
+        out = []
+        for i, q in enumerate(load_json(path)):
+            try:
+                answers = [{"answer": a, "answer_id": j + 1} for j, a in enumerate(q["answer"])]
+                out.append((q["question_id"], question_form(q["question"]),
+                            {"answers": answers, "multiple_choice_answer": majority(q["answer"])}))
+            except (KeyError, TypeError, AttributeError):
+                fail("%s: entry %d is not {question_id, question, answer: [...]}" % (path, i))
+        return out
     qs = load_json(os.path.join(world, "vqa", "questions_%s.json" % split))["questions"]
     ann = load_json(os.path.join(world, "vqa", "annotations_%s.json" % split))["annotations"]
     by_id = {a["question_id"]: a for a in ann}
@@ -107,10 +133,14 @@ def read_vqa(world, split):
 
 def form_prior(world):
     """The most frequent training answer of every question form (ties: the first seen), and
-    of all training questions (for a form that training never asks)."""
+    of all training questions (for a form that training never asks). Training is the pool's
+    train split and, where the world has it, the VG QA about the NLVR2 training images."""
     counts = collections.defaultdict(collections.Counter)
     overall = collections.Counter()
-    for _, form, a in read_vqa(world, "train"):
+    train = read_vqa(world, "train")
+    if os.path.exists(os.path.join(world, "vqa", VG_FILES["vg_train"])):
+        train += read_vqa(world, "vg_train")
+    for _, form, a in train:
         answer = normalise(a["multiple_choice_answer"])
         counts[form][answer] += 1
         overall[answer] += 1
@@ -139,7 +169,7 @@ def cmd_vqa(args):
             preds[p["question_id"]] = p["answer"]
         except (KeyError, TypeError, AttributeError):
             fail("%s: entry %d is not {\"question_id\", \"answer\"}" % (args.pred, i))
-    rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter()])
+    rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter(), []])
     missing = 0
     for qid, form, a in read_vqa(args.world, args.split):
         if qid not in preds:
@@ -151,15 +181,32 @@ def cmd_vqa(args):
         r[1] += vqa_accuracy(preds[qid], answers)
         r[2] += vqa_accuracy(prior[form], answers)
         r[3][normalise(preds[qid])] += 1
+        r[4].append(answers)
     if missing:
         fail("%s: %d questions of split %s have no prediction" % (args.pred, missing, args.split))
-    total = [sum(r[i] for r in rows.values()) for i in range(3)]
-    print("%-40s %6s %8s %8s %8s  %s" % ("question form", "n", "model", "prior", "answers", "most given"))
+    # The best constant answer of each form on this split itself (picked knowing the split's
+    # answers): a model clearly above it on a form answers that form from the image.
+    for r in rows.values():
+        candidates = {normalise(x["answer"]) for answers in r[4] for x in answers}
+        r[4] = max(sum(vqa_accuracy(c, answers) for answers in r[4]) for c in candidates)
+    total = [sum(r[i] for r in rows.values()) for i in (0, 1, 2, 4)]
+    print("%-40s %6s %8s %8s %8s %8s  %s" % ("question form", "n", "model", "prior", "best-c", "answers", "most given"))
+    summary = {"split": args.split, "forms": {}}
     for form, r in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0])):
         top, top_n = r[3].most_common(1)[0]
-        print("%-40s %6d %7.1f%% %7.1f%% %8d  %s (%.0f%%)" % (
-            form, r[0], 100 * r[1] / r[0], 100 * r[2] / r[0], len(r[3]), top, 100.0 * top_n / r[0]))
-    print("%-40s %6d %7.1f%% %7.1f%%" % ("all", total[0], 100 * total[1] / total[0], 100 * total[2] / total[0]))
+        print("%-40s %6d %7.1f%% %7.1f%% %7.1f%% %8d  %s (%.0f%%)" % (
+            form, r[0], 100 * r[1] / r[0], 100 * r[2] / r[0], 100 * r[4] / r[0], len(r[3]), top, 100.0 * top_n / r[0]))
+        summary["forms"][form] = {"n": r[0], "model": 100 * r[1] / r[0], "prior": 100 * r[2] / r[0],
+                                  "best_constant": 100 * r[4] / r[0], "answers": len(r[3])}
+    print("%-40s %6d %7.1f%% %7.1f%% %7.1f%%" % ("all", total[0], 100 * total[1] / total[0],
+                                                 100 * total[2] / total[0], 100 * total[3] / total[0]))
+    summary["all"] = {"n": total[0], "model": 100 * total[1] / total[0], "prior": 100 * total[2] / total[0],
+                      "best_constant": 100 * total[3] / total[0]}
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
+        os.replace(tmp, args.json)
 
 
 def cmd_nlvr2(args):
@@ -214,11 +261,12 @@ def main():
     v = sub.add_parser("vqa", help="accuracy per question form against the form's text prior")
     v.add_argument("--world", required=True, help="directory written by eve-prep synth")
     v.add_argument("--pred", required=True, help="[{question_id, answer}] (eve-finetune's predictions)")
-    v.add_argument("--split", default="val")
+    v.add_argument("--split", default="val", help="train, val, test, vg_train or vg_val")
+    v.add_argument("--json", help="also write the table as JSON here")
     v.set_defaults(func=cmd_vqa)
     p = sub.add_parser("prior", help="write the text prior's VQA predictions (for eve-score)")
     p.add_argument("--world", required=True, help="directory written by eve-prep synth")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default="val", help="train, val, test, vg_train or vg_val")
     p.add_argument("-o", "--out", required=True, help="[{question_id, answer}] JSON to write")
     p.set_defaults(func=cmd_prior)
     n = sub.add_parser("nlvr2", help="accuracy per statement kind against the best constant label")
