@@ -25,7 +25,9 @@ using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
 // Independent random streams, so that changing one part never changes another.
-enum Stream : uint64_t { kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7, kVgQuestion = 8 };
+enum Stream : uint64_t {
+  kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7, kVgQuestion = 8
+};
 
 std::string image_name(int image_id) { return fmt::format("COCO_synth_{:012d}.jpg", image_id); }
 
@@ -256,8 +258,8 @@ SynthReport write_synth_world(const SynthOptions& o) {
   }
   // Visual Genome-style QA about the NLVR2 images: the pool's question forms, in EVE's VG QA
   // form. Those about the training images are extra VQA training data (EVE trains VQA on VQA
-  // v2 plus VG QA); those about the dev images are a validation set 16x the pool's. Not in the
-  // corpus: the pool's questions already hold every form.
+  // v2 plus VG QA); those about the dev images are a validation set, 16x the pool's with the
+  // demo's --nlvr-sets 2000. Not in the corpus: the pool's questions already hold every form.
   std::map<std::string, ojson> vg = {{"train", ojson::array()}, {"dev", ojson::array()}};
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (jobs[j].split == "test1") continue;
@@ -302,8 +304,8 @@ SynthReport write_synth_world(const SynthOptions& o) {
   meta["splits"] = ojson::object();
   for (const auto& sp : splits) meta["splits"][sp.name] = sp.count;
   meta["counts"] = {{"images", report.images}, {"nlvr_images", report.nlvr_images}, {"captions", report.captions},
-                    {"questions", report.questions}, {"color_questions", report.color_questions}, {"vg_questions", report.vg_questions},
-                    {"statements", report.statements}};
+                    {"questions", report.questions}, {"color_questions", report.color_questions},
+                    {"vg_questions", report.vg_questions}, {"statements", report.statements}};
   write_json(dir + "synth.json", meta);
   return report;
 }

@@ -190,8 +190,8 @@ TEST(SynthWorld, VgQaAsksThePoolsFormsAboutTheNlvr2TrainAndDevImages) {
   for (const char* f : {"vqa/colors_train.json", "vqa/colors_val.json"})
     for (const auto& q : io::read_json(dir / f)) ids.insert(q["question_id"].get<int64_t>());
   // 6 sets: 4 for training, 1 dev, 1 test1, of 4 pairs each.
-  for (const auto& [list, split, images] :
-       {std::make_tuple(&train, std::string("train"), size_t{2 * 4 * 4}), std::make_tuple(&val, std::string("dev"), size_t{2 * 4})}) {
+  for (const auto& [list, split, images] : {std::make_tuple(&train, std::string("train"), size_t{2 * 4 * 4}),
+                                            std::make_tuple(&val, std::string("dev"), size_t{2 * 4})}) {
     std::map<std::string, int> per_image;
     int how_many = 0;
     for (const auto& q : *list) {
