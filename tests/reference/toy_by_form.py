@@ -7,8 +7,8 @@ A diagnostic for worlds written by `eve-prep synth`, not a test and not an evalu
          words by S, and paraphrases of the same question merged), the accuracy of the
          predictions, the accuracy of the form's text prior (the most frequent training
          answer of that form: what the question alone can get), the accuracy of the form's
-         best constant answer on the split itself (best-c: what no text-only model can beat
-         there), and how many different answers the model gives to the form. Splits: the
+         best constant answer on the split itself (best-c: the most one answer per form
+         gets there), and how many different answers the model gives to the form. Splits: the
          pool's official files (train, val, test) and the VG QA about the NLVR2 images
          (vg_train, vg_val).
   prior  writes the text prior's predictions ([{question_id, answer}]) for eve-score: the
@@ -107,7 +107,8 @@ def majority(answers):
 
 
 def read_vqa(world, split):
-    """[(question_id, form, annotation)] with the annotation in the official form."""
+    """[(question_id, form, annotation)] with the annotation in the official form, plus the
+    question's "question" and its "image" (a path under the world)."""
     if split in VG_FILES:
         path = os.path.join(world, "vqa", VG_FILES[split])
         out = []
@@ -115,7 +116,8 @@ def read_vqa(world, split):
             try:
                 answers = [{"answer": a, "answer_id": j + 1} for j, a in enumerate(q["answer"])]
                 out.append((q["question_id"], question_form(q["question"]),
-                            {"answers": answers, "multiple_choice_answer": majority(q["answer"])}))
+                            {"answers": answers, "multiple_choice_answer": majority(q["answer"]),
+                             "question": q["question"], "image": q["image"]}))
             except (KeyError, TypeError, AttributeError):
                 fail("%s: entry %d is not {question_id, question, answer: [...]}" % (path, i))
         return out
@@ -127,6 +129,7 @@ def read_vqa(world, split):
         a = by_id.get(q["question_id"])
         if a is None:
             fail("%s split %s: question %s has no annotation" % (world, split, q["question_id"]))
+        a = dict(a, question=q["question"], image="images/COCO_synth_%012d.jpg" % q["image_id"])
         out.append((q["question_id"], question_form(q["question"]), a))
     return out
 
@@ -169,7 +172,8 @@ def cmd_vqa(args):
             preds[p["question_id"]] = p["answer"]
         except (KeyError, TypeError, AttributeError):
             fail("%s: entry %d is not {\"question_id\", \"answer\"}" % (args.pred, i))
-    rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter(), []])
+    rows = collections.defaultdict(lambda: [0, 0.0, 0.0, collections.Counter()])
+    answers_of = collections.defaultdict(list)  # per form, every question's ten answers
     missing = 0
     for qid, form, a in read_vqa(args.world, args.split):
         if qid not in preds:
@@ -181,23 +185,25 @@ def cmd_vqa(args):
         r[1] += vqa_accuracy(preds[qid], answers)
         r[2] += vqa_accuracy(prior[form], answers)
         r[3][normalise(preds[qid])] += 1
-        r[4].append(answers)
+        answers_of[form].append(answers)
     if missing:
         fail("%s: %d questions of split %s have no prediction" % (args.pred, missing, args.split))
     # The best constant answer of each form on this split itself (picked knowing the split's
     # answers): a model clearly above it on a form answers that form from the image.
-    for r in rows.values():
-        candidates = {normalise(x["answer"]) for answers in r[4] for x in answers}
-        r[4] = max(sum(vqa_accuracy(c, answers) for answers in r[4]) for c in candidates)
-    total = [sum(r[i] for r in rows.values()) for i in (0, 1, 2, 4)]
+    best = {}
+    for form, questions in answers_of.items():
+        candidates = {normalise(x["answer"]) for answers in questions for x in answers}
+        best[form] = max(sum(vqa_accuracy(c, answers) for answers in questions) for c in candidates)
+    total = [sum(r[i] for r in rows.values()) for i in range(3)] + [sum(best.values())]
     print("%-40s %6s %8s %8s %8s %8s  %s" % ("question form", "n", "model", "prior", "best-c", "answers", "most given"))
     summary = {"split": args.split, "forms": {}}
     for form, r in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0])):
         top, top_n = r[3].most_common(1)[0]
         print("%-40s %6d %7.1f%% %7.1f%% %7.1f%% %8d  %s (%.0f%%)" % (
-            form, r[0], 100 * r[1] / r[0], 100 * r[2] / r[0], 100 * r[4] / r[0], len(r[3]), top, 100.0 * top_n / r[0]))
+            form, r[0], 100 * r[1] / r[0], 100 * r[2] / r[0], 100 * best[form] / r[0], len(r[3]), top,
+            100.0 * top_n / r[0]))
         summary["forms"][form] = {"n": r[0], "model": 100 * r[1] / r[0], "prior": 100 * r[2] / r[0],
-                                  "best_constant": 100 * r[4] / r[0], "answers": len(r[3])}
+                                  "best_constant": 100 * best[form] / r[0], "answers": len(r[3])}
     print("%-40s %6d %7.1f%% %7.1f%% %7.1f%%" % ("all", total[0], 100 * total[1] / total[0],
                                                  100 * total[2] / total[0], 100 * total[3] / total[0]))
     summary["all"] = {"n": total[0], "model": 100 * total[1] / total[0], "prior": 100 * total[2] / total[0],

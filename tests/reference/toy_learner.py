@@ -52,21 +52,11 @@ def words(text):
     return WORD_RE.findall(text.lower())
 
 
-def load_questions(world, which):
-    """[(image path relative to the world, question, ten answers, question_id)]."""
-    out = []
-    if which == "train":
-        qs = toy_by_form.load_json(os.path.join(world, "vqa", "questions_train.json"))["questions"]
-        ann = {a["question_id"]: a for a in
-               toy_by_form.load_json(os.path.join(world, "vqa", "annotations_train.json"))["annotations"]}
-        for q in qs:
-            a = ann[q["question_id"]]
-            out.append(("images/COCO_synth_%012d.jpg" % q["image_id"], q["question"],
-                        [x["answer"] for x in a["answers"]], q["question_id"]))
-        which = "vg_qa.json"
-    for q in toy_by_form.load_json(os.path.join(world, "vqa", which)):
-        out.append((q["image"], q["question"], q["answer"], q["question_id"]))
-    return out
+def load_questions(world, splits):
+    """[(image path relative to the world, question, ten answers, question_id)] of toy_by_form
+    VQA splits."""
+    return [(a["image"], a["question"], [x["answer"] for x in a["answers"]], qid)
+            for split in splits for qid, _, a in toy_by_form.read_vqa(world, split)]
 
 
 def load_images(world, paths):
@@ -212,21 +202,29 @@ def train(model, args, n, step_fn):
     model.eval()
 
 
-def write_or_temp(path, write):
-    """Writes through write(file) to path, atomically; without a path, to a temp file."""
-    if path:
+def report(args, write, header, command, **namespace):
+    """Writes the predictions (to --pred, or to a temp file removed after), prints the header
+    and the toy_by_form table that `command` makes of them."""
+    if args.pred:
+        path = args.pred
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             write(f)
         os.replace(path + ".tmp", path)
-        return path
-    fd, tmp = tempfile.mkstemp(prefix="toy_learner_")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        write(f)
-    return tmp
+    else:
+        fd, path = tempfile.mkstemp(prefix="toy_learner_")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            write(f)
+    print(header)
+    sys.stdout.flush()
+    try:
+        command(argparse.Namespace(world=args.world, pred=path, **namespace))
+    finally:
+        if not args.pred:
+            os.remove(path)
 
 
 def run_vqa(args, start):
-    train_set, val = load_questions(args.world, "train"), load_questions(args.world, "vg_qa_val.json")
+    train_set, val = load_questions(args.world, ["train", "vg_train"]), load_questions(args.world, ["vg_val"])
     if not train_set or not val:
         fail("%s: no training or vg_val questions (a world from eve-prep synth has both)" % args.world)
     index, pixels = load_images(args.world, [r[0] for r in train_set + val])
@@ -251,13 +249,10 @@ def run_vqa(args, start):
             imgs, tokens, lengths, _ = batches(recs, index, pixels, vocab, answer_ids, args.blind)
             best = model(imgs, tokens, lengths).argmax(1)
             preds += [{"question_id": r[3], "answer": answers[int(b)]} for r, b in zip(recs, best)]
-    pred_path = write_or_temp(args.pred, lambda f: json.dump(preds, f))
-    print("%s model, %d steps of %d in %.0f s on %d threads; vg_val by question form:" % (
-        "blind" if args.blind else "seeing", args.steps, args.batch_size, time.time() - start, args.threads))
-    sys.stdout.flush()
-    toy_by_form.cmd_vqa(argparse.Namespace(world=args.world, split="vg_val", pred=pred_path, json=args.json))
-    if not args.pred:
-        os.remove(pred_path)
+    report(args, lambda f: json.dump(preds, f),
+           "%s model, %d steps of %d in %.0f s on %d threads; vg_val by question form:" % (
+               "blind" if args.blind else "seeing", args.steps, args.batch_size, time.time() - start, args.threads),
+           toy_by_form.cmd_vqa, split="vg_val", json=args.json)
 
 
 def run_nlvr2(args, start):
@@ -284,14 +279,11 @@ def run_nlvr2(args, start):
             recs = dev[i:i + 256]
             best = forward(recs).argmax(1)
             lines += ["%s,%s\n" % (r[4], "True" if int(b) else "False") for r, b in zip(recs, best)]
-    pred_path = write_or_temp(args.pred, lambda f: f.writelines(lines))
     seen = "blind" if args.blind else "left image only" if args.one_image else "both images"
-    print("%s, %d steps of %d in %.0f s on %d threads; NLVR2 dev by statement kind:" % (
-        seen, args.steps, args.batch_size, time.time() - start, args.threads))
-    sys.stdout.flush()
-    toy_by_form.cmd_nlvr2(argparse.Namespace(world=args.world, split="dev", pred=pred_path))
-    if not args.pred:
-        os.remove(pred_path)
+    report(args, lambda f: f.writelines(lines),
+           "%s, %d steps of %d in %.0f s on %d threads; NLVR2 dev by statement kind:" % (
+               seen, args.steps, args.batch_size, time.time() - start, args.threads),
+           toy_by_form.cmd_nlvr2, split="dev")
 
 
 def main():

@@ -247,31 +247,27 @@ SynthReport write_synth_world(const SynthOptions& o) {
       jobs.push_back(std::move(job));
     }
   }
-  // Colour questions about the NLVR2 training images too: many more distinct images to learn
-  // finding colours from than the pool's training split alone.
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    if (jobs[j].split != "train") continue;
-    const int64_t key = o.count + 1 + 2 * static_cast<int64_t>(j);
-    const std::string base = "nlvr2/images/train/" + jobs[j].stem;
-    add_color_questions(colors["train"], jobs[j].left, o.seed, key, base + "-img0.jpg");
-    add_color_questions(colors["train"], jobs[j].right, o.seed, key + 1, base + "-img1.jpg");
-  }
-  // Visual Genome-style QA about the NLVR2 images: the pool's question forms, in EVE's VG QA
-  // form. Those about the training images are extra VQA training data (EVE trains VQA on VQA
-  // v2 plus VG QA); those about the dev images are a validation set, 16x the pool's with the
-  // demo's --nlvr-sets 2000. Not in the corpus: the pool's questions already hold every form.
+  // Questions about the NLVR2 images, keyed by image among all the world's images:
+  // - colour questions about the training images: many more distinct images to learn finding
+  //   colours from than the pool's training split alone;
+  // - Visual Genome-style QA, the pool's question forms in EVE's VG QA form. Those about the
+  //   training images are extra VQA training data (EVE trains VQA on VQA v2 plus VG QA); those
+  //   about the dev images are a validation set, 16x the pool's with the demo's --nlvr-sets
+  //   2000. Not in the corpus: the pool's questions already hold every form.
   std::map<std::string, ojson> vg = {{"train", ojson::array()}, {"dev", ojson::array()}};
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (jobs[j].split == "test1") continue;
     const int64_t key = o.count + 1 + 2 * static_cast<int64_t>(j);
     const std::string base = "nlvr2/images/" + jobs[j].split + "/" + jobs[j].stem;
     for (int side = 0; side < 2; ++side) {
+      const synth::Scene& scene = side == 0 ? jobs[j].left : jobs[j].right;
+      const std::string image = base + "-img" + std::to_string(side) + ".jpg";
+      if (jobs[j].split == "train") add_color_questions(colors["train"], scene, o.seed, key + side, image);
       Rng rng(o.seed, kVgQuestion, static_cast<uint64_t>(key + side));
       int k = 0;
-      for (const auto& q : synth::questions(side == 0 ? jobs[j].left : jobs[j].right, rng, o.questions_per_image))
+      for (const auto& q : synth::questions(scene, rng, o.questions_per_image))
         vg[jobs[j].split].push_back({{"question_id", (key + side) * 1000 + k++}, {"question", q.question},
-                                     {"answer", q.answers}, {"image", base + "-img" + std::to_string(side) + ".jpg"},
-                                     {"dataset", "vg"}});
+                                     {"answer", q.answers}, {"image", image}, {"dataset", "vg"}});
     }
   }
   write_json(dir + "vqa/vg_qa.json", vg["train"]);
