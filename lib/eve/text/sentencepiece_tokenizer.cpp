@@ -25,27 +25,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
   auto status = impl_->sp.Load(model_path);
   if (!status.ok())
     throw Error("cannot load sentencepiece model: " + status.ToString(), model_path);
-  info_.vocab_size = vocab_size();
-  struct Role {
-    const char* name;
-    int* id;
-    const char* pieces[2];
-  };
-  Role roles[] = {{"pad", &info_.pad_id, {"[PAD]", "<pad>"}},
-                  {"unk", &info_.unk_id, {"[UNK]", "<unk>"}},
-                  {"cls", &info_.cls_id, {"[CLS]", "<s>"}},
-                  {"sep", &info_.sep_id, {"[SEP]", "</s>"}},
-                  {"mask", &info_.mask_id, {"[MASK]", "<mask>"}}};
-  for (auto& role : roles) {
-    *role.id = -1;
-    for (const char* piece : role.pieces) {
-      if ((*role.id = piece_to_id(piece)) >= 0) break;
-    }
-    if (*role.id < 0)
-      throw Error(std::string("the model has no ") + role.name + " token (neither " +
-                      role.pieces[0] + " nor " + role.pieces[1] + " is a piece)",
-                  model_path, {}, "train a model with eve-tokenize train");
-  }
+  info_ = tokenizer_info_from_pieces(
+      vocab_size(), [this](std::string_view piece) { return piece_to_id(piece); }, model_path);
 }
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;

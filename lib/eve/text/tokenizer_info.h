@@ -12,7 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace eve::text {
 
@@ -32,6 +35,21 @@ struct TokenizerInfo {
 
 // The ids of models trained by eve-tokenize.
 constexpr int kPadId = 0, kUnkId = 1, kClsId = 2, kSepId = 3, kMaskId = 4;
+
+// The special ids resolved from a model's pieces: pad = [PAD] or <pad>, unk = [UNK] or
+// <unk>, cls = [CLS] or <s>, sep = [SEP] or </s>, mask = [MASK] or <mask> (the first found).
+// `piece_to_id` returns -1 for a piece not in the vocabulary. Throws eve::Error naming
+// `file` and the pieces looked for when a role has neither.
+TokenizerInfo tokenizer_info_from_pieces(int vocab_size,
+                                         const std::function<int(std::string_view)>& piece_to_id,
+                                         const std::string& file);
+
+// The pieces of a sentencepiece .model file (a serialised ModelProto), read without the
+// sentencepiece library (which torch programs cannot load): index = token id. Throws
+// eve::Error naming the file when it is not such a model.
+std::vector<std::string> read_sentencepiece_pieces(const std::string& path);
+// tokenizer_info_from_pieces over read_sentencepiece_pieces.
+TokenizerInfo read_sentencepiece_info(const std::string& path);
 
 nlohmann::ordered_json to_json(const TokenizerInfo& info);
 // Throws eve::Error naming `file` and the key when a key is missing, not an integer, or an
