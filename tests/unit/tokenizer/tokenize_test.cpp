@@ -368,6 +368,30 @@ TEST_F(Tokenize, ForeignModelsGetIdsFromTheirPieces) {
   }
 }
 
+// The library-free reader (what torch programs use to check a bundle's tokenizer) sees the
+// pieces and special ids that sentencepiece itself sees, for eve's and foreign models.
+TEST_F(Tokenize, LibraryFreeReaderAgreesWithSentencepiece) {
+  for (const std::string& path : {model(), train_foreign("foreign2", true)}) {
+    SentencePieceTokenizer sp(path);
+    std::vector<std::string> pieces = read_sentencepiece_pieces(path);
+    ASSERT_EQ(static_cast<int>(pieces.size()), sp.vocab_size()) << path;
+    for (int id = 0; id < sp.vocab_size(); ++id) EXPECT_EQ(pieces[id], sp.id_to_piece(id)) << path << " " << id;
+    EXPECT_EQ(read_sentencepiece_info(path), sp.info()) << path;
+  }
+  const std::string bytes = eve::io::read_file(model());
+  const std::string cut = temp_dir() + "/cut.model", text = temp_dir() + "/text.model";
+  write(cut, bytes.substr(0, bytes.size() / 2 + 1));
+  write(text, "{\"vocab_size\": 300}\n");
+  for (const std::string& bad : {cut, text}) {
+    try {
+      read_sentencepiece_pieces(bad);
+      ADD_FAILURE() << bad;
+    } catch (const eve::Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(bad + ": not a sentencepiece model (", 0), 0u) << e.what();
+    }
+  }
+}
+
 TEST(TokenizerInfo, JsonKeysAndValidation) {
   TokenizerInfo info{500, 0, 1, 2, 3, 4};
   EXPECT_EQ(to_json(info).dump(),
