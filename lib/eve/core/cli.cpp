@@ -39,6 +39,12 @@ void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
             [](std::string& v) { return v == "fp32" || v == "bf16" ? std::string() : "expected fp32 or bf16, got " + v; },
             "fp32|bf16"))
         ->group(group);
+    app.add_flag("--deterministic-routing", common.deterministic_routing,
+                 "Models with compat official: no Gumbel noise on the second expert at inference "
+                 "(the released code draws it even in evaluation); every other released behaviour "
+                 "is kept. compat eve models always route deterministically at inference")
+        ->envname("EVE_DETERMINISTIC_ROUTING")
+        ->group(group);
   }
   app.add_flag("-q,--quiet", common.quiet, "Only errors on stderr")->group(group);
   app.add_flag("-v,--verbose", common.verbose, "Debug messages on stderr")->group(group);

@@ -23,13 +23,15 @@ struct CommonOptions {
   uint64_t seed = 0;        // torch programs and anything random
   std::string device = "auto";  // torch programs: auto|cpu|cuda|cuda:N
   std::string precision = "fp32";  // torch programs: fp32|bf16 (autocast)
+  bool deterministic_routing = false;  // torch programs: no routing noise at inference
   bool quiet = false;
   bool verbose = false;
 };
 
 enum ProgramKind { kTorchFree = 0, kTorch = 1 };
 
-// Adds --threads, --seed, --quiet, --verbose (and --device, --precision for torch programs) in the
+// Adds --threads, --seed, --quiet, --verbose (and --device, --precision,
+// --deterministic-routing for torch programs) in the
 // "Common" group, each also read from an EVE_* environment variable, plus --version.
 void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
                 const std::string& version_extra = {});

@@ -251,6 +251,7 @@ ModelConfig parse_config(const std::string& text, const std::string& file) {
   r.get("moe_capacity_factor", c.moe_capacity_factor);
   r.get("moe_min_capacity", c.moe_min_capacity);
   r.get("moe_noise", c.moe_noise);
+  r.get("deterministic_routing", c.deterministic_routing);
   r.get("layer_scale_init", c.layer_scale_init);
   r.get("qk_init_std", c.qk_init_std);
   r.get("layer_norm_eps", c.layer_norm_eps);
@@ -316,6 +317,7 @@ std::string config_to_json(const ModelConfig& c) {
   j["moe_capacity_factor"] = c.moe_capacity_factor;
   j["moe_min_capacity"] = c.moe_min_capacity;
   j["moe_noise"] = c.moe_noise;
+  j["deterministic_routing"] = c.deterministic_routing;
   j["layer_scale_init"] = c.layer_scale_init;
   j["qk_init_std"] = c.qk_init_std;
   j["layer_norm_eps"] = c.layer_norm_eps;
@@ -463,6 +465,16 @@ ParamCount count_parameters(const ModelConfig& c) {
   pc.active_per_token =
       pc.total - pc.experts + (E > 0 ? pc.experts * std::min<int64_t>(c.moe_param.topk, E) / E : 0);
   return pc;
+}
+
+std::string inference_routing(const ModelConfig& c) {
+  return c.inference_noise() ? "Gumbel noise on the second expert (the released behaviour; "
+                               "--deterministic-routing turns it off)"
+                             : "deterministic routing";
+}
+
+const char* inference_routing_key(const ModelConfig& c) {
+  return c.inference_noise() ? "gumbel-noise" : "deterministic";
 }
 
 }  // namespace eve::model

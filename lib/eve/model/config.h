@@ -34,11 +34,19 @@
 //   compat                  "eve"          "eve" | "official": official reproduces the
 //                                          released behaviour (Gumbel noise and capacity
 //                                          limits at inference, pads routed, positional
-//                                          modality split with text = last max_text_len)
+//                                          modality split with text = last max_text_len,
+//                                          retrieval embeddings from the CLS before the
+//                                          final LayerNorm, see EveModelImpl::eval_cls)
 //   moe_dispatch            "sparse"       "sparse" (grouped GEMMs) | "dense" (GShard oracle)
 //   moe_capacity_factor     1.0            capacity C = max(moe_min_capacity,
 //   moe_min_capacity        4                ceil(factor * topk * S / E)) in training
 //   moe_noise               true           Gumbel noise on the 2nd expert in training
+//                                          (and, with compat official, at inference)
+//   deterministic_routing   false          compat official: no Gumbel noise at inference,
+//                                          every other released behaviour kept, so that
+//                                          evaluation is reproducible bit for bit (the
+//                                          --deterministic-routing flag sets it); compat
+//                                          eve always routes deterministically at inference
 //   layer_scale_init        0.1            initial value of gamma_1 / gamma_2
 //   qk_init_std             0.02           std of the query and key rows of every qkv weight at
 //                                          initialisation (the rest of the model: 0.02). Larger
@@ -106,6 +114,7 @@ struct ModelConfig {
   double moe_capacity_factor = 1.0;
   int moe_min_capacity = 4;
   bool moe_noise = true;
+  bool deterministic_routing = false;
   double layer_scale_init = 0.1;
   double qk_init_std = 0.02;
   double layer_norm_eps = 1e-6;
@@ -122,12 +131,22 @@ struct ModelConfig {
   int num_patches() const { return grid() * grid(); }           // N
   int head_dim() const { return vision_width / num_attention_heads; }
   bool official() const { return compat == "official"; }
+  // Whether inference passes draw routing noise (compat official without
+  // deterministic_routing); training passes draw it whenever moe_noise is on.
+  bool inference_noise() const { return official() && moe_noise && !deterministic_routing; }
   bool is_moe_layer(int layer) const;
   bool has_head(const std::string& name) const;
 
   // Checks ranges and combinations; throws eve::Error naming `file` and the key.
   void validate(const std::string& file = "config.json") const;
 };
+
+// How a model routes at inference, for run logs and results: "deterministic routing", or
+// for compat official models that draw noise "Gumbel noise on the second expert (the
+// released behaviour; --deterministic-routing turns it off)".
+std::string inference_routing(const ModelConfig& config);
+// The same as a results value: "deterministic" or "gumbel-noise".
+const char* inference_routing_key(const ModelConfig& config);
 
 // Parses config.json text. Unknown keys, wrong types and invalid values throw eve::Error
 // naming `file` and the key.

@@ -323,7 +323,7 @@ EncoderOutput BackboneImpl::forward(Mode mode, const EncoderInput& in, Dispatch 
   const int64_t routed = layout.route_rows.defined() ? layout.route_rows.size(0) : B * L;
   const bool train = is_training();
   layout.routing.dispatch = dispatch;
-  layout.routing.noise = c.moe_noise && (train || c.official());
+  layout.routing.noise = train ? c.moe_noise : c.inference_noise();
   layout.routing.capacity =
       (train || c.official())
           ? moe_capacity(routed, c.moe_param.num_experts, c.moe_capacity_factor, c.moe_min_capacity)
@@ -339,6 +339,7 @@ EncoderOutput BackboneImpl::forward(Mode mode, const EncoderInput& in, Dispatch 
       out.load.push_back({static_cast<int>(l), load});
     }
   }
+  out.pre_norm = h;
   out.hidden = norm(h);
   out.aux = auxes.empty() ? torch::zeros({}, h.options())
                           : torch::stack(auxes).mean();
@@ -386,6 +387,7 @@ Tensor MimDecoderImpl::forward(const Tensor& vision, const Tensor& ids_keep, int
 // ---------------------------------------------------------------- the model
 
 EveModelImpl::EveModelImpl(ModelConfig c, bool initialise) : config_(std::move(c)) {
+  if (nn::deterministic_routing_requested()) config_.deterministic_routing = true;
   config_.validate();
   dispatch_ = parse_dispatch(config_.moe_dispatch);
   const ModelConfig& cf = config_;
@@ -524,6 +526,10 @@ Tensor EveModelImpl::itc_image(const Tensor& cls) {
 Tensor EveModelImpl::itc_text(const Tensor& cls) {
   need(itc_text_proj_head.get(), "itc");
   return F::normalize(itc_text_proj_head(cls), F::NormalizeFuncOptions().dim(-1));
+}
+
+Tensor EveModelImpl::eval_cls(const EncoderOutput& out) const {
+  return config_.official() ? out.pre_norm.select(1, 0) : out.pooled;
 }
 
 Tensor EveModelImpl::itc_temperature() {

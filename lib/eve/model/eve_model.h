@@ -14,7 +14,9 @@
 // resolution, any number of kept patches and any text length work in vl mode. With
 // `compat: "official"` the released positional split is used instead (MoE: the first N+1
 // positions are vision; modality FFNs: the last max_text_len positions are text), together
-// with Gumbel noise and capacity limits at inference and pads taking part in routing.
+// with Gumbel noise (unless deterministic_routing) and capacity limits at inference, pads
+// taking part in routing, and retrieval embeddings from the CLS before the final LayerNorm
+// (eval_cls).
 //
 // named_parameters() of EveModel are exactly the official state-dict keys
 // ("backbone.encoder.layers.3.attn.qkv.weight", "itm_head.weight", ...), which is what the
@@ -52,6 +54,7 @@ struct LayerLoad {
 
 struct EncoderOutput {
   torch::Tensor hidden;     // [B,L,D] after the final LayerNorm
+  torch::Tensor pre_norm;   // [B,L,D] the same before it (what hidden normalises)
   torch::Tensor pad;        // [B,L] bool: true = padded text position
   torch::Tensor modality;   // [B,L] int64: 0 vision, 1 text
   int64_t num_vision = 0;   // vision tokens at the front (CLS + patches), 0 in text mode
@@ -165,6 +168,11 @@ class EveModelImpl : public torch::nn::Module {
   // Retrieval: l2-normalised projections of the CLS vectors; logits scale 1/temperature.
   torch::Tensor itc_image(const torch::Tensor& vision_cls);
   torch::Tensor itc_text(const torch::Tensor& text_cls);
+  // The CLS vector that retrieval evaluation projects, from a vision or text pass: after the
+  // final LayerNorm with compat eve (what the ITC loss sees in training); before it with
+  // compat official, as the released evaluation computes its embeddings (its forward_eval
+  // never applies the final LayerNorm, while its training and fusion passes do).
+  torch::Tensor eval_cls(const EncoderOutput& out) const;
   torch::Tensor itc_temperature();   // itc_temp, a 0-d parameter
   void clamp_itc_temperature();      // into [0.001, 0.5], after each optimiser step
   torch::Tensor itm_logits(const torch::Tensor& vl_pooled);   // [B,2], index 1 = match

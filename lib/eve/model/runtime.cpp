@@ -27,6 +27,7 @@ namespace eve::nn {
 namespace {
 
 Precision g_precision = Precision::fp32;
+bool g_deterministic_routing = false;
 
 bool autocast_enabled(bool cuda) {
 #if EVE_AUTOCAST_BY_DEVICE_TYPE
@@ -86,6 +87,7 @@ Precision parse_precision(const std::string& text) {
 const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
 
 Precision run_precision() { return g_precision; }
+bool deterministic_routing_requested() { return g_deterministic_routing; }
 
 bool retain_host_memory() {
 #if defined(__GLIBC__)
@@ -128,6 +130,7 @@ std::string init_runtime(const cli::CommonOptions& common) {
     throw UsageError("--device " + d + ": not a device name (auto, cpu, cuda, cuda:N)");
   }
   g_precision = precision;
+  g_deterministic_routing = common.deterministic_routing;
   log::debug("device {}, {} threads, seed {}, precision {}", device, threads, common.seed,
              precision_name(precision));
   // Once per run: by the only process, or by rank 0 of distributed workers.

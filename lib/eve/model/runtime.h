@@ -13,6 +13,9 @@ std::string build_info();
 // validates --device and --precision and records the precision as the run's (see
 // run_precision); returns the resolved device name ("cpu", "cuda:0").
 std::string init_runtime(const cli::CommonOptions& common);
+// --deterministic-routing as init_runtime recorded it (false before it runs): every model
+// built afterwards in this process gets `deterministic_routing: true` (see config.h).
+bool deterministic_routing_requested();
 // Whether this build and machine can run CUDA.
 bool cuda_available();
 
