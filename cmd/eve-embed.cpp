@@ -29,7 +29,10 @@ int main(int argc, char** argv) {
   app.add_option("--id-field", o.id_field,
                  "Texts: record field holding the row id (default: id, question_id, identifier "
                  "or image, else the record number)");
-  app.add_option("-b,--batch-size", o.batch_size, "Inputs per forward pass")->capture_default_str();
+  app.add_option("-b,--batch-size", o.batch_size,
+                 "Inputs per forward pass (default 64; texts for a compat official model: 256, as "
+                 "the released evaluation embeds them, since its outputs depend on the batch)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--part-size", o.part_size,
                  "Inputs per numbered output part (0 = one output unless --shard)")
       ->capture_default_str();

@@ -54,7 +54,10 @@ int main(int argc, char** argv) {
   const char* c = "Evaluation and checkpoints";
   app.add_option("--eval-every", o.eval_every, "Steps between validations (0: once per epoch)")
       ->capture_default_str()->group(c);
-  app.add_option("--eval-batch-size", o.eval_batch_size, "Examples per evaluation batch")
+  app.add_option("--eval-batch-size", o.eval_batch_size,
+                 "Examples per evaluation batch (retrieval: images per pass; with a compat official "
+                 "model texts go 256 at a time and each query's --k-test candidates form one "
+                 "re-rank batch, as the released evaluation)")
       ->capture_default_str()->group(c);
   app.add_option("--save-every", o.save_every, "Checkpoint every N steps (0: at each validation)")
       ->capture_default_str()->group(c);

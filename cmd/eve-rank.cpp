@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
   rr->add_option("--id-field", o.id_field, "Texts: record field holding the row id (as for eve-embed)");
   rr->add_option("--k-test", o.k_test, "Candidates re-ranked per query")->capture_default_str()
       ->check(CLI::PositiveNumber);
-  rr->add_option("-b,--batch-size", o.batch_size, "Pairs per fusion pass")->capture_default_str()
+  rr->add_option("-b,--batch-size", o.batch_size,
+                 "Pairs per fusion pass (default 64; for a compat official model, each query's "
+                 "--k-test candidates in one pass, as the released evaluation)")
       ->check(CLI::PositiveNumber);
   return eve::cli::run(app, argc, argv, common, [&] { return eve::search::run_rank(o, common); });
 }

@@ -203,12 +203,15 @@ std::string embed_output_path(const std::string& out, int64_t part, bool ids) {
   return stem + (ids ? ".ids.jsonl" : ".npy");
 }
 
-EmbedReport run_embed(const EmbedOptions& o, const cli::CommonOptions& common) {
+int default_embed_batch(bool texts, bool official) { return texts && official ? 256 : 64; }
+
+EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common) {
+  EmbedOptions o = opts;
   if (o.model.empty()) throw UsageError("--model is required");
   if (o.images.empty() == o.texts.empty()) throw UsageError("give either --images or --texts");
   if (o.out.empty() || o.out == "-")
     throw UsageError("--out must name a file", {}, {}, "embeddings are .npy files, not a stream");
-  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  if (o.batch_size < 0) throw UsageError("--batch-size must be at least 1");
   if (o.part_size < 0) throw UsageError("--part-size must not be negative");
   if (o.shard_count > 1 && o.part_size == 0)
     throw UsageError("--shard needs --part-size", {}, {}, "shards are made of whole parts");
@@ -216,6 +219,10 @@ EmbedReport run_embed(const EmbedOptions& o, const cli::CommonOptions& common) {
   model::Bundle bundle = model::load_bundle(o.model);
   RetrievalEncoder enc(bundle.model, torch::Device(device), o.model);
   const int64_t cols = enc.dim();
+  if (o.batch_size == 0) o.batch_size = default_embed_batch(!o.texts.empty(), bundle.config.official());
+  if (bundle.config.official())
+    log::info("embed: compat official: {}, {} per pass, CLS before the final LayerNorm, {}", 
+              o.texts.empty() ? "images" : "texts", o.batch_size, model::inference_routing(bundle.config));
 
   if (!o.texts.empty()) {
     TextSource src(o.texts, o.id_field, bundle.config.vocab_size);

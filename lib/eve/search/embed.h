@@ -44,12 +44,17 @@ struct EmbedOptions {
   std::string texts;                 // text records ("-" = stdin)
   std::string out;                   // OUT or OUT.npy
   std::string id_field;              // texts: row id field ("" = the defaults above)
-  int batch_size = 64;
+  int batch_size = 0;                // inputs per pass; 0 = default_embed_batch()
   int64_t part_size = 0;             // inputs per part; 0 = one output
   bool half = false;                 // float16 instead of float32
   int shard_index = 0, shard_count = 1;
   double max_bad = 0.001;            // fraction of bad images tolerated
 };
+
+// The batch eve-embed uses without --batch-size: 64, except texts for a compat official
+// model, which go 256 at a time as the released evaluation embeds them (with capacity
+// limits at inference, a compat official model's outputs depend on the batch).
+int default_embed_batch(bool texts, bool official);
 
 struct EmbedReport {
   int64_t rows = 0;                   // rows written by this run

@@ -50,7 +50,7 @@ torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
   model::EncoderInput in;
   in.image = pixels.to(device_);
   auto out = model_->encode(model::Mode::vision, in);
-  return model_->itc_image(out.pooled).to(torch::kCPU, torch::kFloat).contiguous();
+  return model_->itc_image(model_->eval_cls(out)).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_t>*>& tokens) {
@@ -61,7 +61,7 @@ torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_
   in.text_ids = in.text_ids.to(device_);
   in.text_mask = in.text_mask.to(device_);
   auto out = model_->encode(model::Mode::text, in);
-  return model_->itc_text(out.pooled).to(torch::kCPU, torch::kFloat).contiguous();
+  return model_->itc_text(model_->eval_cls(out)).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 torch::Tensor RetrievalEncoder::match(const torch::Tensor& pixels,

@@ -153,6 +153,7 @@ class ItmReranker {
     TextSource ts(o.texts, o.id_field, b.config.vocab_size);
     TextItem t;
     while (ts.next(t)) texts_.emplace(t.id, std::move(t.tokens));
+    batch_ = o.batch_size > 0 ? o.batch_size : b.config.official() ? o.k_test : 64;
     if (qids.empty() || gids.empty()) return;
     const bool qi = images_.count(qids[0]), qt = texts_.count(qids[0]);
     const bool gi = images_.count(gids[0]), gt = texts_.count(gids[0]);
@@ -162,9 +163,13 @@ class ItmReranker {
       throw Error("query " + qids[0] + " and gallery row " + gids[0] +
                       " are not an image of --images and a text of --texts (either way round)",
                   {}, {}, "give the inputs the embeddings were made from");
-    log::info("rerank: {} queries by the ITM head, top {} of each ({} images, {} texts)",
-              image_queries_ ? "image" : "text", o.k_test, images_.size(), texts_.size());
+    log::info("rerank: {} queries by the ITM head, top {} of each ({} images, {} texts), {} pairs per "
+              "pass, {}",
+              image_queries_ ? "image" : "text", o.k_test, images_.size(), texts_.size(), batch_,
+              model::inference_routing(b.config));
   }
+
+  int64_t truncated() const { return enc_->truncated(); }
 
   // Re-orders `hits` of query q by the match logit and keeps the best k.
   void rerank(int64_t q, std::vector<Hit>& hits, float* score_row) {
@@ -186,8 +191,8 @@ class ItmReranker {
       for (int64_t i = 0; i < n; ++i) toks[i] = &t;
     }
     std::vector<float> logit(n);
-    for (int64_t b0 = 0; b0 < n; b0 += o_.batch_size) {
-      const int64_t nb = std::min<int64_t>(o_.batch_size, n - b0);
+    for (int64_t b0 = 0; b0 < n; b0 += batch_) {
+      const int64_t nb = std::min<int64_t>(batch_, n - b0);
       torch::Tensor p = image_queries_ ? px.expand({nb, 3, res, res}) : px.narrow(0, b0, nb);
       std::vector<const std::vector<int64_t>*> tb(toks.begin() + b0, toks.begin() + b0 + nb);
       torch::Tensor s = enc_->match(p, tb);
@@ -224,6 +229,7 @@ class ItmReranker {
   std::unordered_map<std::string, ImageItem> images_;
   std::unordered_map<std::string, std::vector<int64_t>> texts_;
   bool image_queries_ = true;
+  int64_t batch_ = 64;
 };
 
 }  // namespace
@@ -245,7 +251,7 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
     if (opts.k_test < opts.k)
       throw UsageError("-k " + std::to_string(opts.k) + " is more than --k-test " + std::to_string(opts.k_test),
                        {}, {}, "only the top --k-test candidates are re-ranked");
-    if (opts.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+    if (opts.batch_size < 0) throw UsageError("--batch-size must be at least 1");
   } else if (!opts.model.empty() || !opts.images.empty() || !opts.texts.empty()) {
     throw UsageError("--model, --images and --texts are for --rerank");
   }
@@ -304,6 +310,9 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   if (rerank_scores) rerank_scores->finish();
   out.commit();
   progress.finish();
+  if (reranker && reranker->truncated())
+    log::warn("rerank: {} text passes cut a text longer than the model's tokens (last id kept)",
+              reranker->truncated());
   return 0;
 }
 

@@ -34,7 +34,10 @@ struct RankOptions {
   std::string texts;                // token-id records, as for eve-embed --texts
   std::string id_field;             // texts: row id field, as for eve-embed --id-field
   int k_test = 128;
-  int batch_size = 64;              // pairs per fusion pass
+  int batch_size = 0;               // pairs per fusion pass; 0 = a query's k_test candidates
+                                    // in one pass for compat official models (as the
+                                    // released evaluation; its outputs depend on the
+                                    // batch), 64 otherwise
 };
 
 // Loads the parts, ranks, writes `out` (atomically when it is a file) and returns 0.

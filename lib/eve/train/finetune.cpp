@@ -129,6 +129,20 @@ std::vector<std::string> task_heads(Task task, const Recipe& r) {
 }
 
 // The metric the best model is chosen by.
+// Texts longer than the model takes are cut, never refused: said once per split read.
+void warn_long_texts(const TaskRecords& d, int max_len, const std::string& split) {
+  int64_t n = 0, total = 0;
+  auto count = [&](const std::vector<int64_t>& ids) {
+    ++total;
+    n += static_cast<int64_t>(ids.size()) > max_len;
+  };
+  for (const auto& s : d.samples) if (!s.ids.empty()) count(s.ids);
+  for (const auto& t : d.texts) count(t);
+  if (n > 0)
+    log::warn("{}: {} of {} texts are longer than the model's {} tokens and are cut to them", split, n,
+              total, max_len);
+}
+
 const char* main_metric(Task task) { return task == Task::retrieval ? "r_mean" : "accuracy"; }
 
 // Copies a directory's regular files into `to` (created), each atomically.
@@ -284,6 +298,7 @@ struct Finetuner {
       for (int64_t g : more.groups) train_data.groups.push_back(g + offset);
       for (auto& k : more.image_keys) train_data.image_keys.push_back(std::move(k));
     }
+    if (rank0()) warn_long_texts(train_data, config.max_text_len, "training");
     if (task == Task::retrieval) {
       // Captions of one image are positives of each other whichever split they come from.
       std::unordered_map<std::string, int64_t> group_of;
@@ -505,12 +520,16 @@ struct Finetuner {
   }
 
   template <typename Fn>
-  void for_batches(int64_t n, Fn fn) {
-    for (int64_t start = 0; start < n; start += o.eval_batch_size) {
+  void for_batches(int64_t n, int64_t batch, Fn fn) {
+    for (int64_t start = 0; start < n; start += batch) {
       std::vector<int64_t> idx;
-      for (int64_t i = start; i < std::min(n, start + o.eval_batch_size); ++i) idx.push_back(i);
+      for (int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i);
       fn(idx);
     }
+  }
+  template <typename Fn>
+  void for_batches(int64_t n, Fn fn) {
+    for_batches(n, o.eval_batch_size, fn);
   }
 
   // Evaluates one split; with `out_stem` non-empty (rank 0) writes the predictions there.
@@ -518,6 +537,7 @@ struct Finetuner {
     torch::NoGradGuard guard;
     model->eval();
     TaskRecords data = read_task_records(task, o.data, split, config.vocab_size, false);
+    if (rank0()) warn_long_texts(data, config.max_text_len, split_stem(split));
     ojson m{{"split", split_stem(split)}};
     if (task == Task::retrieval) {
       evaluate_retrieval(data, out_stem, rerank, m);
@@ -577,7 +597,10 @@ struct Finetuner {
     const int64_t ni = ld->samples(), nt = static_cast<int64_t>(data.texts.size());
     std::vector<Tensor> fv, ft;
     for_batches(ni, [&](const std::vector<int64_t>& idx) { fv.push_back(enc.images(ld->load(idx).images)); });
-    for_batches(nt, [&](const std::vector<int64_t>& idx) {
+    // A compat official model's outputs depend on the batch: texts go 256 at a time, as the
+    // released evaluation embeds them.
+    const int64_t text_batch = config.official() ? 256 : o.eval_batch_size;
+    for_batches(nt, text_batch, [&](const std::vector<int64_t>& idx) {
       std::vector<const std::vector<int64_t>*> tok;
       for (int64_t i : idx) tok.push_back(&data.texts[static_cast<size_t>(i)]);
       ft.push_back(enc.texts(tok));
@@ -589,7 +612,8 @@ struct Finetuner {
       for (uint32_t t = data.text_offsets[static_cast<size_t>(i)]; t < data.text_offsets[static_cast<size_t>(i) + 1]; ++t)
         text_image[t] = static_cast<uint32_t>(i);
     if (rerank && r.k_test > 0) {
-      std::tie(i2t, t2i) = rerank_itm(enc, *ld, data, i2t, t2i);
+      std::tie(i2t, t2i) = config.official() ? rerank_itm_per_query(enc, *ld, data, i2t, t2i)
+                                             : rerank_itm(enc, *ld, data, i2t, t2i);
       m["k_test"] = r.k_test;
     }
     eval::RetrievalAnnotations ann;
@@ -679,6 +703,33 @@ struct Finetuner {
     a.scatter_(1, top_t, logit.gather(1, top_t));
     b.scatter_(1, top_i, logit.t().contiguous().gather(1, top_i));
     return {a.contiguous(), b.contiguous()};
+  }
+
+  // The re-rank of a compat official model, batched as the released evaluation does: each
+  // query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
+  // then text queries), since capacity limits make a pair's logit depend on its batch. A
+  // pair among both an image's and a text's candidates is scored in each batch.
+  std::pair<Tensor, Tensor> rerank_itm_per_query(search::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+                                                 const Tensor& i2t, const Tensor& t2i) {
+    const int64_t ni = i2t.size(0), nt = i2t.size(1);
+    Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1)).contiguous();
+    Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1)).contiguous();
+    Tensor a = torch::full({ni, nt}, -100.0f), b = torch::full({nt, ni}, -100.0f);
+    std::vector<const std::vector<int64_t>*> tok;
+    for (int64_t i = 0; i < ni; ++i) {
+      Tensor cand = top_t[i];
+      tok.clear();
+      for (int64_t j = 0; j < cand.size(0); ++j) tok.push_back(&data.texts[static_cast<size_t>(cand[j].item<int64_t>())]);
+      Tensor px = ld.load({i}).images;
+      a[i].index_put_({cand}, enc.match(px.expand({cand.size(0), -1, -1, -1}), tok));
+    }
+    for (int64_t t = 0; t < nt; ++t) {
+      Tensor cand = top_i[t];
+      std::vector<int64_t> idx(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.size(0));
+      tok.assign(idx.size(), &data.texts[static_cast<size_t>(t)]);
+      b[t].index_put_({cand}, enc.match(ld.load(idx).images, tok));
+    }
+    return {a, b};
   }
 
   // ---- the loop ----
@@ -822,7 +873,10 @@ struct Finetuner {
       results["best_value"] = best_value;
     }
     ojson per = ojson::object();
-    if (rank0()) fs::create_directories(path("predictions"));
+    if (rank0()) {
+      fs::create_directories(path("predictions"));
+      log::info("predicting with compat {}: {}", config.compat, model::inference_routing(config));
+    }
     for (const auto& split : splits) {
       const std::string stem = rank0() ? path("predictions/" + split_stem(split)) : std::string();
       ojson m = evaluate(split, stem, true);
@@ -830,6 +884,8 @@ struct Finetuner {
       per[split_stem(split)] = m;
     }
     results["splits"] = per;
+    results["compat"] = config.compat;
+    results["inference_routing"] = model::inference_routing_key(config);
     results["recipe"] = recipe_json(r);
     if (rank0()) io::write_file_atomic(path("results.json"), results.dump(2) + "\n");
   }
