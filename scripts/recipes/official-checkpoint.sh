@@ -25,8 +25,12 @@
 #   --ann/--ques        VQA: the official annotation and question files of the split, to
 #                       score it (without them the predictions are the result, e.g. for
 #                       test-dev, in the EvalAI form)
-#   --compat C          routing behaviour recorded in the bundle (eve-convert-checkpoint
-#                       --compat): official reproduces the released code at inference
+#   --compat C          behaviour recorded in the bundle (eve-convert-checkpoint --compat):
+#                       official (the default) evaluates as the released code does
+#                       (capacity limits and routing noise at inference, retrieval
+#                       embeddings before the final LayerNorm, the released batching);
+#                       eve is eve's own, independent of the batch. Pass
+#                       -- --deterministic-routing for numbers that are the same every run
 #   --gpus N            N workers with one GPU each (--nproc-per-node N --device cuda)
 #   --dry-run           print the commands that would run; create nothing
 #   -- FLAGS            passed to eve-finetune (--k-test 128 for Flickr30k, --image-res,
@@ -93,6 +97,9 @@ done_marker=$bundle/tokenizer.model  # the converter's last file
 stage "convert" "$done_marker" "${convert[@]}"
 stage_stdout "describe" "$WORK/describe.txt" "${PROG[eve-embed]}" --describe "$bundle"
 show_tables "the converted bundle" "$WORK/describe.txt"
+# Say which evaluation path runs: compat official is the released code's (the default for a
+# converted checkpoint), compat eve eve's own.
+[[ -n $DRY_RUN ]] || log "evaluation path: $(sed -n 's/^compat *//p' "$WORK/describe.txt")"
 
 shopt -s nullglob
 stage_links "data" "$WORK/data" "$DATA"/images-*.tar "$DATA/images.idx" "$DATA/manifest.json" "$DATA/$SPLIT.jsonl"

@@ -9,8 +9,11 @@
 #include <set>
 
 #include "eve/core/error.h"
+#include "eve/core/log.h"
 #include "eve/io/file.h"
 #include "eve/io/safetensors.h"
+#include "eve/model/runtime.h"
+#include "eve/text/tokenizer_info.h"
 #include "eve/model/summary.h"
 
 namespace eve::model {
@@ -152,6 +155,29 @@ void save_weights(EveModelImpl& model, const std::string& path,
   io::write_safetensors(path, views, meta);
 }
 
+void check_tokenizer(const ModelConfig& c, const std::string& tokenizer) {
+  const text::TokenizerInfo t = text::read_sentencepiece_info(tokenizer);
+  if (t.vocab_size > c.vocab_size)
+    throw Error("the tokenizer has " + std::to_string(t.vocab_size) + " pieces but the word embedding only " +
+                    std::to_string(c.vocab_size) + " rows",
+                tokenizer, {}, "this tokenizer was not trained with this model; use the model's own");
+  if (t.vocab_size < c.vocab_size)
+    log::info("{}: the word embedding has {} rows for the tokenizer's {} pieces; rows {} and up are "
+              "never used (padding rows, as released checkpoints have)",
+              tokenizer, c.vocab_size, t.vocab_size, t.vocab_size);
+  const std::pair<const char*, std::pair<int, int>> ids[] = {
+      {"pad_token_id", {c.pad_token_id, t.pad_id}}, {"cls_token_id", {c.cls_token_id, t.cls_id}},
+      {"sep_token_id", {c.sep_token_id, t.sep_id}}, {"mask_token_id", {c.mask_token_id, t.mask_id}},
+      {"unk_token_id", {c.unk_token_id, t.unk_id}}};
+  for (const auto& [key, v] : ids)
+    if (v.first != -1 && v.first != v.second)
+      throw Error(std::string("config.json's ") + key + " is " + std::to_string(v.first) +
+                      " but the tokenizer's piece for it is id " + std::to_string(v.second),
+                  tokenizer, {},
+                  "set the config's special ids from the tokenizer (eve-convert-checkpoint --tokenizer "
+                  "does it)");
+}
+
 Bundle load_bundle(const std::string& dir, const LoadOptions& opt) {
   const std::string cfg_path = dir + "/config.json";
   if (!io::file_exists(cfg_path))
@@ -174,11 +200,15 @@ Bundle load_bundle(const std::string& dir, const LoadOptions& opt) {
   if (opt.image_res > 0) b.config.image_res = opt.image_res;
   if (opt.replace_heads) b.config.heads = opt.heads;
   if (opt.num_answers > 0) b.config.num_answers = opt.num_answers;
+  if (nn::deterministic_routing_requested()) b.config.deterministic_routing = true;
   b.config.validate(cfg_path);
   // Fresh initialisation only matters for what a partial load leaves untouched.
   b.model = EveModel(b.config, opt.allow_partial);
   b.report = load_weights(*b.model, dir + "/model.safetensors", load);
-  if (io::file_exists(dir + "/tokenizer.model")) b.tokenizer = dir + "/tokenizer.model";
+  if (io::file_exists(dir + "/tokenizer.model")) {
+    b.tokenizer = dir + "/tokenizer.model";
+    check_tokenizer(b.config, b.tokenizer);
+  }
   if (io::file_exists(dir + "/answers.json")) b.answers = dir + "/answers.json";
   return b;
 }
@@ -249,7 +279,9 @@ std::string format_summary(const BundleSummary& s) {
                      c.num_patches());
   out += fmt::format("text         {} tokens max, vocabulary {}\n", c.max_text_len, c.vocab_size);
   out += fmt::format("heads        {}\n", heads);
-  out += fmt::format("compat       {}, {} dispatch\n", c.compat, c.moe_dispatch);
+  out += fmt::format("compat       {}, {} dispatch, {} at inference{}\n", c.compat, c.moe_dispatch,
+                     inference_routing_key(c),
+                     c.official() ? "; retrieval embeddings before the final LayerNorm" : "");
   out += fmt::format("tokenizer    {}\n", s.tokenizer ? "tokenizer.model" : "absent");
   out += fmt::format("answers      {}\n", s.answers ? "answers.json" : "absent");
   return out;

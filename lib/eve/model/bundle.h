@@ -48,7 +48,14 @@ struct Bundle {
   std::string answers;    // path of answers.json in the bundle, "" when absent
 };
 
-// Reads config.json (applying the options' overrides), builds the model and loads the weights.
+// Checks a bundle's tokenizer.model against its config: more pieces than word-embedding
+// rows, or special ids (pad, cls, sep, mask, unk) other than the tokenizer's pieces for
+// them, throw eve::Error naming both numbers; fewer pieces (padding rows, as released
+// BEiT-3/VLMo/EVE checkpoints have) are logged as a note.
+void check_tokenizer(const ModelConfig& config, const std::string& tokenizer);
+
+// Reads config.json (applying the options' overrides), builds the model and loads the
+// weights; a tokenizer.model in the bundle is checked (check_tokenizer).
 Bundle load_bundle(const std::string& dir, const LoadOptions& opt = {});
 
 struct SaveOptions {
