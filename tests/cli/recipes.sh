@@ -194,12 +194,16 @@ torch.save({"model": sd, "epoch": 9}, sys.argv[2])
 EOF
 }
 make_pth rc/finetune ckpt.pth
+# --compat eve: the bundle's own behaviour, so the converted checkpoint must predict exactly
+# what the bundle predicted (compat official, the converter's default, is tested in
+# official_eval.sh).
 official=(--checkpoint ckpt.pth --config rc/finetune/config.json --tokenizer rc/finetune/tokenizer.model
-          --task retrieval --data rc/data --work ow -- --threads 2)
+          --task retrieval --data rc/data --work ow --compat eve -- --threads 2)
 ok official official-checkpoint.sh "${official[@]}"
 exists official ow/bundle/model.safetensors ow/describe.txt ow/data/test.ids.jsonl ow/eval/predictions/test.t2i.npy ow/metrics-test.txt
 has official official.out "heads        itc,itm"
 has official official.out "retrieval test, official checkpoint ckpt.pth"
+has official official.err "evaluation path: eve, sparse dispatch, deterministic at inference"
 for f in test.i2t.npy test.t2i.npy; do
   cmp -s rc/finetune/predictions/$f ow/eval/predictions/$f || { echo "FAIL official: $f differs from the bundle's own"; fail=1; }
 done
@@ -210,7 +214,7 @@ rerun_skips official-rerun convert describe data "encode test" "predict test" "s
 # An NLVR2 checkpoint with the bi-attention head is predicted with it.
 make_pth nw/finetune nlvr2.pth
 ok official-nlvr2 official-checkpoint.sh --checkpoint nlvr2.pth --config nw/finetune/config.json \
-  --tokenizer nw/finetune/tokenizer.model --task nlvr2 --data nw/data --work on -- --threads 2
+  --tokenizer nw/finetune/tokenizer.model --task nlvr2 --data nw/data --work on --compat eve -- --threads 2
 has official-nlvr2 official-nlvr2.err "--head biattn --eval-only"
 cmp -s nw/finetune/predictions/dev.csv on/eval/predictions/dev.csv || { echo "FAIL official-nlvr2: other predictions"; fail=1; }
 cmp -s nw/metrics-dev.txt on/metrics-dev.txt || { echo "FAIL official-nlvr2: other metrics"; fail=1; }

@@ -319,11 +319,12 @@ class Backbone(nn.Module):
             if stats is not None:
                 auxes.append(stats[0])
                 loads.append(stats[1])
+        last = h
         h = self.norm(h)
         aux = torch.stack(auxes).mean() if auxes else torch.zeros(())
         pooled = h[:, nv] if mode == "vl" else h[:, 0]
         return {"hidden": h, "pooled": pooled, "aux": aux, "pad": pad, "nv": nv,
-                "grid": grid, "loads": loads}
+                "grid": grid, "loads": loads, "last": last}
 
 
 def resize_positions(table, grid):
@@ -486,6 +487,40 @@ def outputs(model, batch):
         if "mim" in heads:
             res["mim"] = model.mim_decoder(mae["hidden"][:, :mae["nv"]], batch["ids_keep"], mae["grid"])
     return res
+
+
+def official_evaluation(model, images, text_ids, text_mask, k_test, image_bs=64, text_bs=256):
+    """The released retrieval evaluation, from its documented behaviour: texts embedded
+    text_bs at a time (already padded to max_text_len), images image_bs at a time, each
+    embedding the l2-normalised projection of the CLS taken *before* the final LayerNorm;
+    then, for every image (then every text) query, its k_test best candidates by inner
+    product, in that order, form one fusion batch scored by the ITM match logit; every
+    other entry is -100. Returns image and text embeddings, the similarity matrix and the
+    two re-ranked score matrices (images x texts, texts x images)."""
+    def cls(out):
+        return out["last"][:, 0]
+    with torch.no_grad():
+        txt = torch.cat([F.normalize(model.itc_text_proj_head(cls(model.backbone(
+            "text", text_ids=text_ids[i:i + text_bs], text_mask=text_mask[i:i + text_bs]))), dim=-1)
+            for i in range(0, len(text_ids), text_bs)])
+        img = torch.cat([F.normalize(model.itc_vision_proj_head(cls(model.backbone(
+            "vision", image=images[i:i + image_bs]))), dim=-1)
+            for i in range(0, len(images), image_bs)])
+        sims = img @ txt.t()
+
+        def match(image, ids, mask):
+            out = model.backbone("vl", image=image, text_ids=ids, text_mask=mask)
+            return model.itm_head(out["pooled"])[:, 1]
+        i2t = torch.full((len(img), len(txt)), -100.0)
+        for i in range(len(img)):
+            top = sims[i].topk(min(k_test, len(txt))).indices
+            i2t[i, top] = match(images[i:i + 1].expand(len(top), -1, -1, -1), text_ids[top], text_mask[top])
+        t2i = torch.full((len(txt), len(img)), -100.0)
+        for t in range(len(txt)):
+            top = sims[:, t].topk(min(k_test, len(img))).indices
+            t2i[t, top] = match(images[top], text_ids[t:t + 1].expand(len(top), -1),
+                                text_mask[t:t + 1].expand(len(top), -1))
+    return img, txt, sims, i2t, t2i
 
 
 def load_model(bundle):
