@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # eve-prep on awkward inputs that must not stop a run: a palette PNG with a transparency
-# chunk (kept).
+# chunk (kept), webdataset captions that are not UTF-8 (skipped, counted and named in the
+# manifest), a shard whose file name is not UTF-8.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_PYTHON:?}"
 prep=$EVE_BIN/eve-prep
@@ -47,4 +48,62 @@ want = np.asarray(Image.open(jpeg).convert("RGB"), dtype=float)
 got = np.asarray(stored.convert("RGB"), dtype=float)
 assert got.shape == want.shape and np.abs(got - want).mean() < 0.5, np.abs(got - want).mean()
 PY
+
+# Webdataset shards written with tarfile: SPEC is "member=text" or "member=@image".
+"$EVE_PYTHON" - "$tmp" <<'PY'
+import io, sys
+from PIL import Image
+d = sys.argv[1]
+for i, c in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]):
+    Image.new("RGB", (24, 16), c).save(d + "/c%d.jpg" % i, quality=95)
+PY
+make_shard() {
+  "$EVE_PYTHON" - "$tmp" "$@" <<'PY'
+import io, sys, tarfile
+d, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    for spec in specs:
+        name, value = spec.split("=", 1)
+        data = open(d + "/" + value[1:], "rb").read() if value.startswith("@") else value.encode("utf-8", "surrogateescape")
+        ti = tarfile.TarInfo(name); ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+PY
+}
+
+# 2. Captions that are not UTF-8 (a .txt, a .json's caption): those samples are skipped as
+#    text-not-utf8, named by shard and member; the others are written. Past --max-bad exit 3.
+bad_txt=$(printf 'caf\xe9 au lait')
+bad_json=$(printf '{"caption": "na\xefve"}')
+make_shard "$tmp/utf8.tar" 000.jpg=@c0.jpg 000.txt=fine 001.jpg=@c1.jpg "001.txt=$bad_txt" \
+  002.jpg=@c2.jpg "002.json=$bad_json" 003.jpg=@c3.jpg '003.json={"caption": "also fine"}'
+run_prep webdataset --input "$tmp/utf8.tar" --out "$tmp/utf8"
+[[ $rc == 3 ]] || fail "text-not-utf8 past --max-bad: exit $rc: $(cat "$tmp/err")"
+grep -q 'json.exception' "$tmp/err" && fail "library message on stderr: $(cat "$tmp/err")"
+grep -q 'skipped 2 of 4 images (2 text-not-utf8) and 2 records' "$tmp/err" || fail "utf8 summary: $(cat "$tmp/err")"
+grep -q "error: $tmp/utf8/manifest.json: 2 of 4 images were bad" "$tmp/err" || fail "utf8 exit-3 line: $(cat "$tmp/err")"
+"$EVE_PYTHON" - "$tmp" <<'PY' || fail "text-not-utf8 manifest or records"
+import json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/utf8/manifest.json"))
+assert m["skipped_by_reason"] == {"text-not-utf8": 2}, m["skipped_by_reason"]
+assert m["counts"]["records_skipped"] == 2 and m["counts"]["images_skipped"] == 2, m["counts"]
+s = m["skipped"]
+assert [e["image"] for e in s] == [d + "/utf8.tar:001.txt", d + "/utf8.tar:002.json"], s
+assert [e["records"] for e in s] == [[d + "/utf8.tar: 001.txt"], [d + "/utf8.tar: 002.json"]], s
+assert s[0]["message"] == "text is not valid UTF-8 (byte 0xe9 at offset 3)", s[0]["message"]
+assert s[1]["message"] == "text is not valid UTF-8 (byte 0xef at offset 15)", s[1]["message"]
+texts = [json.loads(l)["text"] for l in open(d + "/utf8/train.jsonl")]
+assert texts == ["fine", "also fine"], texts
+PY
+run_prep -q webdataset --input "$tmp/utf8.tar" --out "$tmp/utf8b" --max-bad 0.5
+[[ $rc == 0 ]] || fail "text-not-utf8 within --max-bad: exit $rc: $(cat "$tmp/err")"
+
+# 3. A shard whose file name is not UTF-8: read and reported, the manifest written with
+#    U+FFFD in place of the bad byte.
+odd=$tmp/$(printf 'shard\xff').tar
+cp "$tmp/utf8.tar" "$odd"
+run_prep -q webdataset --input "$odd" --out "$tmp/odd" --max-bad 0.5
+[[ $rc == 0 ]] || fail "non-UTF-8 shard name: exit $rc: $(cat "$tmp/err")"
+grep -q 'shard\\ufffd.tar\|shard�.tar' "$tmp/odd/manifest.json" || fail "shard name in the manifest"
+[[ $(wc -l <"$tmp/odd/train.jsonl") == 2 ]] || fail "records from the oddly named shard"
 echo "bad_input_media: ok"
