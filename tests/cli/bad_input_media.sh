@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # eve-prep on awkward inputs that must not stop a run: a palette PNG with a transparency
-# chunk (kept), webdataset captions that are not UTF-8 (skipped, counted and named in the
-# manifest), a shard whose file name is not UTF-8.
+# chunk (kept), webdataset captions that are not UTF-8 and samples whose key repeats in a
+# shard (skipped, counted and named in the manifest), a shard whose file name is not UTF-8.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_PYTHON:?}"
 prep=$EVE_BIN/eve-prep
@@ -98,7 +98,47 @@ PY
 run_prep -q webdataset --input "$tmp/utf8.tar" --out "$tmp/utf8b" --max-bad 0.5
 [[ $rc == 0 ]] || fail "text-not-utf8 within --max-bad: exit $rc: $(cat "$tmp/err")"
 
-# 3. A shard whose file name is not UTF-8: read and reported, the manifest written with
+# 3. A key that repeats in a shard, next to its first sample or far from it: the first
+#    sample is kept, every later one skipped as duplicate-key.
+make_shard "$tmp/dup.tar" a.jpg=@c0.jpg a.txt=first a.jpg=@c1.jpg a.txt=adjacent \
+  b.jpg=@c2.jpg b.txt=other a.jpg=@c3.jpg a.txt=distant
+run_prep webdataset --input "$tmp/dup.tar" --out "$tmp/dup"
+[[ $rc == 3 ]] || fail "duplicate-key past --max-bad: exit $rc: $(cat "$tmp/err")"
+grep -q 'skipped 2 of 4 images (2 duplicate-key) and 2 records' "$tmp/err" || fail "dup summary: $(cat "$tmp/err")"
+"$EVE_PYTHON" - "$tmp" <<'PY' || fail "duplicate-key manifest, records or store"
+import json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/dup/manifest.json"))
+assert m["skipped_by_reason"] == {"duplicate-key": 2}, m["skipped_by_reason"]
+s = m["skipped"]
+assert [e["image"] for e in s] == [d + "/dup.tar:a.jpg"] * 2, s
+assert [e["records"] for e in s] == [[d + "/dup.tar: a.jpg"]] * 2, s
+assert len({e["key"] for e in s}) == 2, s
+assert all("the key 'a'" in e["message"] and "first sample is kept" in e["message"] for e in s), s
+recs = [json.loads(l) for l in open(d + "/dup/train.jsonl")]
+assert recs == [{"image": "a", "text": "first"}, {"image": "b", "text": "other"}], recs
+keys = [l.split("\t")[0] for l in open(d + "/dup/images.idx").read().splitlines()[3:]]
+assert sorted(keys) == ["a", "b"], keys
+PY
+run_prep -q webdataset --input "$tmp/dup.tar" --out "$tmp/dupb" --max-bad 0.5
+[[ $rc == 0 ]] || fail "duplicate-key within --max-bad: exit $rc: $(cat "$tmp/err")"
+cmp -s "$tmp/dup/train.jsonl" "$tmp/dupb/train.jsonl" || fail "records differ with --max-bad"
+# In a --shard run each skipped sample is reported by one part, so the merge counts it once.
+for i in 0 1; do
+  run_prep -q webdataset --input "$tmp/dup.tar" --out "$tmp/dup-part$i" --shard $i/2 --max-bad 1
+  [[ $rc == 0 ]] || fail "duplicate-key part $i: exit $rc: $(cat "$tmp/err")"
+done
+"$prep" -q merge --out "$tmp/dup-merged" "$tmp/dup-part0" "$tmp/dup-part1"
+"$EVE_PYTHON" - "$tmp" <<'PY' || fail "duplicate-key skips of a --shard run, merged"
+import json, sys
+d = sys.argv[1]
+parts = [json.load(open(d + "/dup-part%d/manifest.json" % i))["skipped_by_reason"] for i in (0, 1)]
+assert parts == [{"duplicate-key": 1}, {"duplicate-key": 1}], parts
+m = json.load(open(d + "/dup-merged/manifest.json"))
+assert m["skipped_by_reason"] == {"duplicate-key": 2} and m["counts"]["records_skipped"] == 2, m["counts"]
+PY
+
+# 4. A shard whose file name is not UTF-8: read and reported, the manifest written with
 #    U+FFFD in place of the bad byte.
 odd=$tmp/$(printf 'shard\xff').tar
 cp "$tmp/utf8.tar" "$odd"

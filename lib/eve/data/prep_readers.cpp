@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <set>
 
 #include "eve/core/error.h"
 #include "eve/data/prep.h"
@@ -360,11 +361,14 @@ void read_webdataset(Collection& c, const SplitFile& f) {
   uint64_t samples = 0, without_image = 0, without_text = 0;
   struct Sample {
     std::string key;
+    io::TarMember first;  // names the sample when its key is a duplicate
+    std::set<std::string> exts;
     bool has_image = false;
     io::TarMember image, text_member, meta_member;
     std::string text, meta_text;
     bool has_text = false, has_meta = false;
   } cur;
+  std::set<std::string> keys_seen;
   auto skip = [&](const io::TarMember& m, const char* reason, std::string message) {
     c.skipped_samples.push_back({f.file + ":" + m.name, fmt::format("{}:{}@{}", f.file, m.name, m.offset), reason,
                                  std::move(message), f.file + ": " + m.name});
@@ -379,6 +383,11 @@ void read_webdataset(Collection& c, const SplitFile& f) {
   auto take = [&] {
     if (cur.key.empty()) return;
     ++samples;
+    if (!keys_seen.insert(cur.key).second) {
+      skip(cur.first, "duplicate-key",
+           "an earlier sample of this shard has the key '" + cur.key + "'; the first sample is kept");
+      return;
+    }
     size_t at = 0;
     if (const io::TarMember* bad = not_utf8(at)) {
       const std::string& text = bad == &cur.text_member ? cur.text : cur.meta_text;
@@ -423,10 +432,14 @@ void read_webdataset(Collection& c, const SplitFile& f) {
     for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const std::string base = m.name.substr(slash == std::string::npos ? 0 : slash + 1);
     if (base.size() > 4 && base.rfind("__", 0) == 0) continue;  // webdataset metadata members
-    if (key != cur.key) {
+    // Another key, or an extension this sample already has: a new sample (a repeated
+    // extension means a second sample with the same key).
+    if (key != cur.key || cur.exts.count(ext)) {
       flush();
       cur.key = key;
+      cur.first = m;
     }
+    cur.exts.insert(ext);
     if (ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp") {
       if (cur.has_image) throw Error("sample has two images", f.file, m.name);
       cur.has_image = true;
