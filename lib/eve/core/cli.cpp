@@ -74,7 +74,7 @@ int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
     log::error("out of memory");
     return kExitRuntime;
   } catch (const std::exception& e) {
-    log::error("{}", e.what());
+    log::error("{}", describe_exception(e));
     return kExitRuntime;
   }
 }

@@ -58,6 +58,11 @@ class Interrupted : public Error {
   int signal_;
 };
 
+// One line for an exception that is not an eve::Error, without a library's own framing:
+// a std::filesystem error names its path first ("PATH: cannot create directories:
+// Permission denied"), a JSON library error loses its "[json.exception...]" tag.
+std::string describe_exception(const std::exception& e);
+
 // Formats "file:where: message; hint" leaving out the empty parts.
 std::string format_error(const std::string& message, const std::string& file,
                          const std::string& where, const std::string& hint);

@@ -556,7 +556,7 @@ MergeReport merge_datasets(const MergeOptions& options) {
     }
     w.commit();
   }
-  io::write_file_atomic(tmp.path() + "/manifest.json", merged_manifest(parts, r, fingerprint).dump(2) + "\n");
+  io::write_file_atomic(tmp.path() + "/manifest.json", io::dump_lenient(merged_manifest(parts, r, fingerprint), 2) + "\n");
   io::ImageStore written(tmp.path(), kPrefix);  // the merged index verifies against its shards
   tmp.rename_to(o.out);
   return r;

@@ -117,7 +117,7 @@ std::string work_fingerprint(const std::vector<size_t>& images, const Collection
 // What identifies a finished dataset dir: the work fingerprint plus everything else that
 // shapes the output (records, store shard size, the bad-input limit).
 std::string output_fingerprint(const std::string& work_fp, const std::vector<const Example*>& examples,
-                               const PrepOptions& o) {
+                               const std::vector<const SkippedSample*>& samples_skipped, const PrepOptions& o) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](const std::string& s) {
     for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
@@ -125,8 +125,15 @@ std::string output_fingerprint(const std::string& work_fp, const std::vector<con
   };
   for (const Example* e : examples) {
     mix(e->split);
-    mix(e->record.dump());
+    std::string line = io::to_jsonl_line(e->record, e->where);
+    line.pop_back();  // the hash of record.dump(), as before
+    mix(line);
     mix(e->where);
+  }
+  for (const SkippedSample* s : samples_skipped) {
+    mix(s->id);
+    mix(s->reason);
+    mix(s->message);
   }
   return fmt::format("{} records={} hash={:016x} shard_bytes={} max_bad={} part={}/{}", work_fp, examples.size(), h,
                      o.shard_bytes, o.max_bad, o.shard_index, o.shard_count);
@@ -203,13 +210,18 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
         images.push_back(i);
       }
   }
+  // Samples the readers left out, dealt round the parts so that each is reported once.
+  std::vector<const SkippedSample*> samples_skipped;
+  for (size_t j = 0; j < c.skipped_samples.size(); ++j)
+    if (static_cast<int>(j % static_cast<size_t>(o.shard_count)) == o.shard_index)
+      samples_skipped.push_back(&c.skipped_samples[j]);
 
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) throw Error("cannot create the output directory: " + ec.message(), o.out);
   const std::string work = o.out + "/" + kWorkDir;
   const std::string fingerprint = work_fingerprint(images, c, o);
-  const std::string out_fingerprint = output_fingerprint(fingerprint, examples, o);
+  const std::string out_fingerprint = output_fingerprint(fingerprint, examples, samples_skipped, o);
   PrepReport report;
   if (already_done(o.out, out_fingerprint, report)) {
     std::error_code ignored;
@@ -273,7 +285,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
         fails.push_back({{"slot", first + i}, {"reason", static_cast<int>(out[i].reason)}, {"message", out[i].message}});
       }
     }
-    io::write_file_atomic(fail_path, fails.dump() + "\n");
+    io::write_file_atomic(fail_path, io::dump_lenient(fails) + "\n");
     writer.finish();  // the index last: its presence marks the batch complete
     progress.add(out.size());
     if (o.on_batch_done) o.on_batch_done(b, batches);
@@ -322,7 +334,7 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
       ++report.records_skipped;
       continue;
     }
-    split_text[e->split] += io::to_jsonl_line(e->record);
+    split_text[e->split] += io::to_jsonl_line(e->record, e->where);
     ++split_count[e->split];
     ++report.records_written;
   }
@@ -342,7 +354,20 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
                        {"records", needed_by[k]},
                        {"records_total", needed_count[k]}});
   }
-  report.bad_fraction = images.empty() ? 0.0 : static_cast<double>(report.images_skipped) / images.size();
+  for (const SkippedSample* s : samples_skipped) {
+    ++report.skipped_by_reason[s->reason];
+    ++report.images_skipped;
+    ++report.records_skipped;
+    skipped.push_back({{"image", s->name},
+                       {"key", s->id},
+                       {"reason", s->reason},
+                       {"message", s->message},
+                       {"records", {s->where}},
+                       {"records_total", 1}});
+  }
+  // A skipped sample is an input whose image was never considered: it counts as one more.
+  const size_t considered = images.size() + samples_skipped.size();
+  report.bad_fraction = considered == 0 ? 0.0 : static_cast<double>(report.images_skipped) / considered;
 
   ordered_json m;
   m["tool"] = version_line("eve-prep");
@@ -369,18 +394,18 @@ PrepReport run_prep(Collection& c, const PrepOptions& o) {
   m["max_bad"] = o.max_bad;
   m["skipped"] = skipped;
   m["fingerprint"] = out_fingerprint;
-  io::write_file_atomic(o.out + "/manifest.json", m.dump(2) + "\n");
+  io::write_file_atomic(o.out + "/manifest.json", io::dump_lenient(m, 2) + "\n");
   io::try_remove_tree(work);
 
   if (report.images_skipped > 0) {
     std::string summary;
     for (const auto& [r, n] : report.skipped_by_reason) summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, r);
     log::warn("prep: skipped {} of {} images ({}) and {} records; see {}/manifest.json", report.images_skipped,
-              images.size(), summary, report.records_skipped, o.out);
+              considered, summary, report.records_skipped, o.out);
   }
   if (report.bad_fraction > o.max_bad)
     throw TooManyBadInputs(fmt::format("{} of {} images were bad ({:.4f} > --max-bad {})", report.images_skipped,
-                                       images.size(), report.bad_fraction, o.max_bad),
+                                       considered, report.bad_fraction, o.max_bad),
                            o.out + "/manifest.json");
   return report;
 }

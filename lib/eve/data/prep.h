@@ -32,11 +32,23 @@ struct Example {
   std::string where;                // "file:line" or "file: [index]" for reports
 };
 
+// A sample a reader left out (webdataset: a caption that is not valid UTF-8, a key an
+// earlier sample of the shard already has). run_prep reports it as it reports a skipped
+// image: counted by reason, listed in the manifest, part of --max-bad.
+struct SkippedSample {
+  std::string name;     // "<shard>:<member>", the member with the problem
+  std::string id;       // unique in the collection ("<shard>:<member>@<data offset>")
+  std::string reason;   // text-not-utf8, duplicate-key
+  std::string message;
+  std::string where;    // "<shard>: <member>", as Example::where names records
+};
+
 // Everything one eve-prep command reads.
 struct Collection {
   std::string task;  // pairs, retrieval, vqa, nlvr2
   std::vector<Example> examples;
   std::vector<ImageSource> images;  // distinct, first-seen order
+  std::vector<SkippedSample> skipped_samples;  // in input order
   ordered_json sources = ordered_json::array();
 
   // Index of the image at `path` (+ range), adding it on first sight. `name` is relative to
@@ -75,6 +87,10 @@ void read_vqa_eve(Collection& c, const SplitFile& f, const std::string& image_ro
 // ({"images":[l,r],"sentence","label"}); detected from the first character.
 void read_nlvr2(Collection& c, const SplitFile& f, const std::string& image_root);
 // img2dataset/webdataset tar shards: samples of <key>.jpg|.png + <key>.txt and/or <key>.json.
+// A sample is a run of members with one key; a member whose extension the current sample
+// already has starts a new sample with the same key. A sample whose key an earlier sample of
+// the shard had is skipped (duplicate-key: the first is kept), as is one whose .txt or .json
+// is not valid UTF-8 (text-not-utf8); both go to Collection::skipped_samples.
 void read_webdataset(Collection& c, const SplitFile& f);
 
 // What one eve-prep subcommand was asked to read (its flags).

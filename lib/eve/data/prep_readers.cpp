@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <set>
 
 #include "eve/core/error.h"
 #include "eve/data/prep.h"
@@ -360,18 +361,44 @@ void read_webdataset(Collection& c, const SplitFile& f) {
   uint64_t samples = 0, without_image = 0, without_text = 0;
   struct Sample {
     std::string key;
+    io::TarMember first;  // names the sample when its key is a duplicate
+    std::set<std::string> exts;
     bool has_image = false;
-    io::TarMember image;
-    std::string text, meta_text, meta_member;
+    io::TarMember image, text_member, meta_member;
+    std::string text, meta_text;
     bool has_text = false, has_meta = false;
   } cur;
-  auto flush = [&] {
+  std::set<std::string> keys_seen;
+  auto skip = [&](const io::TarMember& m, const char* reason, std::string message) {
+    c.skipped_samples.push_back({f.file + ":" + m.name, fmt::format("{}:{}@{}", f.file, m.name, m.offset), reason,
+                                 std::move(message), f.file + ": " + m.name});
+  };
+  // The member of the sample whose text is not UTF-8 (nullptr when all are).
+  auto not_utf8 = [&](size_t& at) -> const io::TarMember* {
+    if (cur.has_text && (at = io::utf8_error_offset(cur.text)) != std::string::npos) return &cur.text_member;
+    if (cur.has_meta && (at = io::utf8_error_offset(cur.meta_text)) != std::string::npos) return &cur.meta_member;
+    return nullptr;
+  };
+  // Turns the current sample into a record, or counts or skips it.
+  auto take = [&] {
     if (cur.key.empty()) return;
     ++samples;
+    if (!keys_seen.insert(cur.key).second) {
+      skip(cur.first, "duplicate-key",
+           "an earlier sample of this shard has the key '" + cur.key + "'; the first sample is kept");
+      return;
+    }
+    size_t at = 0;
+    if (const io::TarMember* bad = not_utf8(at)) {
+      const std::string& text = bad == &cur.text_member ? cur.text : cur.meta_text;
+      skip(*bad, "text-not-utf8",
+           fmt::format("text is not valid UTF-8 (byte 0x{:02x} at offset {})", static_cast<unsigned char>(text[at]), at));
+      return;
+    }
     json meta = json::object();
     if (cur.has_meta) {
-      meta = io::parse_json(cur.meta_text, f.file, cur.meta_member);
-      if (!meta.is_object()) throw Error("expected a JSON object", f.file, cur.meta_member);
+      meta = io::parse_json(cur.meta_text, f.file, cur.meta_member.name);
+      if (!meta.is_object()) throw Error("expected a JSON object", f.file, cur.meta_member.name);
     }
     std::string text = cur.text;
     bool has_text = cur.has_text;
@@ -390,6 +417,9 @@ void read_webdataset(Collection& c, const SplitFile& f) {
       carry(rec, meta, {"caption"});
       c.examples.push_back({f.split, std::move(rec), {img}, f.file + ": " + cur.image.name});
     }
+  };
+  auto flush = [&] {
+    take();
     cur = Sample{};
   };
   io::TarMember m;
@@ -402,10 +432,14 @@ void read_webdataset(Collection& c, const SplitFile& f) {
     for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const std::string base = m.name.substr(slash == std::string::npos ? 0 : slash + 1);
     if (base.size() > 4 && base.rfind("__", 0) == 0) continue;  // webdataset metadata members
-    if (key != cur.key) {
+    // Another key, or an extension this sample already has: a new sample (a repeated
+    // extension means a second sample with the same key).
+    if (key != cur.key || cur.exts.count(ext)) {
       flush();
       cur.key = key;
+      cur.first = m;
     }
+    cur.exts.insert(ext);
     if (ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp") {
       if (cur.has_image) throw Error("sample has two images", f.file, m.name);
       cur.has_image = true;
@@ -414,9 +448,10 @@ void read_webdataset(Collection& c, const SplitFile& f) {
       cur.text = tar.read();
       while (!cur.text.empty() && (cur.text.back() == '\n' || cur.text.back() == '\r')) cur.text.pop_back();
       cur.has_text = true;
+      cur.text_member = m;
     } else if (ext == "json") {
       cur.meta_text = tar.read();
-      cur.meta_member = m.name;
+      cur.meta_member = m;
       cur.has_meta = true;
     }
   }

@@ -51,9 +51,10 @@ struct DecodeInfo {
   bool plain_jpeg = false;  // YCbCr or grayscale JPEG: its bytes can be kept as they are
 };
 
-// Decodes JPEG or PNG bytes to RGB. Grayscale, palette and CMYK become RGB; alpha is
-// dropped; 16-bit samples keep their high byte. JPEG warnings about damaged data count as
-// damage. Throws ImageError.
+// Decodes JPEG or PNG bytes to RGB. Grayscale, palette and CMYK become RGB; alpha (an
+// alpha channel or a PNG tRNS chunk) is dropped without compositing; 16-bit samples keep
+// their high byte, except 16-bit grey, which is clipped to 255 (all as Pillow's
+// convert("RGB") does). JPEG warnings about damaged data count as damage. Throws ImageError.
 Image decode(std::string_view bytes, const DecodeOptions& options = {}, DecodeInfo* info = nullptr);
 
 // Reads width and height from the header without decoding (orientation not applied).

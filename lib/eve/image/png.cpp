@@ -20,6 +20,8 @@ struct PngContext {
   uint32_t width = 0, height = 0;
   PixelBuffer pixels;
   std::vector<png_bytep> rows;
+  std::vector<uint8_t> wide;  // 16-bit grey rows (big-endian) before clipping to RGB8
+  bool grey16 = false;
   bool header_only = false;
 };
 
@@ -68,23 +70,35 @@ bool read_png(PngContext* ctx) {
     png_destroy_read_struct(&png, &info, nullptr);
     return true;
   }
+  // Every colour type becomes RGB8 as Pillow's Image.convert("RGB") makes it: grey is
+  // replicated, palettes are looked up, alpha (an alpha channel or a tRNS chunk) is dropped
+  // without compositing, 16-bit colour keeps its high byte, and 16-bit grey (Pillow's mode
+  // "I") is clipped to 0..255 rather than scaled.
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
-  if (depth == 16) png_set_strip_16(png);
+  ctx->grey16 = color == PNG_COLOR_TYPE_GRAY && depth == 16;
+  if (depth == 16 && !ctx->grey16) png_set_strip_16(png);
+  // Expanding a palette also turns its tRNS chunk into an alpha channel; stripped below.
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  if ((color == PNG_COLOR_TYPE_GRAY && !ctx->grey16) || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  if ((color & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != static_cast<png_size_t>(ctx->width) * 3) {
+  const size_t channels_out = ctx->grey16 ? 2 : 3;  // bytes per pixel of the rows libpng gives
+  if (png_get_rowbytes(png, info) != static_cast<png_size_t>(ctx->width) * channels_out) {
     std::snprintf(ctx->message, sizeof ctx->message, "unexpected row layout after conversion");
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
   }
   ctx->pixels.resize(static_cast<size_t>(ctx->width) * ctx->height * 3);
+  uint8_t* rows_at = ctx->pixels.data();
+  if (ctx->grey16) {
+    ctx->wide.resize(static_cast<size_t>(ctx->width) * ctx->height * 2);
+    rows_at = ctx->wide.data();
+  }
   ctx->rows.resize(ctx->height);
-  for (uint32_t y = 0; y < ctx->height; ++y) ctx->rows[y] = ctx->pixels.data() + static_cast<size_t>(y) * ctx->width * 3;
+  for (uint32_t y = 0; y < ctx->height; ++y) ctx->rows[y] = rows_at + static_cast<size_t>(y) * ctx->width * channels_out;
   png_read_image(png, ctx->rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
@@ -95,7 +109,17 @@ void run_png(PngContext& ctx, std::string_view bytes, uint64_t max_pixels) {
   ctx.data = reinterpret_cast<const uint8_t*>(bytes.data());
   ctx.size = bytes.size();
   ctx.max_pixels = max_pixels;
-  if (read_png(&ctx)) return;
+  if (read_png(&ctx)) {
+    if (ctx.grey16) {
+      uint8_t* out = ctx.pixels.data();
+      for (size_t i = 0; i + 1 < ctx.wide.size(); i += 2, out += 3) {
+        const unsigned v = (static_cast<unsigned>(ctx.wide[i]) << 8) | ctx.wide[i + 1];
+        out[0] = out[1] = out[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+      }
+      ctx.wide = {};
+    }
+    return;
+  }
   if (ctx.too_large)
     throw ImageError(Failure::too_large, "PNG of " + std::to_string(ctx.width) + "x" +
                                              std::to_string(ctx.height) + " exceeds the limit of " +

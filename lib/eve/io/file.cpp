@@ -81,7 +81,7 @@ void remove_tree(const std::string& path) {
 
 bool try_remove_tree(const std::string& path) noexcept { return remove_tree_impl(path) == 0; }
 
-bool is_valid_utf8(std::string_view s) {
+size_t utf8_error_offset(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t i = 0, n = s.size();
   while (i < n) {
@@ -102,20 +102,22 @@ bool is_valid_utf8(std::string_view s) {
       len = 4;
       cp = c & 0x07;
     } else {
-      return false;
+      return i;
     }
-    if (i + len > n) return false;
+    if (i + len > n) return i;
     for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
+      if ((p[i + k] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
     if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
         cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
+      return i;
     i += len;
   }
-  return true;
+  return std::string_view::npos;
 }
+
+bool is_valid_utf8(std::string_view s) { return utf8_error_offset(s) == std::string_view::npos; }
 
 LineReader::LineReader(const std::string& path, size_t max_line)
     : path_(path), max_line_(max_line) {

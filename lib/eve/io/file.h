@@ -22,6 +22,8 @@ void remove_tree(const std::string& path);
 bool try_remove_tree(const std::string& path) noexcept;
 // True when s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view s);
+// Byte offset of the first ill-formed sequence in s, or npos when s is valid UTF-8.
+size_t utf8_error_offset(std::string_view s);
 
 // Reads lines (without the trailing "\n" or "\r\n") from a file or "-" (standard input,
 // read from descriptor 0 directly). A last line without "\n" is returned too.

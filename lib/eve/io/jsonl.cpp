@@ -90,16 +90,27 @@ bool JsonlReader::next(ordered_json& record) {
 
 namespace {
 template <typename J>
-std::string dump_line(const J& record) {
+std::string dump_line(const J& record, const std::string& where) {
   try {
     return record.dump() + "\n";
-  } catch (const typename J::type_error&) {
-    throw Error("cannot write a JSON string that is not valid UTF-8");
+  } catch (const typename J::type_error& e) {
+    // nlohmann's text: "[json.exception.type_error.316] invalid UTF-8 byte at index 4: 0xE9".
+    std::string detail = e.what();
+    const auto pos = detail.find("] ");
+    detail = pos == std::string::npos ? std::string() : " (" + detail.substr(pos + 2) + ")";
+    throw Error("cannot write a JSON string that is not valid UTF-8" + detail, {}, where);
   }
 }
 }  // namespace
 
-std::string to_jsonl_line(const json& record) { return dump_line(record); }
-std::string to_jsonl_line(const ordered_json& record) { return dump_line(record); }
+std::string to_jsonl_line(const json& record, const std::string& where) { return dump_line(record, where); }
+std::string to_jsonl_line(const ordered_json& record, const std::string& where) { return dump_line(record, where); }
+
+std::string dump_lenient(const json& value, int indent) {
+  return value.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+std::string dump_lenient(const ordered_json& value, int indent) {
+  return value.dump(indent, ' ', false, ordered_json::error_handler_t::replace);
+}
 
 }  // namespace eve::io

@@ -41,8 +41,13 @@ class JsonlReader {
 };
 
 // Serialises one record as a single line with "\n" (UTF-8 kept as is, never escaped).
-// Throws eve::Error for a string that is not valid UTF-8.
-std::string to_jsonl_line(const json& record);
-std::string to_jsonl_line(const ordered_json& record);
+// Throws eve::Error for a string that is not valid UTF-8; `where` names the record in it.
+std::string to_jsonl_line(const json& record, const std::string& where = {});
+std::string to_jsonl_line(const ordered_json& record, const std::string& where = {});
+
+// dump(indent) for reports (manifests, logs of what was read): bytes that are not valid
+// UTF-8, say in a file name, become U+FFFD instead of throwing.
+std::string dump_lenient(const json& value, int indent = -1);
+std::string dump_lenient(const ordered_json& value, int indent = -1);
 
 }  // namespace eve::io

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 
 #include "eve/core/error.h"
 #include "eve/core/progress.h"
@@ -17,6 +20,24 @@ TEST(Error, MessageNamesFileRecordAndHint) {
   EXPECT_EQ(e.exit_code(), eve::kExitRuntime);
   EXPECT_EQ(eve::Error("boom").what(), std::string("boom"));
   EXPECT_EQ(eve::Error("boom", {}, "key abc").what(), std::string("key abc: boom"));
+}
+
+TEST(Error, LibraryExceptionsBecomeOneLineWithThePathFirst) {
+  std::filesystem::filesystem_error fe("cannot create directories", "/ro/run",
+                                       std::make_error_code(std::errc::permission_denied));
+  EXPECT_EQ(eve::describe_exception(fe), "/ro/run: cannot create directories: Permission denied");
+  std::filesystem::filesystem_error two("cannot rename", "a", "b", std::make_error_code(std::errc::no_such_file_or_directory));
+  EXPECT_EQ(eve::describe_exception(two), "a -> b: cannot rename: No such file or directory");
+  try {
+    nlohmann::json(std::string("caf\xe9")).dump();
+    ADD_FAILURE() << "dump accepted invalid UTF-8";
+  } catch (const nlohmann::json::exception& e) {
+    const std::string line = eve::describe_exception(e);
+    EXPECT_EQ(line.rfind("unexpected JSON: ", 0), 0u) << line;
+    EXPECT_EQ(line.find("json.exception"), std::string::npos) << line;
+    EXPECT_NE(line.find("0xE9"), std::string::npos) << line;
+  }
+  EXPECT_EQ(eve::describe_exception(std::runtime_error("plain")), "plain");
 }
 
 TEST(Error, KindsMapToExitCodes) {
