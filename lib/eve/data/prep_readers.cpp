@@ -166,11 +166,38 @@ void read_retrieval(Collection& c, const SplitFile& f, const std::string& root) 
   const json doc = require_array_file(f.file);
   add_source(c, f.split, f.file, "karpathy retrieval");
   std::map<size_t, size_t> example_of_image;  // image index -> example index
+  // The entries are joined by image: a training file has one entry per caption, so its images
+  // repeat, and each entry of a val/test file holds an image with all its captions, so an
+  // image there is listed once. An image_id, where given, names one image.
+  std::map<size_t, size_t> first_entry, listed_entry;  // image index -> its first entry / its list entry
+  std::map<std::string, std::pair<size_t, size_t>> image_of_id;  // image_id as JSON -> (image, entry)
+  std::map<size_t, std::pair<std::string, size_t>> id_of_image;  // image -> (image_id as JSON, entry)
   for (size_t i = 0; i < doc.size(); ++i) {
     const std::string w = where_index(i);
     const std::string image = require_string(doc[i], "image", f.file, w);
     const size_t img = c.image(join_path(root, image), image);
     auto texts = captions_of(doc[i], f.file, w);
+    const bool listed = doc[i]["caption"].is_array();
+    auto [first, fresh] = first_entry.emplace(img, i);
+    if (!fresh) {
+      auto l = listed_entry.find(img);
+      if (listed || l != listed_entry.end())
+        throw repeated_id(f.file, w, "image", json(image).dump(), where_index(listed ? first->second : l->second));
+    }
+    if (listed) listed_entry.emplace(img, i);
+    if (doc[i].contains("image_id")) {
+      const std::string id = doc[i]["image_id"].dump();
+      auto [known, new_id] = image_of_id.emplace(id, std::make_pair(img, i));
+      if (!new_id && known->second.first != img)
+        throw repeated_id(f.file, w, "image_id", id, where_index(known->second.second),
+                          "one image_id, one image; that entry's is \"" + c.images[known->second.first].name +
+                              "\"");
+      auto [had, first_id] = id_of_image.emplace(img, std::make_pair(id, i));
+      if (!first_id && had->second.first != id)
+        throw Error(w + ".image_id " + id + " differs from " + where_index(had->second.second) + ".image_id " +
+                        had->second.first + " of the same image",
+                    f.file);
+    }
     auto it = example_of_image.find(img);
     if (it == example_of_image.end()) {
       ordered_json rec;
@@ -207,16 +234,24 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
       for (size_t k = 0; k < answers.size(); ++k)
         answer_string(require(answers[k], "answer", afile, w + ".answers[" + std::to_string(k) + "]"), afile,
                       w + ".answers[" + std::to_string(k) + "].answer");
-      annotations[qid.get<int64_t>()] = &list[i];
+      auto [it, fresh] = annotations.emplace(qid.get<int64_t>(), &list[i]);
+      if (!fresh) {
+        throw repeated_id(afile, w, "question_id", qid.dump(),
+                          "annotations" + where_index(static_cast<size_t>(it->second - &list[0])));
+      }
     }
   }
   c.sources.push_back({{"split", split}, {"questions", qfile}, {"annotations", afile}, {"format", "vqa v2"}});
   const json& list = q["questions"];
+  // Every question once: a repeated question_id would join one annotation to two records.
+  std::map<int64_t, size_t> asked;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string w = "questions" + where_index(i);
     const json& qid = require(list[i], "question_id", qfile, w);
     const json& image_id = require(list[i], "image_id", qfile, w);
     if (!qid.is_number_integer()) throw Error("question_id must be an integer", qfile, w + ".question_id");
+    auto [first, fresh] = asked.emplace(qid.get<int64_t>(), i);
+    if (!fresh) throw repeated_id(qfile, w, "question_id", qid.dump(), "questions" + where_index(first->second));
     if (!image_id.is_number_integer()) throw Error("image_id must be an integer", qfile, w + ".image_id");
     const std::string question = require_string(list[i], "question", qfile, w);
     const std::string name = expand_template(name_template, image_id.get<int64_t>(), subtype);
@@ -245,10 +280,16 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
 void read_vqa_eve(Collection& c, const SplitFile& f, const std::string& root, const std::string& vg_root) {
   const json doc = require_array_file(f.file);
   add_source(c, f.split, f.file, "eve vqa json");
+  std::map<std::string, size_t> first_of_id;  // question_id as JSON -> its entry
   for (size_t i = 0; i < doc.size(); ++i) {
     const std::string w = where_index(i);
     const std::string image = require_string(doc[i], "image", f.file, w);
     const std::string question = require_string(doc[i], "question", f.file, w);
+    if (doc[i].contains("question_id")) {
+      const std::string id = doc[i]["question_id"].dump();
+      auto [it, fresh] = first_of_id.emplace(id, i);
+      if (!fresh) throw repeated_id(f.file, w, "question_id", id, where_index(it->second));
+    }
     std::string dataset = "vqa";
     if (doc[i].contains("dataset")) dataset = require_string(doc[i], "dataset", f.file, w);
     std::string path = dataset == "vg" ? join_path(vg_root.empty() ? root : vg_root, image)
@@ -306,6 +347,7 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
   if (first != std::string::npos && text[first] == '[') {
     const json doc = io::parse_json(text, f.file);
     add_source(c, f.split, f.file, "eve nlvr json");
+    std::map<std::string, size_t> first_of_id;  // identifier as JSON -> its entry
     for (size_t i = 0; i < doc.size(); ++i) {
       const std::string w = where_index(i);
       const json& images = require(doc[i], "images", f.file, w);
@@ -313,6 +355,11 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
         throw Error("field \"images\" must be a list of two paths", f.file, w + ".images");
       const std::string sentence = require_string(doc[i], "sentence", f.file, w);
       const std::string label = nlvr_label(require(doc[i], "label", f.file, w), f.file, w + ".label");
+      if (doc[i].contains("identifier")) {
+        const std::string id = doc[i]["identifier"].dump();
+        auto [it, fresh] = first_of_id.emplace(id, i);
+        if (!fresh) throw repeated_id(f.file, w, "identifier", id, where_index(it->second));
+      }
       const size_t l = c.image(join_path(root, images[0]), images[0]);
       const size_t r = c.image(join_path(root, images[1]), images[1]);
       ordered_json rec;
@@ -328,9 +375,13 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
   add_source(c, f.split, f.file, "nlvr2 json lines");
   io::JsonlReader reader(f.file);
   json line;
+  std::map<std::string, uint64_t> first_line;  // identifier -> its line
   while (reader.next(line)) {
     const std::string w = reader.where();
     const std::string id = require_string(line, "identifier", f.file, std::to_string(reader.line_number()));
+    auto [seen, fresh] = first_line.emplace(id, reader.line_number());
+    if (!fresh)
+      throw repeated_id_on_line(f.file, reader.line_number(), "identifier", json(id).dump(), seen->second);
     const std::string sentence = require_string(line, "sentence", f.file, std::to_string(reader.line_number()));
     const std::string label = nlvr_label(require(line, "label", f.file, std::to_string(reader.line_number())),
                                          f.file, std::to_string(reader.line_number()));

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Ids that key a join in eve-prep's inputs (VQA question_id, NLVR2 identifier, Karpathy
+# image and image_id): a repeated id is one error line naming the file, both positions
+# and the id, exit 1, nothing written.
+set -euo pipefail
+: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
+prep=$EVE_BIN/eve-prep
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+fail() { echo "FAIL: $*" >&2; failed=1; }
+
+# Runs a command that must exit with `code` and print exactly `stderr` on standard error.
+expect() {  # name code stderr command...
+  local name=$1 code=$2 want=$3 rc=0; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  [[ $rc == "$code" ]] || fail "$name: exit $rc, expected $code ($(cat "$tmp/err"))"
+  [[ $(cat "$tmp/err") == "$want" ]] || fail "$name: stderr
+  expected: $want
+  actual:   $(cat "$tmp/err")"
+}
+# An eve-prep run that must fail: exit 1, the one error line, no dataset dir files.
+expect_prep_error() {  # name message eve-prep-args...
+  local name=$1 message=$2; shift 2
+  rm -rf "$tmp/d"
+  expect "$name" 1 "eve-prep: error: $message" "$prep" "$@" --out "$tmp/d" --size 0
+  [[ ! -e $tmp/d/manifest.json ]] && ! compgen -G "$tmp/d/*.jsonl" >/dev/null || fail "$name: files written"
+}
+
+"$prep" synth --out "$tmp/w" --count 6 --size 32 --nlvr-sets 3 --seed 3 -q
+w=$tmp/w
+
+# ---- eve-prep vqa, official files ----
+q() {  # question ids... -> a question file about image 1
+  local out='{"data_subtype":"synth","questions":[' sep=''
+  for id in "$@"; do out+="$sep{\"image_id\":1,\"question\":\"q$id?\",\"question_id\":$id}"; sep=,; done
+  echo "$out]}"
+}
+a() {  # question ids... -> an annotation file, each question with four answers "a<id>"
+  local out='{"annotations":[' sep='' k answers
+  for id in "$@"; do
+    answers=''
+    for k in 1 2 3 4; do answers+="${answers:+,}{\"answer\":\"a$id\",\"answer_id\":$k}"; done
+    out+="$sep{\"question_id\":$id,\"answer_type\":\"other\",\"question_type\":\"what\",\"answers\":[$answers]}"
+    sep=,
+  done
+  echo "$out]}"
+}
+q 1000 1000 >"$tmp/q_dup.json"
+a 1000 1001 >"$tmp/a.json"
+expect_prep_error "vqa repeated question_id" "$tmp/q_dup.json: questions[1].question_id 1000 repeats questions[0]" \
+  vqa --questions val="$tmp/q_dup.json" --annotations val="$tmp/a.json" --images "$w/images"
+q 1000 1001 >"$tmp/q.json"
+a 1001 1000 1001 >"$tmp/a_dup.json"
+expect_prep_error "vqa repeated annotation" "$tmp/a_dup.json: annotations[2].question_id 1001 repeats annotations[0]" \
+  vqa --questions val="$tmp/q.json" --annotations val="$tmp/a_dup.json" --images "$w/images"
+
+# ---- eve-prep vqa, EVE/ALBEF JSON (VG QA) ----
+echo '[{"question_id":7,"question":"a?","answer":"x","image":"images/COCO_synth_000000000001.jpg","dataset":"vg"},
+{"question_id":8,"question":"b?","answer":"y","image":"images/COCO_synth_000000000002.jpg","dataset":"vg"},
+{"question_id":7,"question":"c?","answer":"z","image":"images/COCO_synth_000000000003.jpg","dataset":"vg"}]' >"$tmp/vg.json"
+expect_prep_error "vg qa repeated question_id" "$tmp/vg.json: [2].question_id 7 repeats [0]" \
+  vqa --ann train="$tmp/vg.json" --vg-images "$w"
+
+# ---- eve-prep nlvr2 ----
+# The second dev-0-0-0 takes the other label: two records of one statement.
+printf '%s\n' '{"identifier":"dev-0-0-0","sentence":"s","label":"True"}' \
+  '{"identifier":"dev-0-1-0","sentence":"s","label":"True"}' '{"identifier":"dev-0-0-0","sentence":"t","label":"False"}' \
+  >"$tmp/n.json"
+expect_prep_error "nlvr2 repeated identifier" "$tmp/n.json:3: identifier \"dev-0-0-0\" repeats line 1" \
+  nlvr2 --ann dev="$tmp/n.json" --images "$w/nlvr2/images"
+echo '[{"identifier":"dev-0-0-0","images":["a.jpg","b.jpg"],"sentence":"s","label":"True"},
+{"identifier":"dev-0-0-0","images":["c.jpg","d.jpg"],"sentence":"s","label":"False"}]' >"$tmp/n_eve.json"
+expect_prep_error "nlvr2 eve json repeated identifier" "$tmp/n_eve.json: [1].identifier \"dev-0-0-0\" repeats [0]" \
+  nlvr2 --ann dev="$tmp/n_eve.json" --images "$w"
+
+# ---- eve-prep retrieval (Karpathy) ----
+img() { echo "images/COCO_synth_00000000000$1.jpg"; }
+echo "[{\"image\":\"$(img 1)\",\"caption\":[\"a\",\"b\"]},{\"image\":\"$(img 2)\",\"caption\":[\"c\"]},
+{\"image\":\"$(img 1)\",\"caption\":[\"d\"]}]" >"$tmp/r_test.json"
+expect_prep_error "karpathy test image listed twice" "$tmp/r_test.json: [2].image \"$(img 1)\" repeats [0]" \
+  retrieval --ann test="$tmp/r_test.json" --images "$w"
+echo "[{\"image\":\"$(img 1)\",\"caption\":\"a\",\"image_id\":1},{\"image\":\"$(img 2)\",\"caption\":\"b\",\"image_id\":1}]" \
+  >"$tmp/r_id.json"
+expect_prep_error "karpathy image_id of two images" \
+  "$tmp/r_id.json: [1].image_id 1 repeats [0] (one image_id, one image; that entry's is \"$(img 1)\")" \
+  retrieval --ann train="$tmp/r_id.json" --images "$w"
+echo "[{\"image\":\"$(img 1)\",\"caption\":\"a\",\"image_id\":1},{\"image\":\"$(img 1)\",\"caption\":\"b\",\"image_id\":2}]" \
+  >"$tmp/r_id2.json"
+expect_prep_error "karpathy two image_ids of one image" \
+  "$tmp/r_id2.json: [1].image_id 2 differs from [0].image_id 1 of the same image" \
+  retrieval --ann train="$tmp/r_id2.json" --images "$w"
+# A training file lists an image once per caption: that is no repeat.
+rm -rf "$tmp/d"
+expect "karpathy train" 0 "" "$prep" -q retrieval --ann train="$w/retrieval_train.json" --images "$w" --size 0 --out "$tmp/d"
+
+[[ $failed == 0 ]] || exit 1
+echo "bad_input_ids: ok"
