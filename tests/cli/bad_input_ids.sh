@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ids that key a join in eve-prep's inputs (VQA question_id, NLVR2 identifier, Karpathy
 # image and image_id): a repeated id is one error line naming the file, both positions
-# and the id, exit 1, nothing written.
+# and the id, exit 1, nothing written. VQA questions and annotations that do not match are
+# left out, counted in the manifest's sources and named in a warning.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_PYTHON:?}"
 prep=$EVE_BIN/eve-prep
@@ -54,6 +55,32 @@ q 1000 1001 >"$tmp/q.json"
 a 1001 1000 1001 >"$tmp/a_dup.json"
 expect_prep_error "vqa repeated annotation" "$tmp/a_dup.json: annotations[2].question_id 1001 repeats annotations[0]" \
   vqa --questions val="$tmp/q.json" --annotations val="$tmp/a_dup.json" --images "$w/images"
+
+# Questions 1001 and 1002 have no annotation, annotation 1003 no question: the two questions
+# are left out, all three are counted and named; a split without annotations is not checked.
+q 1000 1001 1002 >"$tmp/q3.json"
+a 1003 1000 >"$tmp/a3.json"
+rm -rf "$tmp/d"
+rc=0
+"$prep" vqa --questions val="$tmp/q3.json" --annotations val="$tmp/a3.json" --questions test="$tmp/q.json" \
+  --images "$w/images" --size 0 --out "$tmp/d" 2>"$tmp/err" || rc=$?
+[[ $rc == 0 ]] || fail "vqa unmatched: exit $rc ($(cat "$tmp/err"))"
+want="eve-prep: warning: prep: $tmp/q3.json: 2 question(s) have no annotation in $tmp/a3.json and are left out (first: 1001, 1002)
+eve-prep: warning: prep: $tmp/a3.json: 1 annotation(s) match no question in $tmp/q3.json (first: 1003)"
+[[ $(grep ': warning: ' "$tmp/err") == "$want" ]] || fail "vqa unmatched: warnings
+  expected: $want
+  actual:   $(cat "$tmp/err")"
+"$EVE_PYTHON" - "$tmp/d" <<'PY' || fail "vqa unmatched: manifest or records"
+import json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/manifest.json"))
+val, test = m["sources"]
+assert val["questions_without_annotation"] == 2 and val["annotations_without_question"] == 1, val
+assert "questions_without_annotation" not in test and "annotations_without_question" not in test, test
+recs = [json.loads(l) for l in open(d + "/val.jsonl")]
+assert [(r["question_id"], r["answers"]) for r in recs] == [(1000, ["a1000"] * 4)], recs
+assert len(open(d + "/test.jsonl").readlines()) == 2
+PY
 
 # ---- eve-prep vqa, EVE/ALBEF JSON (VG QA) ----
 echo '[{"question_id":7,"question":"a?","answer":"x","image":"images/COCO_synth_000000000001.jpg","dataset":"vg"},

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "eve/core/error.h"
+#include "eve/core/log.h"
 #include "eve/data/prep.h"
 #include "eve/io/file.h"
 #include "eve/io/image_store.h"
@@ -39,6 +40,14 @@ std::string key_from_name(const std::string& name) {
   // Names that are not valid UTF-8 cannot be keys; they get their hash.
   if (!io::image_key_problem(key).empty()) key = fmt::format("image-{:016x}", h);
   return key;
+}
+
+// "a, b, c, d, e, ..." naming the first few ids of a warning.
+std::string first_ids(const std::vector<int64_t>& ids, size_t shown = 5) {
+  std::string s;
+  for (size_t i = 0; i < ids.size() && i < shown; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  if (ids.size() > shown) s += ", ...";
+  return s;
 }
 
 std::string where_index(size_t i, const std::string& field = {}) {
@@ -218,7 +227,7 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
   if (!q.is_object() || !q.contains("questions") || !q["questions"].is_array())
     throw Error("not a VQA question file: expected an object with a \"questions\" list", qfile);
   const std::string subtype = q.value("data_subtype", std::string());
-  std::map<int64_t, const json*> annotations;
+  std::map<int64_t, size_t> annotations;  // question_id -> position in the annotation list
   json a;
   if (!afile.empty()) {
     a = io::read_json(afile);
@@ -234,37 +243,47 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
       for (size_t k = 0; k < answers.size(); ++k)
         answer_string(require(answers[k], "answer", afile, w + ".answers[" + std::to_string(k) + "]"), afile,
                       w + ".answers[" + std::to_string(k) + "].answer");
-      auto [it, fresh] = annotations.emplace(qid.get<int64_t>(), &list[i]);
-      if (!fresh) {
-        throw repeated_id(afile, w, "question_id", qid.dump(),
-                          "annotations" + where_index(static_cast<size_t>(it->second - &list[0])));
-      }
+      auto [it, fresh] = annotations.emplace(qid.get<int64_t>(), i);
+      if (!fresh) throw repeated_id(afile, w, "question_id", qid.dump(), "annotations" + where_index(it->second));
     }
   }
-  c.sources.push_back({{"split", split}, {"questions", qfile}, {"annotations", afile}, {"format", "vqa v2"}});
   const json& list = q["questions"];
   // Every question once: a repeated question_id would join one annotation to two records.
   std::map<int64_t, size_t> asked;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string w = "questions" + where_index(i);
     const json& qid = require(list[i], "question_id", qfile, w);
-    const json& image_id = require(list[i], "image_id", qfile, w);
     if (!qid.is_number_integer()) throw Error("question_id must be an integer", qfile, w + ".question_id");
-    auto [first, fresh] = asked.emplace(qid.get<int64_t>(), i);
-    if (!fresh) throw repeated_id(qfile, w, "question_id", qid.dump(), "questions" + where_index(first->second));
+    auto [it, fresh] = asked.emplace(qid.get<int64_t>(), i);
+    if (!fresh) throw repeated_id(qfile, w, "question_id", qid.dump(), "questions" + where_index(it->second));
+  }
+  // What the two files do not share, in file order: questions without an annotation are left
+  // out (a split with annotations has answers in every record); annotations without a
+  // question are not used.
+  std::vector<int64_t> unanswered, unasked;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string w = "questions" + where_index(i);
+    const json& qid = list[i]["question_id"];
+    const json& image_id = require(list[i], "image_id", qfile, w);
     if (!image_id.is_number_integer()) throw Error("image_id must be an integer", qfile, w + ".image_id");
     const std::string question = require_string(list[i], "question", qfile, w);
+    const json* found = nullptr;
+    if (!afile.empty()) {
+      auto it = annotations.find(qid.get<int64_t>());
+      if (it == annotations.end()) {
+        unanswered.push_back(qid.get<int64_t>());
+        continue;
+      }
+      found = &a["annotations"][it->second];
+    }
     const std::string name = expand_template(name_template, image_id.get<int64_t>(), subtype);
     const size_t img = c.image(join_path(root, name), name);
     ordered_json rec;
     rec["question_id"] = qid;
     rec["image"] = c.images[img].key;
     rec["question"] = question;
-    if (!afile.empty()) {
-      auto it = annotations.find(qid.get<int64_t>());
-      if (it == annotations.end())
-        throw Error("question " + std::to_string(qid.get<int64_t>()) + " has no annotation in " + afile, qfile, w);
-      const json& ann = *it->second;
+    if (found) {
+      const json& ann = *found;
       rec["answers"] = ordered_json::array();
       for (const auto& ans : ann["answers"]) rec["answers"].push_back(ans["answer"].get<std::string>());
       if (ann.contains("answer_type")) rec["answer_type"] = ann["answer_type"];
@@ -275,6 +294,23 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
     carry(rec, list[i], {"question_id", "image_id", "question"});
     c.examples.push_back({split, std::move(rec), {img}, qfile + ": " + w});
   }
+  ordered_json source = {{"split", split}, {"questions", qfile}, {"annotations", afile}, {"format", "vqa v2"}};
+  if (!afile.empty()) {
+    const json& alist = a["annotations"];
+    for (size_t i = 0; i < alist.size(); ++i) {
+      const int64_t id = alist[i]["question_id"].get<int64_t>();
+      if (!asked.count(id)) unasked.push_back(id);
+    }
+    source["questions_without_annotation"] = unanswered.size();
+    source["annotations_without_question"] = unasked.size();
+    if (!unanswered.empty())
+      log::warn("prep: {}: {} question(s) have no annotation in {} and are left out (first: {})", qfile,
+                unanswered.size(), afile, first_ids(unanswered));
+    if (!unasked.empty())
+      log::warn("prep: {}: {} annotation(s) match no question in {} (first: {})", afile, unasked.size(), qfile,
+                first_ids(unasked));
+  }
+  c.sources.push_back(std::move(source));
 }
 
 void read_vqa_eve(Collection& c, const SplitFile& f, const std::string& root, const std::string& vg_root) {

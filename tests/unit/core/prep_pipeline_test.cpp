@@ -78,10 +78,6 @@ TEST(PrepReaders, MalformedAnnotationsNameFileAndPath) {
                               "{\"identifier\":\"dev-1-1-0\",\"sentence\":\"s\",\"label\":\"yes\"}\n");
   EXPECT_EQ(error_of([&] { read_nlvr2(c, {"dev", dir / "n.json"}, dir.path); }),
             dir / "n.json" + ":2: label must be the string \"True\" or \"False\", got \"yes\"");
-  write_bytes(dir / "q.json", R"({"questions":[{"image_id":1,"question":"q?","question_id":1000}]})");
-  write_bytes(dir / "ann.json", R"({"annotations":[]})");
-  EXPECT_EQ(error_of([&] { read_vqa_official(c, "val", dir / "q.json", dir / "ann.json", "", "{image_id}.jpg"); }),
-            dir / "q.json" + ":questions[0]: question 1000 has no annotation in " + dir / "ann.json");
   EXPECT_THROW(parse_split_file("=x.json"), UsageError);
   int i, n;
   EXPECT_THROW(parse_shard("2/2", i, n), UsageError);
@@ -141,6 +137,28 @@ TEST(PrepReaders, RepeatedIdsNameFileBothPositionsAndId) {
   read_retrieval(t, {"train", dir / "train.json"}, "");
   ASSERT_EQ(t.examples.size(), 2u);
   EXPECT_EQ(t.examples[0].record["texts"], ordered_json::array({"x", "z"}));
+}
+
+TEST(PrepReaders, VqaUnmatchedQuestionsAndAnnotationsAreCounted) {
+  TempDir dir("unmatched");
+  write_bytes(dir / "q.json", R"({"questions":[{"image_id":1,"question":"a?","question_id":1000},
+    {"image_id":1,"question":"b?","question_id":1001},{"image_id":2,"question":"c?","question_id":1002}]})");
+  write_bytes(dir / "a.json", R"({"annotations":[{"question_id":1003,"answers":[{"answer":"z"}]},
+    {"question_id":1001,"answers":[{"answer":"y"}]},{"question_id":1004,"answers":[{"answer":"w"}]}]})");
+  Collection c;
+  read_vqa_official(c, "val", dir / "q.json", dir / "a.json", "", "{image_id}.jpg");
+  ASSERT_EQ(c.examples.size(), 1u);
+  EXPECT_EQ(c.examples[0].record["question_id"], 1001);
+  EXPECT_EQ(c.examples[0].record["answers"], ordered_json::array({"y"}));
+  ASSERT_EQ(c.sources.size(), 1u);
+  EXPECT_EQ(c.sources[0]["questions_without_annotation"], 2);
+  EXPECT_EQ(c.sources[0]["annotations_without_question"], 2);
+  // Without an annotation file nothing is unmatched and every question is a record.
+  Collection t;
+  read_vqa_official(t, "test", dir / "q.json", "", "", "{image_id}.jpg");
+  EXPECT_EQ(t.examples.size(), 3u);
+  EXPECT_FALSE(t.sources[0].contains("questions_without_annotation"));
+  EXPECT_FALSE(t.sources[0].contains("annotations_without_question"));
 }
 
 TEST(PrepReaders, VqaOfficialEveAndVisualGenome) {
