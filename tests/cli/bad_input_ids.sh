@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Ids that key a join in eve-prep's inputs (VQA question_id, NLVR2 identifier, Karpathy
-# image and image_id): a repeated id is one error line naming the file, both positions
-# and the id, exit 1, nothing written. VQA questions and annotations that do not match are
-# left out, counted in the manifest's sources and named in a warning.
+# Ids that key a join (VQA question_id, NLVR2 identifier, Karpathy image and image_id,
+# retrieval rank queries): a repeated id is one error line naming the file, both positions
+# and the id, exit 1, nothing written; VQA questions and annotations that do not match are
+# left out, counted in the manifest's sources and named in a warning. eve-score keeps the
+# official evaluators' rules where they have one (the last of repeated predictions counts;
+# repeated NLVR2 label lines and retrieval images are counted by position) and warns.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_PYTHON:?}"
 prep=$EVE_BIN/eve-prep
+score=$EVE_BIN/eve-score
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
@@ -120,6 +123,44 @@ expect_prep_error "karpathy two image_ids of one image" \
 # A training file lists an image once per caption: that is no repeat.
 rm -rf "$tmp/d"
 expect "karpathy train" 0 "" "$prep" -q retrieval --ann train="$w/retrieval_train.json" --images "$w" --size 0 --out "$tmp/d"
+
+# ---- eve-score ----
+a 1000 1001 >"$tmp/sa.json"
+echo '[{"question_id":1000,"answer":"no"},{"question_id":1001,"answer":"a1001"},{"question_id":1000,"answer":"a1000"}]' \
+  >"$tmp/pred.json"
+expect "score vqa repeated question" 1 "eve-score: error: $tmp/q_dup.json: questions[1].question_id 1000 repeats questions[0]" \
+  "$score" vqa --ann "$tmp/sa.json" --ques "$tmp/q_dup.json" --pred "$tmp/pred.json"
+expect "score vqa repeated annotation" 1 \
+  "eve-score: error: $tmp/a_dup.json: annotations[2].question_id 1001 repeats annotations[0]" \
+  "$score" vqa --ann "$tmp/a_dup.json" --ques "$tmp/q.json" --pred "$tmp/pred.json"
+# A question answered twice: the last answer counts, as in the official evaluator.
+expect "score vqa repeated prediction" 0 \
+  "eve-score: warning: $tmp/pred.json: 1 question(s) answered more than once; the last answer counts, as in the official evaluator" \
+  "$score" vqa --ann "$tmp/sa.json" --ques "$tmp/q.json" --pred "$tmp/pred.json"
+[[ $(cat "$tmp/out") == *'"overall":100.0'* ]] || fail "score vqa repeated prediction: $(cat "$tmp/out")"
+
+# NLVR2 label lines count one by one, as in the official script; a repeat is named.
+printf '%s\n' '{"identifier":"dev-1-0-0","label":"True"}' '{"identifier":"dev-1-1-0","label":"False"}' \
+  '{"identifier":"dev-1-0-0","label":"False"}' >"$tmp/gold.jsonl"
+printf 'dev-1-0-0,True\ndev-1-1-0,False\n' >"$tmp/pred.csv"
+expect "score nlvr2 repeated label" 0 \
+  "eve-score: warning: $tmp/gold.jsonl: 1 identifier(s) are labelled more than once (first: dev-1-0-0); every label line counts, as in the official script" \
+  "$score" nlvr2 --gold "$tmp/gold.jsonl" --pred "$tmp/pred.csv"
+[[ $(cat "$tmp/out") == '{"accuracy":0.6666666666666666,"consistency":0.0,"examples":3,"groups":1}' ]] ||
+  fail "score nlvr2 repeated label: $(cat "$tmp/out")"
+
+# Retrieval: a query ranked twice is an error; an image listed twice is two images by position.
+echo '[{"image":"p.jpg","caption":["x"]},{"image":"q.jpg","caption":["y"]}]' >"$tmp/ret.json"
+printf '%s\n' '{"query":0,"results":[[0,1]]}' '{"query":1,"results":[[1,1]]}' '{"query":"p.jpg","results":[[0,1]]}' \
+  >"$tmp/i2t.jsonl"
+printf '%s\n' '{"query":0,"results":[[0,1]]}' '{"query":1,"results":[[1,1]]}' >"$tmp/t2i.jsonl"
+expect "score retrieval repeated query" 1 "eve-score: error: $tmp/i2t.jsonl:3: query \"p.jpg\" repeats line 1" \
+  "$score" retrieval --ann "$tmp/ret.json" --i2t-ranks "$tmp/i2t.jsonl" --t2i-ranks "$tmp/t2i.jsonl"
+echo '[{"image":"p.jpg","caption":["x"]},{"image":"p.jpg","caption":["y"]}]' >"$tmp/ret2.json"
+head -2 "$tmp/i2t.jsonl" >"$tmp/i2t2.jsonl"
+expect "score retrieval image listed twice" 0 \
+  "eve-score: warning: $tmp/ret2.json: 1 image(s) are listed more than once (first: p.jpg); ground truth is by position, so each entry is another image, as in itm_eval" \
+  "$score" retrieval --ann "$tmp/ret2.json" --i2t-ranks "$tmp/i2t2.jsonl" --t2i-ranks "$tmp/t2i.jsonl"
 
 [[ $failed == 0 ]] || exit 1
 echo "bad_input_ids: ok"
