@@ -53,6 +53,17 @@ Error::Error(std::string what, std::string file, std::string where, std::string 
       where_(std::move(where)),
       hint_(std::move(hint)) {}
 
+Error repeated_id(const std::string& file, const std::string& where, const std::string& field,
+                  const std::string& id, const std::string& first, const std::string& hint) {
+  return Error(where + "." + field + " " + id + " repeats " + first, file, {}, hint);
+}
+
+Error repeated_id_on_line(const std::string& file, uint64_t line, const std::string& field,
+                          const std::string& id, uint64_t first_line, const std::string& hint) {
+  return Error(field + " " + id + " repeats line " + std::to_string(first_line), file,
+               std::to_string(line), hint);
+}
+
 Interrupted::Interrupted(int signal, std::string what)
     : Error(what.empty() ? std::string("stopped by signal ") + std::to_string(signal) + " (" +
                                strsignal(signal) + ")"

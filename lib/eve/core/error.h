@@ -2,6 +2,7 @@
 // into a one-line message and an exit code by the program's main.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -62,6 +63,15 @@ class Interrupted : public Error {
 // a std::filesystem error names its path first ("PATH: cannot create directories:
 // Permission denied"), a JSON library error loses its "[json.exception...]" tag.
 std::string describe_exception(const std::exception& e);
+
+// An id that keys a join and appears twice. In a JSON list, `where` and `first` are the two
+// records' paths: "FILE: questions[1].question_id 1000 repeats questions[0]"; in a file of
+// lines, their line numbers: "FILE:7: identifier \"dev-1-0-0\" repeats line 3". `id` is the
+// id as JSON (a string in quotes).
+Error repeated_id(const std::string& file, const std::string& where, const std::string& field,
+                  const std::string& id, const std::string& first, const std::string& hint = {});
+Error repeated_id_on_line(const std::string& file, uint64_t line, const std::string& field,
+                          const std::string& id, uint64_t first_line, const std::string& hint = {});
 
 // Formats "file:where: message; hint" leaving out the empty parts.
 std::string format_error(const std::string& message, const std::string& file,

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "eve/core/error.h"
+#include "eve/core/log.h"
 #include "eve/data/prep.h"
 #include "eve/io/file.h"
 #include "eve/io/image_store.h"
@@ -40,6 +41,14 @@ std::string key_from_name(const std::string& name) {
   // Names that are not valid UTF-8 cannot be keys; they get their hash.
   if (!io::image_key_problem(key).empty()) key = fmt::format("image-{:016x}", h);
   return key;
+}
+
+// "a, b, c, d, e, ..." naming the first few ids of a warning.
+std::string first_ids(const std::vector<int64_t>& ids, size_t shown = 5) {
+  std::string s;
+  for (size_t i = 0; i < ids.size() && i < shown; ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  if (ids.size() > shown) s += ", ...";
+  return s;
 }
 
 std::string where_index(size_t i, const std::string& field = {}) {
@@ -167,11 +176,38 @@ void read_retrieval(Collection& c, const SplitFile& f, const std::string& root) 
   const json doc = require_array_file(f.file);
   add_source(c, f.split, f.file, "karpathy retrieval");
   std::map<size_t, size_t> example_of_image;  // image index -> example index
+  // The entries are joined by image: a training file has one entry per caption, so its images
+  // repeat, and each entry of a val/test file holds an image with all its captions, so an
+  // image there is listed once. An image_id, where given, names one image.
+  std::map<size_t, size_t> first_entry, listed_entry;  // image index -> its first entry / its list entry
+  std::map<std::string, std::pair<size_t, size_t>> image_of_id;  // image_id as JSON -> (image, entry)
+  std::map<size_t, std::pair<std::string, size_t>> id_of_image;  // image -> (image_id as JSON, entry)
   for (size_t i = 0; i < doc.size(); ++i) {
     const std::string w = where_index(i);
     const std::string image = require_string(doc[i], "image", f.file, w);
     const size_t img = c.image(join_path(root, image), image);
     auto texts = captions_of(doc[i], f.file, w);
+    const bool listed = doc[i]["caption"].is_array();
+    auto [first, fresh] = first_entry.emplace(img, i);
+    if (!fresh) {
+      auto l = listed_entry.find(img);
+      if (listed || l != listed_entry.end())
+        throw repeated_id(f.file, w, "image", json(image).dump(), where_index(listed ? first->second : l->second));
+    }
+    if (listed) listed_entry.emplace(img, i);
+    if (doc[i].contains("image_id")) {
+      const std::string id = doc[i]["image_id"].dump();
+      auto [known, new_id] = image_of_id.emplace(id, std::make_pair(img, i));
+      if (!new_id && known->second.first != img)
+        throw repeated_id(f.file, w, "image_id", id, where_index(known->second.second),
+                          "one image_id, one image; that entry's is \"" + c.images[known->second.first].name +
+                              "\"");
+      auto [had, first_id] = id_of_image.emplace(img, std::make_pair(id, i));
+      if (!first_id && had->second.first != id)
+        throw Error(w + ".image_id " + id + " differs from " + where_index(had->second.second) + ".image_id " +
+                        had->second.first + " of the same image",
+                    f.file);
+    }
     auto it = example_of_image.find(img);
     if (it == example_of_image.end()) {
       ordered_json rec;
@@ -192,7 +228,7 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
   if (!q.is_object() || !q.contains("questions") || !q["questions"].is_array())
     throw Error("not a VQA question file: expected an object with a \"questions\" list", qfile);
   const std::string subtype = q.value("data_subtype", std::string());
-  std::map<int64_t, const json*> annotations;
+  std::map<int64_t, size_t> annotations;  // question_id -> position in the annotation list
   json a;
   if (!afile.empty()) {
     a = io::read_json(afile);
@@ -208,29 +244,47 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
       for (size_t k = 0; k < answers.size(); ++k)
         answer_string(require(answers[k], "answer", afile, w + ".answers[" + std::to_string(k) + "]"), afile,
                       w + ".answers[" + std::to_string(k) + "].answer");
-      annotations[qid.get<int64_t>()] = &list[i];
+      auto [it, fresh] = annotations.emplace(qid.get<int64_t>(), i);
+      if (!fresh) throw repeated_id(afile, w, "question_id", qid.dump(), "annotations" + where_index(it->second));
     }
   }
-  c.sources.push_back({{"split", split}, {"questions", qfile}, {"annotations", afile}, {"format", "vqa v2"}});
   const json& list = q["questions"];
+  // Every question once: a repeated question_id would join one annotation to two records.
+  std::map<int64_t, size_t> asked;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string w = "questions" + where_index(i);
     const json& qid = require(list[i], "question_id", qfile, w);
-    const json& image_id = require(list[i], "image_id", qfile, w);
     if (!qid.is_number_integer()) throw Error("question_id must be an integer", qfile, w + ".question_id");
+    auto [it, fresh] = asked.emplace(qid.get<int64_t>(), i);
+    if (!fresh) throw repeated_id(qfile, w, "question_id", qid.dump(), "questions" + where_index(it->second));
+  }
+  // What the two files do not share, in file order: questions without an annotation are left
+  // out (a split with annotations has answers in every record); annotations without a
+  // question are not used.
+  std::vector<int64_t> unanswered, unasked;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string w = "questions" + where_index(i);
+    const json& qid = list[i]["question_id"];
+    const json& image_id = require(list[i], "image_id", qfile, w);
     if (!image_id.is_number_integer()) throw Error("image_id must be an integer", qfile, w + ".image_id");
     const std::string question = require_string(list[i], "question", qfile, w);
+    const json* found = nullptr;
+    if (!afile.empty()) {
+      auto it = annotations.find(qid.get<int64_t>());
+      if (it == annotations.end()) {
+        unanswered.push_back(qid.get<int64_t>());
+        continue;
+      }
+      found = &a["annotations"][it->second];
+    }
     const std::string name = expand_template(name_template, image_id.get<int64_t>(), subtype);
     const size_t img = c.image(join_path(root, name), name);
     ordered_json rec;
     rec["question_id"] = qid;
     rec["image"] = c.images[img].key;
     rec["question"] = question;
-    if (!afile.empty()) {
-      auto it = annotations.find(qid.get<int64_t>());
-      if (it == annotations.end())
-        throw Error("question " + std::to_string(qid.get<int64_t>()) + " has no annotation in " + afile, qfile, w);
-      const json& ann = *it->second;
+    if (found) {
+      const json& ann = *found;
       rec["answers"] = ordered_json::array();
       for (const auto& ans : ann["answers"]) rec["answers"].push_back(ans["answer"].get<std::string>());
       if (ann.contains("answer_type")) rec["answer_type"] = ann["answer_type"];
@@ -241,15 +295,38 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
     carry(rec, list[i], {"question_id", "image_id", "question"});
     c.examples.push_back({split, std::move(rec), {img}, qfile + ": " + w});
   }
+  ordered_json source = {{"split", split}, {"questions", qfile}, {"annotations", afile}, {"format", "vqa v2"}};
+  if (!afile.empty()) {
+    const json& alist = a["annotations"];
+    for (size_t i = 0; i < alist.size(); ++i) {
+      const int64_t id = alist[i]["question_id"].get<int64_t>();
+      if (!asked.count(id)) unasked.push_back(id);
+    }
+    source["questions_without_annotation"] = unanswered.size();
+    source["annotations_without_question"] = unasked.size();
+    if (!unanswered.empty())
+      log::warn("prep: {}: {} question(s) have no annotation in {} and are left out (first: {})", qfile,
+                unanswered.size(), afile, first_ids(unanswered));
+    if (!unasked.empty())
+      log::warn("prep: {}: {} annotation(s) match no question in {} (first: {})", afile, unasked.size(), qfile,
+                first_ids(unasked));
+  }
+  c.sources.push_back(std::move(source));
 }
 
 void read_vqa_eve(Collection& c, const SplitFile& f, const std::string& root, const std::string& vg_root) {
   const json doc = require_array_file(f.file);
   add_source(c, f.split, f.file, "eve vqa json");
+  std::map<std::string, size_t> first_of_id;  // question_id as JSON -> its entry
   for (size_t i = 0; i < doc.size(); ++i) {
     const std::string w = where_index(i);
     const std::string image = require_string(doc[i], "image", f.file, w);
     const std::string question = require_string(doc[i], "question", f.file, w);
+    if (doc[i].contains("question_id")) {
+      const std::string id = doc[i]["question_id"].dump();
+      auto [it, fresh] = first_of_id.emplace(id, i);
+      if (!fresh) throw repeated_id(f.file, w, "question_id", id, where_index(it->second));
+    }
     std::string dataset = "vqa";
     if (doc[i].contains("dataset")) dataset = require_string(doc[i], "dataset", f.file, w);
     std::string path = dataset == "vg" ? join_path(vg_root.empty() ? root : vg_root, image)
@@ -307,6 +384,7 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
   if (first != std::string::npos && text[first] == '[') {
     const json doc = io::parse_json(text, f.file);
     add_source(c, f.split, f.file, "eve nlvr json");
+    std::map<std::string, size_t> first_of_id;  // identifier as JSON -> its entry
     for (size_t i = 0; i < doc.size(); ++i) {
       const std::string w = where_index(i);
       const json& images = require(doc[i], "images", f.file, w);
@@ -314,6 +392,11 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
         throw Error("field \"images\" must be a list of two paths", f.file, w + ".images");
       const std::string sentence = require_string(doc[i], "sentence", f.file, w);
       const std::string label = nlvr_label(require(doc[i], "label", f.file, w), f.file, w + ".label");
+      if (doc[i].contains("identifier")) {
+        const std::string id = doc[i]["identifier"].dump();
+        auto [it, fresh] = first_of_id.emplace(id, i);
+        if (!fresh) throw repeated_id(f.file, w, "identifier", id, where_index(it->second));
+      }
       const size_t l = c.image(join_path(root, images[0]), images[0]);
       const size_t r = c.image(join_path(root, images[1]), images[1]);
       ordered_json rec;
@@ -329,9 +412,13 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
   add_source(c, f.split, f.file, "nlvr2 json lines");
   io::JsonlReader reader(f.file);
   json line;
+  std::map<std::string, uint64_t> first_line;  // identifier -> its line
   while (reader.next(line)) {
     const std::string w = reader.where();
     const std::string id = require_string(line, "identifier", f.file, std::to_string(reader.line_number()));
+    auto [seen, fresh] = first_line.emplace(id, reader.line_number());
+    if (!fresh)
+      throw repeated_id_on_line(f.file, reader.line_number(), "identifier", json(id).dump(), seen->second);
     const std::string sentence = require_string(line, "sentence", f.file, std::to_string(reader.line_number()));
     const std::string label = nlvr_label(require(line, "label", f.file, std::to_string(reader.line_number())),
                                          f.file, std::to_string(reader.line_number()));

@@ -225,8 +225,7 @@ std::vector<int64_t> parse_rank_lists(std::string_view text, const std::string& 
     }
     const size_t q = from_images ? ids.image(record["query"], where) : ids.text(record["query"], where);
     if (line_of[q]) {
-      throw Error(fmt::format("query {} already ranked on line {}", record["query"].dump(), line_of[q]),
-                  path, where);
+      throw repeated_id_on_line(path, number, "query", record["query"].dump(), line_of[q]);
     }
     line_of[q] = number;
     const json& results = record["results"];

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <unordered_map>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/threads.h"
+#include "eve/eval/first_items.h"
 #include "eve/eval/input_text.h"
 #include "eve/eval/nlvr2_eval.h"
 #include "eve/eval/retrieval_eval.h"
@@ -20,6 +22,17 @@ namespace eve::eval {
 namespace {
 
 std::string display(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
+// The ids that occur more than once, each once, in order of their second occurrence; ""
+// (an absent id) is never counted.
+std::vector<std::string> repeated(const std::vector<std::string>& ids) {
+  std::unordered_map<std::string, int> seen;
+  std::vector<std::string> out;
+  for (const auto& id : ids) {
+    if (!id.empty() && ++seen[id] == 2) out.push_back(id);
+  }
+  return out;
+}
 
 // A float score matrix with its shape checked; float32 data is used in place, half
 // precision converted.
@@ -132,6 +145,11 @@ ordered_json score_nlvr2(const Nlvr2ScoreOptions& options) {
   Nlvr2Predictions preds =
       parse_nlvr2_predictions(io::read_file(options.predictions), display(options.predictions));
   Nlvr2Scores s = evaluate_nlvr2(labels, preds);
+  if (auto twice = repeated(labels.identifiers); !twice.empty()) {
+    log::warn("{}: {} identifier(s) are labelled more than once (first: {}); every label line counts, "
+              "as in the official script",
+              labels.path, twice.size(), first_items(twice));
+  }
   if (preds.duplicates) {
     log::warn("{}: {} identifier(s) predicted more than once; the last line counts", preds.path,
               preds.duplicates);
@@ -167,6 +185,11 @@ ordered_json score_retrieval(const RetrievalScoreOptions& options) {
   if (captionless) {
     log::warn("{}: {} image(s) have no caption; they count as not retrieved, as in itm_eval", ann.path,
               captionless);
+  }
+  if (auto twice = repeated(ann.images); !twice.empty()) {
+    log::warn("{}: {} image(s) are listed more than once (first: {}); ground truth is by position, so "
+              "each entry is another image, as in itm_eval",
+              ann.path, twice.size(), first_items(twice));
   }
   std::vector<int64_t> i2t, t2i;
   if (matrices) {

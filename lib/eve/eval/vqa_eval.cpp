@@ -221,8 +221,8 @@ class AnnotationReader {
     }
     auto [it, fresh] = out_.index.emplace(question_id, static_cast<uint32_t>(out_.size()));
     if (!fresh) {
-      fail(fmt::format("duplicate question_id {} (first at annotations[{}])", question_id, it->second),
-           where());
+      throw repeated_id(out_.path, where(), "question_id", std::to_string(question_id),
+                        fmt::format("annotations[{}]", it->second));
     }
     out_.question_ids.push_back(question_id);
     out_.question_types.push_back(question_type);
@@ -451,11 +451,18 @@ VqaQuestions parse_vqa_questions(std::string_view text, const std::string& path)
   VqaQuestions out;
   out.path = path;
   std::vector<std::vector<std::string>> choices;
+  std::unordered_map<int64_t, size_t> first;  // question_id -> its position
   json top = for_each_list_element(
       path, text, "questions", "an object with a \"questions\" list",
       [&](json& q, size_t i) {
         const std::string where = fmt::format("questions[{}]", i);
-        out.question_ids.push_back(question_id_of(q, path, where));
+        const int64_t id = question_id_of(q, path, where);
+        auto [seen, fresh] = first.emplace(id, i);
+        if (!fresh) {
+          throw repeated_id(path, where, "question_id", std::to_string(id),
+                            fmt::format("questions[{}]", seen->second));
+        }
+        out.question_ids.push_back(id);
         auto it = q.find("multiple_choices");
         std::vector<std::string> c;
         if (it != q.end()) {

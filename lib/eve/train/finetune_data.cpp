@@ -135,17 +135,30 @@ TaskRecords read_task_records(Task task, const std::string& dir, const std::stri
                 "give the split name as eve-tokenize encode wrote it (e.g. train.ids for train.ids.jsonl)");
   io::JsonlReader reader(out.path);
   io::json r;
-  std::set<std::string> retrieval_images;
+  // The ids that key each record's prediction (VQA question_id, NLVR2 identifier) or its
+  // image (retrieval), as JSON, with the line of their record.
+  std::map<std::string, uint64_t> first_line;
+  auto once = [&](const char* field, const std::string& id, const char* hint) {
+    auto [seen, fresh] = first_line.emplace(id, reader.line_number());
+    if (!fresh) throw repeated_id_on_line(out.path, reader.line_number(), field, id, seen->second, hint);
+  };
   while (reader.next(r)) {
     const std::string where = reader.where();
     switch (task) {
-      case Task::vqa: read_vqa(r, where, vocab_size, training, out); break;
-      case Task::nlvr2: read_nlvr2(r, where, vocab_size, training, out); break;
+      case Task::vqa:
+        read_vqa(r, where, vocab_size, training, out);
+        if (!training)
+          once("question_id", std::to_string(out.question_ids.back()), "predictions are keyed by question_id");
+        break;
+      case Task::nlvr2:
+        read_nlvr2(r, where, vocab_size, training, out);
+        if (!training)
+          once("identifier", io::json(out.identifiers.back()).dump(), "predictions are keyed by identifier");
+        break;
       case Task::retrieval:
         read_retrieval(r, where, vocab_size, training, out);
-        if (!retrieval_images.insert(out.image_keys.back()).second)
-          throw Error("image \"" + out.image_keys.back() + "\" has two records", where, {},
-                      "retrieval records hold one image each with all its captions");
+        once("image", io::json(out.image_keys.back()).dump(),
+             "retrieval records hold one image each with all its captions");
         break;
     }
   }

@@ -134,7 +134,7 @@ TEST(Retrieval, RankListErrors) {
             "r.jsonl: 2 image queries have no line (first positions: 1, 2) (rank every image and "
             "every text of test.json)");
   EXPECT_EQ(i2t("{\"query\": 0, \"results\": []}\n{\"query\": \"a.jpg\", \"results\": []}\n"),
-            "r.jsonl:2: query \"a.jpg\" already ranked on line 1");
+            "r.jsonl:2: query \"a.jpg\" repeats line 1");
   EXPECT_EQ(i2t("{\"query\": 3, \"results\": []}\n"),
             "r.jsonl:1: image id 3 is out of range (the annotation has 3 images)");
   EXPECT_EQ(i2t("{\"query\": \"z.jpg\", \"results\": []}\n"), "r.jsonl:1: unknown image \"z.jpg\"");

@@ -384,7 +384,7 @@ TEST(VqaParse, AnnotationErrorsNameTheRecord) {
   EXPECT_EQ(parse(R"({"annotations": [{"question_id": 1, "answers": "yes"}]})"),
             "ann.json:annotations[0]: \"answers\" must be a list of objects, found a string");
   EXPECT_EQ(parse(R"({"annotations": [)" + ok + "," + ok + "]}"),
-            "ann.json:annotations[1]: duplicate question_id 1 (first at annotations[0])");
+            "ann.json: annotations[1].question_id 1 repeats annotations[0]");
   EXPECT_EQ(parse("{\"annotations\": [\n" + ok + ",\n{\"question_id\": 2,,}]}"),
             "ann.json:3: invalid JSON: expected an object key (a string), found ','");
 }
@@ -421,6 +421,11 @@ TEST(VqaParse, ResultAndQuestionErrors) {
             "res.json:2: invalid JSON: expected ']' after a list element, found the end");
   EXPECT_EQ(error_of([] { eve::eval::parse_vqa_questions(R"({"questions": [{"image_id": 1}]})", "q.json"); }),
             "q.json:questions[0]: missing \"question_id\"");
+  EXPECT_EQ(error_of([] {
+              eve::eval::parse_vqa_questions(
+                  R"({"questions": [{"question_id": 1000}, {"question_id": 1001}, {"question_id": 1000}]})", "q.json");
+            }),
+            "q.json: questions[2].question_id 1000 repeats questions[0]");
   EXPECT_EQ(error_of([] { eve::eval::parse_vqa_questions(R"({"task_type": "Open-Ended"})", "q.json"); }),
             "q.json: expected an object with a \"questions\" list, found no \"questions\" member");
 }

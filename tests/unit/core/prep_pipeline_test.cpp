@@ -78,16 +78,87 @@ TEST(PrepReaders, MalformedAnnotationsNameFileAndPath) {
                               "{\"identifier\":\"dev-1-1-0\",\"sentence\":\"s\",\"label\":\"yes\"}\n");
   EXPECT_EQ(error_of([&] { read_nlvr2(c, {"dev", dir / "n.json"}, dir.path); }),
             dir / "n.json" + ":2: label must be the string \"True\" or \"False\", got \"yes\"");
-  write_bytes(dir / "q.json", R"({"questions":[{"image_id":1,"question":"q?","question_id":1000}]})");
-  write_bytes(dir / "ann.json", R"({"annotations":[]})");
-  EXPECT_EQ(error_of([&] { read_vqa_official(c, "val", dir / "q.json", dir / "ann.json", "", "{image_id}.jpg"); }),
-            dir / "q.json" + ":questions[0]: question 1000 has no annotation in " + dir / "ann.json");
   EXPECT_THROW(parse_split_file("=x.json"), UsageError);
   int i, n;
   EXPECT_THROW(parse_shard("2/2", i, n), UsageError);
   parse_shard("1/3", i, n);
   EXPECT_EQ(i, 1);
   EXPECT_EQ(n, 3);
+}
+
+TEST(PrepReaders, RepeatedIdsNameFileBothPositionsAndId) {
+  TempDir dir("dupids");
+  Collection c;
+  write_bytes(dir / "q.json", R"({"questions":[{"image_id":1,"question":"a?","question_id":1000},
+    {"image_id":2,"question":"b?","question_id":1000}]})");
+  write_bytes(dir / "a.json", R"({"annotations":[{"question_id":1000,"answers":[{"answer":"x"}]},
+    {"question_id":1001,"answers":[{"answer":"y"}]}]})");
+  EXPECT_EQ(error_of([&] { read_vqa_official(c, "val", dir / "q.json", dir / "a.json", "", "{image_id}.jpg"); }),
+            dir / "q.json" + ": questions[1].question_id 1000 repeats questions[0]");
+  write_bytes(dir / "q1.json", R"({"questions":[{"image_id":1,"question":"a?","question_id":1000}]})");
+  write_bytes(dir / "a2.json", R"({"annotations":[{"question_id":1000,"answers":[{"answer":"x"}]},
+    {"question_id":1000,"answers":[{"answer":"y"}]}]})");
+  EXPECT_EQ(error_of([&] { read_vqa_official(c, "val", dir / "q1.json", dir / "a2.json", "", "{image_id}.jpg"); }),
+            dir / "a2.json" + ": annotations[1].question_id 1000 repeats annotations[0]");
+  write_bytes(dir / "vg.json", R"([{"question_id":7,"question":"q","answer":"x","image":"1.jpg","dataset":"vg"},
+    {"question_id":8,"question":"q","answer":"x","image":"1.jpg","dataset":"vg"},
+    {"question_id":7,"question":"r","answer":"y","image":"2.jpg","dataset":"vg"}])");
+  EXPECT_EQ(error_of([&] { read_vqa_eve(c, {"train", dir / "vg.json"}, "", ""); }),
+            dir / "vg.json" + ": [2].question_id 7 repeats [0]");
+  write_bytes(dir / "n.json", "{\"identifier\":\"dev-1-0-0\",\"sentence\":\"s\",\"label\":\"True\"}\n"
+                              "{\"identifier\":\"dev-1-1-0\",\"sentence\":\"s\",\"label\":\"True\"}\n"
+                              "{\"identifier\":\"dev-1-0-0\",\"sentence\":\"s\",\"label\":\"False\"}\n");
+  EXPECT_EQ(error_of([&] { read_nlvr2(c, {"dev", dir / "n.json"}, dir.path); }),
+            dir / "n.json" + ":3: identifier \"dev-1-0-0\" repeats line 1");
+  write_bytes(dir / "n_eve.json", R"([{"identifier":"x","images":["a.jpg","b.jpg"],"sentence":"s","label":"True"},
+    {"identifier":"x","images":["c.jpg","d.jpg"],"sentence":"s","label":"False"}])");
+  EXPECT_EQ(error_of([&] { read_nlvr2(c, {"dev", dir / "n_eve.json"}, ""); }),
+            dir / "n_eve.json" + ": [1].identifier \"x\" repeats [0]");
+  // Karpathy files: an image with all its captions is listed once; an image_id is one image's.
+  write_bytes(dir / "test.json", R"([{"image":"a.jpg","caption":["x"]},{"image":"b.jpg","caption":["y"]},
+    {"image":"a.jpg","caption":["z"]}])");
+  EXPECT_EQ(error_of([&] { read_retrieval(c, {"test", dir / "test.json"}, ""); }),
+            dir / "test.json" + ": [2].image \"a.jpg\" repeats [0]");
+  write_bytes(dir / "mixed.json", R"([{"image":"a.jpg","caption":"x"},{"image":"a.jpg","caption":["y"]}])");
+  EXPECT_EQ(error_of([&] { read_retrieval(c, {"train", dir / "mixed.json"}, ""); }),
+            dir / "mixed.json" + ": [1].image \"a.jpg\" repeats [0]");
+  write_bytes(dir / "ids.json", R"([{"image":"a.jpg","caption":"x","image_id":"coco_1"},
+    {"image":"a.jpg","caption":"y","image_id":"coco_1"},{"image":"b.jpg","caption":"z","image_id":"coco_1"}])");
+  EXPECT_EQ(error_of([&] { read_retrieval(c, {"train", dir / "ids.json"}, ""); }),
+            dir / "ids.json" + ": [2].image_id \"coco_1\" repeats [0] (one image_id, one image; that entry's is \"a.jpg\")");
+  write_bytes(dir / "ids2.json", R"([{"image":"a.jpg","caption":"x","image_id":1},
+    {"image":"a.jpg","caption":"y","image_id":2}])");
+  EXPECT_EQ(error_of([&] { read_retrieval(c, {"train", dir / "ids2.json"}, ""); }),
+            dir / "ids2.json" + ": [1].image_id 2 differs from [0].image_id 1 of the same image");
+  // A training file repeats its images, one entry per caption: one record per image.
+  Collection t;
+  write_bytes(dir / "train.json", R"([{"image":"a.jpg","caption":"x","image_id":1},
+    {"image":"b.jpg","caption":"y","image_id":2},{"image":"a.jpg","caption":"z","image_id":1}])");
+  read_retrieval(t, {"train", dir / "train.json"}, "");
+  ASSERT_EQ(t.examples.size(), 2u);
+  EXPECT_EQ(t.examples[0].record["texts"], ordered_json::array({"x", "z"}));
+}
+
+TEST(PrepReaders, VqaUnmatchedQuestionsAndAnnotationsAreCounted) {
+  TempDir dir("unmatched");
+  write_bytes(dir / "q.json", R"({"questions":[{"image_id":1,"question":"a?","question_id":1000},
+    {"image_id":1,"question":"b?","question_id":1001},{"image_id":2,"question":"c?","question_id":1002}]})");
+  write_bytes(dir / "a.json", R"({"annotations":[{"question_id":1003,"answers":[{"answer":"z"}]},
+    {"question_id":1001,"answers":[{"answer":"y"}]},{"question_id":1004,"answers":[{"answer":"w"}]}]})");
+  Collection c;
+  read_vqa_official(c, "val", dir / "q.json", dir / "a.json", "", "{image_id}.jpg");
+  ASSERT_EQ(c.examples.size(), 1u);
+  EXPECT_EQ(c.examples[0].record["question_id"], 1001);
+  EXPECT_EQ(c.examples[0].record["answers"], ordered_json::array({"y"}));
+  ASSERT_EQ(c.sources.size(), 1u);
+  EXPECT_EQ(c.sources[0]["questions_without_annotation"], 2);
+  EXPECT_EQ(c.sources[0]["annotations_without_question"], 2);
+  // Without an annotation file nothing is unmatched and every question is a record.
+  Collection t;
+  read_vqa_official(t, "test", dir / "q.json", "", "", "{image_id}.jpg");
+  EXPECT_EQ(t.examples.size(), 3u);
+  EXPECT_FALSE(t.sources[0].contains("questions_without_annotation"));
+  EXPECT_FALSE(t.sources[0].contains("annotations_without_question"));
 }
 
 TEST(PrepReaders, VqaOfficialEveAndVisualGenome) {

@@ -179,6 +179,11 @@ TEST(FinetuneRecords, VqaFieldsAndErrors) {
                                                  R"( "answers": ["a"]})", true),
             at + "token id 50 is outside the vocabulary [0, 50) "
                  "(encode the records with the tokenizer given by --tokenizer)");
+  // Predictions are keyed by question_id: a repeat is an error where the split is predicted.
+  write_records(t.path, "dup", {good, R"({"question_id": 2, "image": "img1", "ids": [2, 3]})",
+                                R"({"question_id": 1, "image": "img2", "ids": [2, 4, 3]})"});
+  EXPECT_EQ(error_of([&] { read_task_records(Task::vqa, t.path, "dup", 50, false); }),
+            t / "dup.jsonl:3: question_id 1 repeats line 1 (predictions are keyed by question_id)");
   EXPECT_EQ(error_of([&] { read_task_records(Task::vqa, t.path, "train.ids", 50, true); }),
             t / "train.ids.jsonl: no such records file (give the split name as eve-tokenize encode wrote it "
                 "(e.g. train.ids for train.ids.jsonl))");
@@ -232,6 +237,10 @@ TEST(FinetuneRecords, Nlvr2LabelsAndErrors) {
   EXPECT_EQ(record_error(t, Task::nlvr2, good, R"({"identifier": "x", "images": ["img0", "img1"], "ids": [],)"
                                                    R"( "label": "True"})", true),
             at + "ids must be a non-empty list of integers");
+  write_records(t.path, "dup", {good, R"({"identifier": "a-1", "images": ["img1", "img0"], "ids": [2, 3]})",
+                                R"({"identifier": "a-0", "images": ["img2", "img0"], "ids": [2, 3]})"});
+  EXPECT_EQ(error_of([&] { read_task_records(Task::nlvr2, t.path, "dup", 50, false); }),
+            t / "dup.jsonl:3: identifier \"a-0\" repeats line 1 (predictions are keyed by identifier)");
 }
 
 TEST(FinetuneRecords, RetrievalCaptionsPerImage) {
@@ -275,7 +284,7 @@ TEST(FinetuneRecords, RetrievalCaptionsPerImage) {
   write_records(t.path, "twice",
                 {R"({"image": "img0", "ids_list": [[2, 3], [2, 4, 3]]})", R"({"image": "img1", "ids_list": [[2, 3]]})",
                  R"({"image": "img0", "ids_list": [[2, 5, 3]]})"});
-  const std::string twice = t / "twice.jsonl:3: image \"img0\" has two records "
+  const std::string twice = t / "twice.jsonl:3: image \"img0\" repeats line 1 "
                                 "(retrieval records hold one image each with all its captions)";
   EXPECT_EQ(error_of([&] { read_task_records(Task::retrieval, t.path, "twice", 50, true); }), twice);
   EXPECT_EQ(error_of([&] { read_task_records(Task::retrieval, t.path, "twice", 50, false); }), twice);
