@@ -41,4 +41,48 @@ expect_fail score-nan 1 "t2i_nan.npy: score at row 2, column 0 is NaN" -- \
 strict_json score.json
 grep -q '"txt_r1":100.0' score.json || fail "score with inf: $(cat score.json)"
 
+"$PY" - <<'PYEOF'
+import json, numpy as np
+rng = np.random.default_rng(3)
+q = rng.standard_normal((6, 8)).astype(np.float32)
+g = rng.standard_normal((30, 8)).astype(np.float32)
+np.save("q.npy", q); np.save("g.npy", g)
+np.save("g1.npy", g[:10]); np.save("g2.npy", g[10:].astype(np.float16))
+a = q.copy(); a[2, 3] = np.nan; np.save("q_nan.npy", a)
+b = g[10:].astype(np.float16); b[5, 1] = np.inf; np.save("g2_inf.npy", b)
+b = g[10:].copy(); b[7, 0] = -np.inf; np.save("g2_minf.npy", b)
+np.save("w5.npy", rng.standard_normal((4, 5)).astype(np.float32))
+# Finite, but the inner product of query row 1 and gallery row 12 is beyond float32's range.
+big = q.copy(); big[1] = 1e30; np.save("q_big.npy", big)
+big = g[10:].copy(); big[2] = 1e30; np.save("g2_big.npy", big)
+PYEOF
+
+# 2. eve-rank: NaN in float32 queries, inf in a float16 gallery part, -inf in a float32 part.
+expect_fail rank-nan 1 "q_nan.npy: value at row 2, column 3 is NaN" -- \
+  "$EVE_BIN/eve-rank" -q --queries q_nan.npy --gallery g.npy -o ranks.jsonl
+[[ ! -e ranks.jsonl ]] || fail "rank-nan left ranks.jsonl"
+expect_fail rank-inf-f16 1 "g2_inf.npy: value at row 5, column 1 is inf" -- \
+  "$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2_inf.npy
+expect_fail rank-minf 1 "g2_minf.npy: value at row 7, column 0 is -inf" -- \
+  "$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2_minf.npy --scores-out s.npy
+[[ ! -e s.npy ]] || fail "rank-minf left s.npy"
+
+# 3. eve-rank: finite embeddings whose scores overflow float32, in ranks and --scores-out.
+expect_fail rank-overflow 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2 is beyond float32's range" -- \
+  "$EVE_BIN/eve-rank" -q --queries q_big.npy --gallery g1.npy g2_big.npy -k 3 -o ranks.jsonl
+[[ ! -e ranks.jsonl ]] || fail "rank-overflow left ranks.jsonl"
+expect_fail rank-overflow-scores 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2" -- \
+  "$EVE_BIN/eve-rank" -q --queries q_big.npy --gallery g1.npy g2_big.npy -o ranks.jsonl --scores-out s.npy
+[[ ! -e s.npy && ! -e ranks.jsonl ]] || fail "rank-overflow-scores left outputs"
+
+# 4. eve-rank: widths differ: both files, both widths, one line.
+expect_fail rank-width 1 "the queries q.npy have 8 columns but the gallery w5.npy has 5" -- \
+  "$EVE_BIN/eve-rank" -q --queries q.npy --gallery w5.npy
+[[ $(wc -l <err.txt) == 1 ]] || fail "rank-width: not one line: $(cat err.txt)"
+
+# The good inputs still rank, and the output is strict JSON.
+"$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2.npy -k 4 -o ranks.jsonl
+[[ $(wc -l <ranks.jsonl) == 6 ]] || fail "ranks: $(wc -l <ranks.jsonl) lines"
+strict_json ranks.jsonl
+
 echo ok
