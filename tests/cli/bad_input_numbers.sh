@@ -85,4 +85,32 @@ expect_fail rank-width 1 "the queries q.npy have 8 columns but the gallery w5.np
 [[ $(wc -l <ranks.jsonl) == 6 ]] || fail "ranks: $(wc -l <ranks.jsonl) lines"
 strict_json ranks.jsonl
 
+# 5. eve-embed: a model whose word embedding of token 7 is NaN gives NaN for the texts that
+# hold it: the part holding such a text fails naming its row, column and input; the part
+# before it is finished (a rerun resumes there); no matrix holds a NaN.
+. "$EVE_SOURCE/tests/cli/embed_common.bash"
+make_bundle bundle
+"$PY" - "$EVE_SOURCE/tests/reference" <<'PYEOF'
+import json, sys, math
+sys.path.insert(0, sys.argv[1])
+import eve_ref_io
+w = eve_ref_io.load("bundle/model.safetensors")
+key = [k for k in w if k.endswith("word_embedding.weight")]
+assert len(key) == 1, key
+w[key[0]][7] = math.nan
+eve_ref_io.save("bundle/model.safetensors", w)
+with open("texts.jsonl", "w") as f:
+    for i, ids in enumerate([[2, 5, 3], [2, 6, 9, 3], [2, 8, 3], [2, 9, 7, 3]]):
+        f.write(json.dumps({"id": "t%d" % i, "ids": ids}) + "\n")
+PYEOF
+expect_fail embed-nan 1 'txt-00001.npy: embedding at row 1, column 0 is NaN for input "t3"' -- \
+  "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt --part-size 2 -b 1
+[[ -f txt-00000.npy && -f txt-00000.ids.jsonl && ! -e txt-00001.npy && ! -e txt-00001.ids.jsonl ]] ||
+  fail "embed-nan parts: $(ls txt*)"
+"$PY" -c "import numpy as np; a = np.load('txt-00000.npy'); assert a.shape[0] == 2 and np.isfinite(a).all()" ||
+  fail "embed-nan: part 0"
+expect_fail embed-nan-half 1 'txt.npy: embedding at row 3, column 0 is NaN for input "t3"' -- \
+  "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt.npy --half
+[[ ! -e txt.npy ]] || fail "embed-nan-half left txt.npy"
+
 echo ok
