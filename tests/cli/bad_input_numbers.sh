@@ -113,4 +113,33 @@ expect_fail embed-nan-half 1 'txt.npy: embedding at row 3, column 0 is NaN for i
   "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt.npy --half
 [[ ! -e txt.npy ]] || fail "embed-nan-half left txt.npy"
 
+# 6. eve-pretrain and eve-finetune at a learning rate that makes the loss NaN: exit 1, the
+# message names the step, metrics.jsonl ends with that step and "loss": null, all strict JSON.
+# loss_stop RUN_DIR: checks the metrics against the message in err.txt.
+loss_stop() {
+  "$PY" - "$1/metrics.jsonl" err.txt <<'PYEOF' || fail "loss_stop $1: $(cat err.txt)"
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+step = int(re.search(r"the loss is not finite at step (\d+)", open(sys.argv[2]).read()).group(1))
+assert rows[-1]["step"] == step and rows[-1]["loss"] is None, (rows[-1], step)
+assert all(r["loss"] is not None for r in rows[:-1]), rows
+assert [r["step"] for r in rows] == list(range(1, step + 1)), rows
+PYEOF
+  strict_json "$1/metrics.jsonl"
+}
+"$EVE_BIN/eve-prep" synth --out w --count 16 --size 32 --nlvr-sets 2 --seed 2 -q
+"$EVE_BIN/eve-prep" -q pairs --ann w/pairs_train.json --images w --out pairs
+"$EVE_BIN/eve-tokenize" train -q pairs/train.jsonl -o tok.model --vocab-size 120
+"$EVE_BIN/eve-tokenize" encode -m tok.model pairs/train.jsonl -o pairs/ids.jsonl
+expect_fail pretrain-nan 1 "the loss is not finite at step" -- \
+  "$EVE_BIN/eve-pretrain" -q --data pairs --split ids --tokenizer tok.json --config eve-tiny --out pre \
+  --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --threads 2
+loss_stop pre
+"$EVE_BIN/eve-prep" -q vqa --questions train=w/vqa/questions_train.json --annotations train=w/vqa/annotations_train.json \
+  --images w/images --size 0 --out vqa
+"$EVE_BIN/eve-tokenize" encode -m tok.model vqa/train.jsonl -o vqa/train.ids.jsonl
+expect_fail finetune-nan 1 "the loss is not finite at step" -- \
+  "$EVE_BIN/eve-finetune" -q --task vqa --data vqa --config eve-tiny --tokenizer tok.json --image-res 32 \
+  --out ft --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --val none --threads 2
+loss_stop ft
 echo ok
