@@ -113,7 +113,27 @@ expect_fail embed-nan-half 1 'txt.npy: embedding at row 3, column 0 is NaN for i
   "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt.npy --half
 [[ ! -e txt.npy ]] || fail "embed-nan-half left txt.npy"
 
-# 6. eve-pretrain and eve-finetune at a learning rate that makes the loss NaN: exit 1, the
+# 6. eve-rank --rerank with that model: the ITM logit of text t3 (query row 3) is NaN, an
+# error naming the query and gallery rows and their files; no ranks are left.
+"$PY" - <<'PYEOF'
+import json, numpy as np
+from PIL import Image
+rng = np.random.default_rng(5)
+for name in ("a.png", "b.png", "c.png"):
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(name)
+np.save("qr.npy", rng.standard_normal((4, 6)).astype(np.float32))
+np.save("gr.npy", rng.standard_normal((3, 6)).astype(np.float32))
+open("qr.ids.jsonl", "w").write("".join(json.dumps("t%d" % i) + "\n" for i in range(4)))
+open("gr.ids.jsonl", "w").write("".join(json.dumps(n) + "\n" for n in ("a.png", "b.png", "c.png")))
+PYEOF
+rm -f ranks.jsonl
+expect_fail rerank-nan 1 "is NaN: the ITM match logit of the model bundle for qr.npy row 3 and gr.npy row" -- \
+  "$EVE_BIN/eve-rank" -q --queries qr.npy --gallery gr.npy -k 2 --rerank -m bundle --images a.png b.png c.png \
+  --texts texts.jsonl --k-test 3 -o ranks.jsonl
+grep -q "score at row 3, column [0-2] is NaN" err.txt || fail "rerank-nan: $(cat err.txt)"
+[[ ! -e ranks.jsonl ]] || fail "rerank-nan left ranks.jsonl"
+
+# 7. eve-pretrain and eve-finetune at a learning rate that makes the loss NaN: exit 1, the
 # message names the step, metrics.jsonl ends with that step and "loss": null, all strict JSON.
 # loss_stop RUN_DIR: checks the metrics against the message in err.txt.
 loss_stop() {
