@@ -57,7 +57,7 @@ assert np.allclose(s, q @ g.T, atol=1e-4)
 "$PY" -c "import numpy as np; np.save('bad.npy', np.zeros((4, 5), np.float32)); np.save('v.npy', np.zeros(4, np.float32))"
 set +e
 "$EVE_BIN/eve-rank" --queries q.npy --gallery bad.npy 2> err.txt; rc=$?
-[[ $rc == 1 ]] && grep -q 'bad.npy: queries have 8 columns but the gallery has 5' err.txt || fail "dim mismatch rc=$rc $(cat err.txt)"
+[[ $rc == 1 ]] && grep -q 'the queries q.npy have 8 columns but the gallery bad.npy has 5' err.txt || fail "dim mismatch rc=$rc $(cat err.txt)"
 "$EVE_BIN/eve-rank" --queries q.npy --gallery v.npy 2> err.txt; rc=$?
 [[ $rc == 1 ]] && grep -q 'v.npy: expected a 2-D matrix' err.txt || fail "1-D rc=$rc $(cat err.txt)"
 "$EVE_BIN/eve-rank" --queries q.npy --gallery g1.npy --gallery-ids g2.ids.jsonl 2> err.txt; rc=$?

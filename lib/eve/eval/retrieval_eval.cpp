@@ -8,6 +8,7 @@
 #include "eve/core/error.h"
 #include "eve/eval/chunks.h"
 #include "eve/eval/first_items.h"
+#include "eve/io/dtype.h"
 #include "eve/io/jsonl.h"
 
 namespace eve::eval {
@@ -124,8 +125,10 @@ class IdResolver {
   std::unordered_map<std::string, size_t> by_name_;
 };
 
+// Infinite scores still order; a NaN does not.
 [[noreturn]] void throw_nan(const std::string& source, size_t row, size_t col) {
-  throw Error(fmt::format("score at row {}, column {} is NaN", row, col), source);
+  throw Error(io::non_finite_message("score", static_cast<int64_t>(row), static_cast<int64_t>(col), NAN),
+              source);
 }
 
 // Number of entries of row[0..n) strictly above `best`.

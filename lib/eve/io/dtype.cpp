@@ -1,6 +1,12 @@
 #include "eve/io/dtype.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "eve/core/error.h"
 
 namespace eve::io {
 namespace {
@@ -23,6 +29,24 @@ T load_le(const unsigned char* p) {
   T v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// First index among n elements of bits type U whose exponent field (kExp) is all ones, i.e.
+// NaN or infinity. Each block is tested without branches (vectorised), and searched
+// element by element only when it holds one.
+template <typename U, U kExp>
+int64_t first_all_ones_exponent(const unsigned char* p, size_t n) {
+  constexpr size_t kBlock = 4096;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t m = std::min(kBlock, n - b);
+    const unsigned char* q = p + b * sizeof(U);
+    U count = 0;  // a count, not a flag: GCC vectorises the sum, not an OR of bools
+    for (size_t i = 0; i < m; ++i) count += (load_le<U>(q + i * sizeof(U)) & kExp) == kExp;
+    if (count == 0) continue;
+    for (size_t i = 0; i < m; ++i)
+      if ((load_le<U>(q + i * sizeof(U)) & kExp) == kExp) return static_cast<int64_t>(b + i);
+  }
+  return -1;
 }
 
 }  // namespace
@@ -127,6 +151,34 @@ void convert_to_f32(DType dtype, const void* src, size_t n, float* dst) {
       for (size_t i = 0; i < n; ++i) dst[i] = float(p[i]);
       return;
   }
+}
+
+int64_t first_non_finite(DType dtype, const void* src, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(src);
+  switch (dtype) {
+    case DType::f32: return first_all_ones_exponent<uint32_t, 0x7F800000u>(p, n);
+    case DType::f16: return first_all_ones_exponent<uint16_t, 0x7C00>(p, n);
+    case DType::bf16: return first_all_ones_exponent<uint16_t, 0x7F80>(p, n);
+    case DType::i32:
+    case DType::i64:
+    case DType::u8: return -1;
+  }
+  return -1;
+}
+
+std::string non_finite_message(const std::string& what, int64_t row, int64_t col, float value) {
+  const char* name = std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf";
+  return fmt::format("{} at row {}, column {} is {}", what, row, col, name);
+}
+
+void check_finite(DType dtype, const void* data, int64_t rows, int64_t cols,
+                  const std::string& what, const std::string& file, const std::string& hint) {
+  const int64_t at = first_non_finite(dtype, data, static_cast<size_t>(rows * cols));
+  if (at < 0) return;
+  float value;
+  convert_to_f32(dtype, static_cast<const unsigned char*>(data) + static_cast<size_t>(at) * dtype_size(dtype),
+                 1, &value);
+  throw Error(non_finite_message(what, at / cols, at % cols, value), file, {}, hint);
 }
 
 }  // namespace eve::io

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace eve::io {
@@ -28,5 +29,19 @@ uint16_t float_to_bf16(float f);
 
 // Converts `n` elements of `dtype` stored little-endian at `src` (any alignment) to float.
 void convert_to_f32(DType dtype, const void* src, size_t n, float* dst);
+
+// Index of the first NaN or infinity among the `n` elements of `dtype` at `src` (any
+// alignment), or -1 when every one is finite (integers always are). One branch-free pass
+// over blocks, which the compiler vectorises: about the cost of reading the data once.
+int64_t first_non_finite(DType dtype, const void* src, size_t n);
+
+// "<what> at row R, column C is NaN" (or "inf", "-inf"): how every program names a number
+// it cannot use in a matrix (eve-score's scores, eve-rank's and eve-embed's embeddings).
+std::string non_finite_message(const std::string& what, int64_t row, int64_t col, float value);
+
+// Throws eve::Error(non_finite_message(what, ...), file, {}, hint) at the first NaN or
+// infinity of the rows x cols matrix of `dtype` at `data` (C order).
+void check_finite(DType dtype, const void* data, int64_t rows, int64_t cols,
+                  const std::string& what, const std::string& file, const std::string& hint = {});
 
 }  // namespace eve::io

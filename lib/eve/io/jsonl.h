@@ -42,6 +42,9 @@ class JsonlReader {
 
 // Serialises one record as a single line with "\n" (UTF-8 kept as is, never escaped).
 // Throws eve::Error for a string that is not valid UTF-8; `where` names the record in it.
+// A NaN or infinite number is written as null (as every dump() of these types does), never
+// as a bare nan/inf that no JSON reader takes; writers that must not lose such a value
+// check it first.
 std::string to_jsonl_line(const json& record, const std::string& where = {});
 std::string to_jsonl_line(const ordered_json& record, const std::string& where = {});
 

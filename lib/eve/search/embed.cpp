@@ -12,6 +12,7 @@
 #include "eve/core/progress.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
+#include "eve/io/dtype.h"
 #include "eve/io/file.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
@@ -46,7 +47,9 @@ class PartPlan {
   std::map<int64_t, bool> finished_;
 };
 
-// One open output part: the matrix streams to disk, the ids wait in memory.
+// One open output part: the matrix streams to disk, the ids wait in memory. A NaN or
+// infinity from the model is an error naming the part, row, column and input; the part is
+// then not written (earlier parts stay, finished).
 class PartWriter {
  public:
   PartWriter(const EmbedOptions& o, int64_t part, int64_t cols)
@@ -55,6 +58,16 @@ class PartWriter {
   int64_t part() const { return part_; }
   void append(const torch::Tensor& rows, const std::vector<std::string>& ids) {
     torch::Tensor t = (o_.half ? rows.to(torch::kHalf) : rows).contiguous();
+    const io::DType dtype = o_.half ? io::DType::f16 : io::DType::f32;
+    const int64_t at = io::first_non_finite(dtype, t.data_ptr(), static_cast<size_t>(t.numel()));
+    if (at >= 0) {
+      const int64_t row = at / t.size(1), col = at % t.size(1);
+      throw Error(io::non_finite_message("embedding", npy_.rows() + row, col,
+                                         t[row][col].item<float>()) +
+                      " for input " + ids[static_cast<size_t>(row)],
+                  embed_output_path(o_.out, part_, false), {},
+                  "the model " + o_.model + " gives it; this part is not written");
+    }
     npy_.append_rows(t.data_ptr(), static_cast<size_t>(t.size(0)));
     for (const auto& id : ids) {
       ids_ += id;

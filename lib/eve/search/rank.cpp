@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/progress.h"
+#include "eve/io/dtype.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
@@ -24,10 +26,11 @@ namespace eve::search {
 namespace {
 
 // Several 2-D .npy parts seen as one matrix; f32 rows are copied straight from the file
-// bytes, other dtypes converted on read.
+// bytes, other dtypes converted on read. Every value must be finite: a NaN or infinity is
+// an error naming the part, row and column (one vectorised pass per part as it is loaded).
 class NpyParts : public RowSource {
  public:
-  explicit NpyParts(const std::vector<std::string>& paths) {
+  explicit NpyParts(const std::vector<std::string>& paths) : paths_(paths) {
     for (const auto& p : paths) {
       parts_.push_back(io::read_npy(p));
       const auto& a = parts_.back();
@@ -42,9 +45,16 @@ class NpyParts : public RowSource {
         throw Error("has " + std::to_string(a.shape[1]) + " columns but " + paths[0] + " has " +
                         std::to_string(cols_),
                     p);
+      io::check_finite(a.dtype, a.data.data(), a.shape[0], a.shape[1], "value", p,
+                       "embeddings must be finite numbers");
       starts_.push_back(rows_);
       rows_ += a.shape[0];
     }
+  }
+  // "FILE row R": where row `row` of the whole matrix lives.
+  std::string locate(int64_t row) const {
+    size_t part = std::upper_bound(starts_.begin(), starts_.end(), row) - starts_.begin() - 1;
+    return paths_[part] + " row " + std::to_string(row - starts_[part]);
   }
   int64_t rows() const override { return rows_; }
   int64_t cols() const override { return cols_; }
@@ -64,6 +74,7 @@ class NpyParts : public RowSource {
   }
 
  private:
+  std::vector<std::string> paths_;
   std::vector<io::NpyArray> parts_;
   std::vector<int64_t> starts_;
   int64_t rows_ = 0, cols_ = 0;
@@ -116,7 +127,18 @@ std::vector<std::string> load_ids(const std::vector<std::string>& npy_paths,
   return ids;
 }
 
-void write_scores(const RowSource& q, const RowSource& g, const RankOptions& opts) {
+// Finite embeddings can still give a score that is not: an inner product beyond float32's
+// range, or a re-ranking model that outputs NaN. Such a score is an error, never a bare
+// nan/inf in the ranks (no JSON reader takes them) or a NaN in --scores-out.
+[[noreturn]] void throw_score(const NpyParts& q, const NpyParts& g, int64_t qi, int64_t gi, float score,
+                              const std::string& model) {
+  const std::string why = model.empty()
+      ? "the inner product of " + q.locate(qi) + " and " + g.locate(gi) + " is beyond float32's range"
+      : "the ITM match logit of the model " + model + " for " + q.locate(qi) + " and " + g.locate(gi);
+  throw Error(io::non_finite_message("score", qi, gi, score) + ": " + why);
+}
+
+void write_scores(const NpyParts& q, const NpyParts& g, const RankOptions& opts) {
   int64_t cells = q.rows() * g.rows();
   if (cells > opts.max_scores)
     throw UsageError("--scores-out would hold " + std::to_string(cells) + " scores", {}, {},
@@ -131,6 +153,10 @@ void write_scores(const RowSource& q, const RowSource& g, const RankOptions& opt
     auto qt = torch::empty({nb, q.cols()}, torch::kFloat32);
     q.read(q0, nb, qt.data_ptr<float>());
     auto s = torch::mm(qt, gt.t()).contiguous();
+    if (!torch::isfinite(s).all().item<bool>()) {
+      const int64_t at = torch::logical_not(torch::isfinite(s)).flatten().nonzero()[0].item<int64_t>();
+      throw_score(q, g, q0 + at / g.rows(), at % g.rows(), s.data_ptr<float>()[at], {});
+    }
     w.append_rows(s.data_ptr<float>(), static_cast<size_t>(nb));
   }
   w.finish();
@@ -139,9 +165,11 @@ void write_scores(const RowSource& q, const RowSource& g, const RankOptions& opt
 // Re-scores candidate lists with the ITM head of the fusion pass (RankOptions::rerank).
 class ItmReranker {
  public:
-  ItmReranker(const RankOptions& o, const std::string& device, const std::vector<std::string>& qids,
+  ItmReranker(const RankOptions& o, const std::string& device, const NpyParts& queries,
+              const NpyParts& gallery, const std::vector<std::string>& qids,
               const std::vector<std::string>& gids, int threads)
-      : o_(o), qids_(qids), gids_(gids), pool_(resolve_threads(threads)) {
+      : o_(o), queries_(queries), gallery_(gallery), qids_(qids), gids_(gids),
+        pool_(resolve_threads(threads)) {
     model::Bundle b = model::load_bundle(o.model);
     enc_ = std::make_unique<RetrievalEncoder>(b.model, torch::Device(device), o.model, true);
     sources_ = std::make_unique<ImageSources>(o.images);  // owns the stores items point into
@@ -199,6 +227,7 @@ class ItmReranker {
       std::copy(s.data_ptr<float>(), s.data_ptr<float>() + nb, logit.begin() + b0);
     }
     for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(logit[i])) throw_score(queries_, gallery_, q, hits[i].index, logit[i], o_.model);
       hits[i].score = logit[i];
       if (score_row) score_row[hits[i].index] = logit[i];
     }
@@ -221,6 +250,8 @@ class ItmReranker {
   }
 
   const RankOptions& o_;
+  const NpyParts& queries_;
+  const NpyParts& gallery_;
   const std::vector<std::string>& qids_;
   const std::vector<std::string>& gids_;
   ThreadPool pool_;
@@ -257,8 +288,9 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   }
   NpyParts queries(opts.queries), gallery(opts.gallery);
   if (queries.cols() != gallery.cols())
-    throw Error("queries have " + std::to_string(queries.cols()) + " columns but the gallery has " +
-                std::to_string(gallery.cols()), opts.gallery[0]);
+    throw Error("the queries " + opts.queries[0] + " have " + std::to_string(queries.cols()) +
+                    " columns but the gallery " + opts.gallery[0] + " has " + std::to_string(gallery.cols()),
+                {}, {}, "rank embeddings of one model against each other");
   auto qids = load_ids(opts.queries, opts.query_ids, queries.rows(), "query");
   auto gids = load_ids(opts.gallery, opts.gallery_ids, gallery.rows(), "gallery");
   log::info("ranking {} queries against {} gallery rows (dim {}), k={}", queries.rows(),
@@ -267,7 +299,7 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   std::unique_ptr<ItmReranker> reranker;
   std::unique_ptr<io::NpyRowWriter> rerank_scores;
   if (opts.rerank) {
-    reranker = std::make_unique<ItmReranker>(opts, device, qids, gids, common.threads);
+    reranker = std::make_unique<ItmReranker>(opts, device, queries, gallery, qids, gids, common.threads);
     if (!opts.scores_out.empty()) {
       if (queries.rows() * gallery.rows() > opts.max_scores)
         throw UsageError("--scores-out would hold " + std::to_string(queries.rows() * gallery.rows()) +
@@ -299,6 +331,8 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
       buf += qids[first + i];
       buf += ", \"results\": [";
       for (size_t j = 0; j < hits[i].size(); ++j) {
+        if (!std::isfinite(hits[i][j].score))
+          throw_score(queries, gallery, first + static_cast<int64_t>(i), hits[i][j].index, hits[i][j].score, {});
         if (j) buf += ", ";
         buf += fmt::format("[{}, {}]", gids[hits[i][j].index], hits[i][j].score);
       }

@@ -811,9 +811,16 @@ struct Finetuner {
       loss = totals[0] / env.world;
       size_t part = 3;
       for (auto it = parts.begin(); it != parts.end(); ++it) it.value() = totals[part++] / env.world;
-      if (totals[1] > 0)
+      if (totals[1] > 0) {
+        // The step's metrics line, its loss null and every part as it came out (the JSON
+        // writer makes a NaN or infinity null): it shows which part diverged.
+        ojson j{{"step", step + 1}, {"loss", nullptr}};
+        for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
+        j["lr"] = schedule.at(step);
+        log_metrics(j);
         throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                     "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
+      }
       const double gnorm = sync_gradients(params, *pg, r.clip);
       const double lr = schedule.at(step);
       opt->step(lr);

@@ -471,9 +471,19 @@ struct Trainer {
       auto totals = pg->sum(local);
       loss = totals[0] / env.world;
       for (size_t i = 0; i < parts.size(); ++i) parts[i].second = totals[3 + i] / env.world;
-      if (totals[1] > 0)
+      if (totals[1] > 0) {
+        // The step's metrics line, its loss null and every part as it came out (the JSON
+        // writer makes a NaN or infinity null): it shows which part diverged.
+        if (rank0()) {
+          ojson j{{"step", step + 1}, {"loss", nullptr}};
+          for (const auto& [name, v] : parts) j[name] = v;
+          j["lr"] = schedule.at(step);
+          metrics << io::to_jsonl_line(j);
+          metrics.flush();
+        }
         throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                     "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
+      }
       const double gnorm = sync_gradients(params, *pg, o.clip);
       const double lr = schedule.at(step);
       opt->step(lr);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "eve/io/jsonl.h"
 #include "io_test_util.h"
 
@@ -33,6 +35,12 @@ TEST(Jsonl, WritesOneLineWithUtf8Unescaped) {
   EXPECT_EQ(eve::io::to_jsonl_line(rec), "{\"text\":\"caf\xc3\xa9\\n\",\"ids\":[1,2]}\n");
   eve::io::json bad = {{"text", "\xff"}};
   expect_error([&] { eve::io::to_jsonl_line(bad); }, {"not valid UTF-8"});
+}
+
+TEST(Jsonl, NonFiniteNumbersAreWrittenAsNull) {
+  // Never a bare nan/inf, which no JSON reader takes (the trainers' metrics rely on this).
+  eve::io::ordered_json rec = {{"loss", NAN}, {"a", INFINITY}, {"b", -INFINITY}, {"c", 0.5}};
+  EXPECT_EQ(eve::io::to_jsonl_line(rec), "{\"loss\":null,\"a\":null,\"b\":null,\"c\":0.5}\n");
 }
 
 struct BadLine {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "eve/io/dtype.h"
 #include "eve/io/jsonl.h"
@@ -60,6 +61,41 @@ TEST(Dtype, HalfConversionIsExactAndRoundsToNearestEven) {
   EXPECT_EQ(eve::io::bf16_to_float(0x3F80), 1.f);
   EXPECT_EQ(eve::io::float_to_bf16(1.f + 1.f / 256), 0x3F80);  // tie -> even
   EXPECT_EQ(eve::io::float_to_bf16(1.f + 3.f / 256), 0x3F82);
+}
+
+TEST(Dtype, FirstNonFiniteFindsNanAndInfinityInEveryFloatType) {
+  using eve::io::first_non_finite;
+  // Past one block of the vectorised pass, at an odd offset.
+  std::vector<float> f(10000, 0.5f);
+  EXPECT_EQ(first_non_finite(DType::f32, f.data(), f.size()), -1);
+  f[9001] = -INFINITY;
+  f[9007] = NAN;
+  EXPECT_EQ(first_non_finite(DType::f32, f.data(), f.size()), 9001);
+  f[9001] = std::numeric_limits<float>::max();  // the largest finite float is fine
+  EXPECT_EQ(first_non_finite(DType::f32, f.data(), f.size()), 9007);
+  EXPECT_EQ(first_non_finite(DType::f32, f.data(), 9007), -1);
+  std::vector<uint16_t> h(5000, 0x7BFF);  // 65504, the largest finite half
+  EXPECT_EQ(first_non_finite(DType::f16, h.data(), h.size()), -1);
+  h[4100] = 0xFC00;  // -inf
+  EXPECT_EQ(first_non_finite(DType::f16, h.data(), h.size()), 4100);
+  std::vector<uint16_t> b(3, 0x3F80);
+  b[2] = 0x7FC0;  // NaN
+  EXPECT_EQ(first_non_finite(DType::bf16, b.data(), b.size()), 2);
+  std::vector<int32_t> i(4, -1);  // all bits set: still an integer
+  EXPECT_EQ(first_non_finite(DType::i32, i.data(), i.size()), -1);
+}
+
+TEST(Dtype, CheckFiniteNamesFileRowAndColumn) {
+  std::vector<float> m(12, 1.f);
+  eve::io::check_finite(DType::f32, m.data(), 3, 4, "value", "m.npy");
+  m[2 * 4 + 1] = INFINITY;
+  std::string what = expect_error([&] { eve::io::check_finite(DType::f32, m.data(), 3, 4, "value", "m.npy", "fix it"); },
+                                  {});
+  EXPECT_EQ(what, "m.npy: value at row 2, column 1 is inf (fix it)");
+  std::vector<uint16_t> h = {0x3C00, 0x7E00};
+  what = expect_error([&] { eve::io::check_finite(DType::f16, h.data(), 1, 2, "score", "h.npy"); }, {});
+  EXPECT_EQ(what, "h.npy: score at row 0, column 1 is NaN");
+  EXPECT_EQ(eve::io::non_finite_message("x", 5, 6, -INFINITY), "x at row 5, column 6 is -inf");
 }
 
 TEST(Npy, RoundTripsEveryDtype) {
