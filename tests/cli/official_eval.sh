@@ -44,6 +44,30 @@ grep -q "compat official" convert.err || fail "the converter did not record comp
 grep -q "^compat       official, sparse dispatch, gumbel-noise at inference; retrieval embeddings before the final LayerNorm" \
   describe.txt || fail "describe: $(grep compat describe.txt)"
 
+# The tokenizer against the word embedding (300 rows): more pieces is an error, in the
+# converter and when a bundle loads; fewer pieces (padding rows) a note; special ids that
+# are not the tokenizer's an error.
+"$EVE_BIN/eve-tokenize" train -q w/corpus.txt -o tok400.model --vocab-size 400
+"$EVE_BIN/eve-tokenize" train -q w/corpus.txt -o tok200.model --vocab-size 200
+set +e
+err=$("$PY" "$EVE_SOURCE/scripts/eve-convert-checkpoint" ckpt.pth vlmo.json big --tokenizer tok400.model 2>&1); rc=$?
+set -e
+[[ $rc == 1 && $err == "eve-convert-checkpoint: error: tok400.model has 400 pieces but the word embedding only 300 rows: not this checkpoint's tokenizer" ]] \
+  || fail "converter, more pieces: $rc $err"
+"$PY" "$EVE_SOURCE/scripts/eve-convert-checkpoint" ckpt.pth vlmo.json small --tokenizer tok200.model 2> small.err
+grep -q "note: the word embedding has 300 rows for the tokenizer's 200 pieces" small.err || fail "converter note: $(cat small.err)"
+expect_load_error() {  # BUNDLE WANT: eve-embed on BUNDLE exits 1 with WANT
+  set +e; err=$("$EVE_BIN/eve-embed" -q -m "$1" --texts ret2/test.ids.jsonl -o x 2>&1); rc=$?; set -e
+  [[ $rc == 1 && $err == "eve-embed: error: $2" ]] || fail "load $1: $rc $err"
+}
+cp -r bundle bad400 && cp tok400.model bad400/tokenizer.model
+expect_load_error bad400 "bad400/tokenizer.model: the tokenizer has 400 pieces but the word embedding only 300 rows (this tokenizer was not trained with this model; use the model's own)"
+cp -r bundle badpad && sed -i 's/"pad_token_id": 0/"pad_token_id": 7/' badpad/config.json
+expect_load_error badpad "badpad/tokenizer.model: config.json's pad_token_id is 7 but the tokenizer's piece for it is id 0 (set the config's special ids from the tokenizer (eve-convert-checkpoint --tokenizer does it))"
+"$EVE_BIN/eve-embed" --threads 2 -m small --texts ret2/test.ids.jsonl -o small_txt 2> small_embed.err
+grep -q "small/tokenizer.model: the word embedding has 300 rows for the tokenizer's 200 pieces; rows 200 and up are never used" \
+  small_embed.err || fail "bundle note: $(cat small_embed.err)"
+
 # Deterministic routing: embeddings, re-rank, eval-only.
 D=(--deterministic-routing --threads 2 -q)
 "$EVE_BIN/eve-embed" "${D[@]}" -m bundle --images ret2 -o img
