@@ -21,7 +21,11 @@ build: configure
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-demo: build
+# The demo needs the seven programs only, not the test binaries.
+PROGRAMS := eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-score
+
+demo: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target $(PROGRAMS)
 	@EVE_BIN=$(CURDIR)/$(BUILD)/bin bash scripts/demo.sh
 
 bench: build
