@@ -183,11 +183,31 @@ bool LineReader::next(std::string& line) {
   return true;
 }
 
+void prepare_output(const std::string& path) {
+  if (path.empty() || path == "-") return;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error("is a directory", path, {}, "name a file to write, for example " + path + "/out");
+  // mkdir -p of the parent, one component at a time (POSIX calls, see remove_tree).
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return;
+  const std::string parent = path.substr(0, slash);
+  for (size_t at = 0; at != std::string::npos;) {
+    at = parent.find('/', at + 1);
+    const std::string dir = parent.substr(0, at);
+    if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
+      throw Error("cannot create the directory: " + errno_text(), dir);
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw Error("is not a directory", dir, {}, "the output " + path + " needs it to be one");
+  }
+}
+
 AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
   if (path_ == "-") {
     f_ = stdout;
     return;
   }
+  prepare_output(path_);
   static std::atomic<unsigned> counter{0};
   tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   f_ = std::fopen(tmp_.c_str(), "wb");

@@ -58,6 +58,11 @@ class LineReader {
   bool eof_ = false;
 };
 
+// Makes an output path ready before the work that fills it: "-" passes; an existing
+// directory is an error naming it; missing parent directories are created (errors name the
+// one that could not be). Every program calls it on its outputs first; AtomicWriter too.
+void prepare_output(const std::string& path);
+
 // Writes to "<path>.tmp.<pid>.<n>" in the final directory and renames it over `path` on
 // commit(); destroyed without commit() (an exception, a signal), it removes the temp file,
 // so a reader never sees a partial file under the final name. "-" writes to stdout.

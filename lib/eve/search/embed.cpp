@@ -228,6 +228,8 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   if (o.part_size < 0) throw UsageError("--part-size must not be negative");
   if (o.shard_count > 1 && o.part_size == 0)
     throw UsageError("--shard needs --part-size", {}, {}, "shards are made of whole parts");
+  io::prepare_output(o.out);  // a directory named as the output is an error, not a sibling
+  io::prepare_output(embed_output_path(o.out, -1, false));
   const std::string device = nn::init_runtime(common);
   model::Bundle bundle = model::load_bundle(o.model);
   RetrievalEncoder enc(bundle.model, torch::Device(device), o.model);

@@ -276,6 +276,8 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   if (opts.queries.empty() || opts.gallery.empty())
     throw UsageError("--queries and --gallery are required");
   if (opts.k < 1) throw UsageError("-k must be at least 1");
+  io::prepare_output(opts.out);  // before the work
+  io::prepare_output(opts.scores_out);
   if (opts.rerank) {
     if (opts.model.empty() || opts.images.empty() || opts.texts.empty())
       throw UsageError("--rerank needs --model, --images and --texts");

@@ -13,6 +13,7 @@ namespace eve::text {
 TrainResult run_train(const TrainOptions& opts) {
   if (opts.output.empty()) throw UsageError("--output is required");
   if (opts.inputs.empty()) throw UsageError("no training input given");
+  io::prepare_output(opts.output);  // before the training, not after it
   if (opts.vocab_size < 6)
     throw UsageError("--vocab-size must be at least 6 (5 special tokens and one piece)");
   TrainResult result;
