@@ -66,6 +66,7 @@ set +e
 [[ $rc == 2 ]] || fail "missing file rc=$rc"
 "$EVE_BIN/eve-rank" --queries q.npy --gallery g.npy -k 0 2> err.txt; rc=$?
 [[ $rc == 2 ]] || fail "-k 0 rc=$rc"
-[[ ! -e got.jsonl.tmp* ]] 2>/dev/null || true
+tmps=(*.tmp.*)
+[[ ! -e ${tmps[0]} ]] || fail "temp files left behind: ${tmps[*]}"
 set -e
 echo ok

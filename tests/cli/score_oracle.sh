@@ -68,12 +68,15 @@ same retrieval "$tmp/eve.json" "$tmp/ref.json"
 table=$EVE_SOURCE/lib/eve/eval/lowercase_table.inc
 want_ucd=$(grep -o 'Unicode [0-9.]*' "$table" | head -n 1)
 have_ucd="Unicode $("$EVE_PYTHON" -c 'import unicodedata; print(unicodedata.unidata_version)')"
+skipped=
 if [[ $have_ucd != "$want_ucd" ]]; then
-  echo "note: lowercase table not compared: $EVE_PYTHON has $have_ucd, the table $want_ucd"
+  skipped="lowercase table not compared: $EVE_PYTHON has $have_ucd, the table $want_ucd"
 else
   "$EVE_PYTHON" "$ref/vqa_lowercase_table.py" >"$tmp/lower.inc"
   if ! cmp -s "$tmp/lower.inc" "$table"; then
     echo "FAIL lib/eve/eval/lowercase_table.inc differs from tests/reference/vqa_lowercase_table.py's output"; fail=1
   fi
 fi
+# A check that could not run is a skip (exit 77, shown by ctest), never a pass.
+if [[ $fail == 0 && -n $skipped ]]; then echo "SKIP: $skipped"; exit 77; fi
 exit $fail

@@ -32,8 +32,12 @@ check plain-roundtrip "a dog on the grass" \
 n=$(printf 'w %.0s' {1..60} | "$tok" encode -m "$tmp/tok.model" --plain --max-tokens 7 | wc -w)
 check max-tokens 7 "$n"
 
-# Same ids as the spm_encode tool on the cleaned text.
-if [[ -x /usr/bin/spm_encode ]]; then
+# Same ids as the spm_encode tool on the cleaned text (Debian's sentencepiece package,
+# which scripts/install-deps.sh installs; without it the test reports a skip).
+skipped=
+if [[ ! -x /usr/bin/spm_encode ]]; then
+  skipped="ids not compared with spm_encode: /usr/bin/spm_encode is missing (apt-get install sentencepiece)"
+else
   "$tok" clean "$fx/captions.txt" >"$tmp/clean.txt"
   /usr/bin/spm_encode --model="$tmp/tok.model" --output_format=id <"$tmp/clean.txt" |
     awk '{print "2 " $0 " 3"}' >"$tmp/spm.ids"
@@ -78,4 +82,6 @@ set -e
 "$tok" encode -m "$tmp/tok.model" -o "$tmp/out.jsonl" "$fx/questions.jsonl"
 check out-lines 300 "$(wc -l <"$tmp/out.jsonl")"
 check no-temp "" "$(ls "$tmp" | grep '\.tmp\.' || true)"
+# A check that could not run is a skip (exit 77, shown by ctest), never a pass.
+if [[ $fail == 0 && -n $skipped ]]; then echo "SKIP: $skipped"; exit 77; fi
 exit $fail
