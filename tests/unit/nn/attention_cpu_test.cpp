@@ -74,6 +74,27 @@ TEST(AttentionCpu, MatchesAutogradAttentionWithKeyPadding) { check_case(2, true)
 
 TEST(AttentionCpu, OneThreadGivesTheSameResult) { check_case(1, true); }
 
+// Each thread takes whole samples, so the thread count changes nothing, to the bit: outputs
+// and gradients with 1, 2 and 3 threads are equal (not merely close to autograd's).
+TEST(AttentionCpu, ThreadCountsGiveIdenticalBits) {
+  const int before = at::get_num_threads();
+  torch::manual_seed(11);
+  const int64_t B = 5, L = 19, H = 2, hd = 8;
+  Tensor qkv = torch::randn({B, L, 3, H, hd}), upstream = torch::randn({B, L, H * hd});
+  Tensor pad = torch::zeros({B, L}, torch::kBool);
+  pad[1].narrow(0, L - 4, 4).fill_(true);
+  std::vector<Grads> runs;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    runs.push_back(run(qkv, upstream, [&](const Tensor& x) { return eve::model::attention_cpu(x, pad, 0.3); }));
+  }
+  at::set_num_threads(before);
+  for (size_t i = 1; i < runs.size(); ++i) {
+    EXPECT_TRUE(runs[i].out.equal(runs[0].out)) << "output, run " << i;
+    EXPECT_TRUE(runs[i].dqkv.equal(runs[0].dqkv)) << "gradient, run " << i;
+  }
+}
+
 TEST(AttentionCpu, TakesNonContiguousInputAndNoGradMode) {
   torch::manual_seed(3);
   Tensor wide = torch::randn({2, 9, 3, 2, 8 * 2});  // every other value of the last dim used
