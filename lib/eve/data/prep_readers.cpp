@@ -118,8 +118,10 @@ std::string expand_template(const std::string& t, int64_t image_id, const std::s
       if (field == "image_id") out += std::to_string(image_id);
       else if (field.rfind("image_id:", 0) == 0) {
         const std::string width = field.substr(9);
-        if (width.empty() || width.find_first_not_of("0123456789") != std::string::npos)
-          throw UsageError("bad width in --image-name field {" + field + "}");
+        // At most 64 digits: the width pads a number, and std::stoi of a longer one would throw.
+        if (width.empty() || width.size() > 4 || width.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(width) > 64)
+          throw UsageError("bad width in --image-name field {" + field + "} (a number of digits up to 64)");
         out += fmt::format("{:0{}d}", image_id, std::stoi(width));
       } else if (field == "data_subtype") out += subtype;
       else throw UsageError("unknown field {" + field + "} in --image-name (use image_id, image_id:N, data_subtype)");
@@ -227,7 +229,11 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
   const json q = io::read_json(qfile);
   if (!q.is_object() || !q.contains("questions") || !q["questions"].is_array())
     throw Error("not a VQA question file: expected an object with a \"questions\" list", qfile);
-  const std::string subtype = q.value("data_subtype", std::string());
+  std::string subtype;
+  if (q.contains("data_subtype")) {
+    if (!q["data_subtype"].is_string()) throw Error("field \"data_subtype\" must be a string", qfile, "data_subtype");
+    subtype = q["data_subtype"].get<std::string>();
+  }
   std::map<int64_t, size_t> annotations;  // question_id -> position in the annotation list
   json a;
   if (!afile.empty()) {
