@@ -75,8 +75,14 @@ set +e
 "$tok" encode -m "$tmp/tok.model" --clean fancy </dev/null >/dev/null 2>&1; check usage-rc 2 $?
 "$tok" encode </dev/null >/dev/null 2>&1; check no-model-rc 2 $?
 err=$("$tok" encode -m "$tmp/nope.model" </dev/null 2>&1); check missing-model-rc 1 $?
+echo '{"not": "a model"}' >"$tmp/json.model"
+err2=$("$tok" encode -m "$tmp/json.model" </dev/null 2>&1); check not-a-model-rc 1 $?
 set -e
-[[ $err == "eve-tokenize: error: $tmp/nope.model: cannot load sentencepiece model"* ]] || { echo "FAIL missing model: $err"; fail=1; }
+# One line from eve, not the sentencepiece library's status (which names its source lines).
+[[ $err == "eve-tokenize: error: $tmp/nope.model: cannot open: No such file or directory" ]] ||
+  { echo "FAIL missing model: $err"; fail=1; }
+[[ $err2 == "eve-tokenize: error: $tmp/json.model: not a sentencepiece model (unknown wire type) (pass the .model file eve-tokenize train wrote, or the one released with the checkpoint)" ]] ||
+  { echo "FAIL not a model: $err2"; fail=1; }
 
 # Output to a file is written atomically (no temp file left behind).
 "$tok" encode -m "$tmp/tok.model" -o "$tmp/out.jsonl" "$fx/questions.jsonl"

@@ -32,13 +32,13 @@ struct Example {
   std::string where;                // "file:line" or "file: [index]" for reports
 };
 
-// A sample a reader left out (webdataset: a caption that is not valid UTF-8, a key an
-// earlier sample of the shard already has). run_prep reports it as it reports a skipped
-// image: counted by reason, listed in the manifest, part of --max-bad.
+// A sample a reader left out (webdataset: see read_webdataset for the reasons). run_prep
+// reports it as it reports a skipped image: counted by reason, listed in the manifest, part
+// of --max-bad.
 struct SkippedSample {
   std::string name;     // "<shard>:<member>", the member with the problem
   std::string id;       // unique in the collection ("<shard>:<member>@<data offset>")
-  std::string reason;   // text-not-utf8, duplicate-key
+  std::string reason;   // duplicate-key, name-not-utf8, two-images, text-not-utf8, bad-json, no-image, no-text
   std::string message;
   std::string where;    // "<shard>: <member>", as Example::where names records
 };
@@ -88,9 +88,13 @@ void read_vqa_eve(Collection& c, const SplitFile& f, const std::string& image_ro
 void read_nlvr2(Collection& c, const SplitFile& f, const std::string& image_root);
 // img2dataset/webdataset tar shards: samples of <key>.jpg|.png + <key>.txt and/or <key>.json.
 // A sample is a run of members with one key; a member whose extension the current sample
-// already has starts a new sample with the same key. A sample whose key an earlier sample of
-// the shard had is skipped (duplicate-key: the first is kept), as is one whose .txt or .json
-// is not valid UTF-8 (text-not-utf8); both go to Collection::skipped_samples.
+// already has starts a new sample with the same key. A sample is skipped, named by the
+// member at fault and added to Collection::skipped_samples, for the first of these (in
+// this order): its key is an earlier sample's of the shard (duplicate-key: the first is
+// kept), a member name is not valid UTF-8 (name-not-utf8), it has two images, say a.jpg and
+// a.png (two-images), its .txt or .json is not valid UTF-8 (text-not-utf8), its .json is
+// not JSON, not an object or has a "caption" that is neither a string nor null (bad-json),
+// it has no image (no-image) or no caption (no-text). Nothing in a sample stops the shard.
 void read_webdataset(Collection& c, const SplitFile& f);
 
 // What one eve-prep subcommand was asked to read (its flags).

@@ -118,8 +118,10 @@ std::string expand_template(const std::string& t, int64_t image_id, const std::s
       if (field == "image_id") out += std::to_string(image_id);
       else if (field.rfind("image_id:", 0) == 0) {
         const std::string width = field.substr(9);
-        if (width.empty() || width.find_first_not_of("0123456789") != std::string::npos)
-          throw UsageError("bad width in --image-name field {" + field + "}");
+        // At most 64 digits: the width pads a number, and std::stoi of a longer one would throw.
+        if (width.empty() || width.size() > 4 || width.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(width) > 64)
+          throw UsageError("bad width in --image-name field {" + field + "} (a number of digits up to 64)");
         out += fmt::format("{:0{}d}", image_id, std::stoi(width));
       } else if (field == "data_subtype") out += subtype;
       else throw UsageError("unknown field {" + field + "} in --image-name (use image_id, image_id:N, data_subtype)");
@@ -227,7 +229,11 @@ void read_vqa_official(Collection& c, const std::string& split, const std::strin
   const json q = io::read_json(qfile);
   if (!q.is_object() || !q.contains("questions") || !q["questions"].is_array())
     throw Error("not a VQA question file: expected an object with a \"questions\" list", qfile);
-  const std::string subtype = q.value("data_subtype", std::string());
+  std::string subtype;
+  if (q.contains("data_subtype")) {
+    if (!q["data_subtype"].is_string()) throw Error("field \"data_subtype\" must be a string", qfile, "data_subtype");
+    subtype = q["data_subtype"].get<std::string>();
+  }
   std::map<int64_t, size_t> annotations;  // question_id -> position in the annotation list
   json a;
   if (!afile.empty()) {
@@ -444,7 +450,9 @@ void read_nlvr2(Collection& c, const SplitFile& f, const std::string& root) {
 }
 
 void read_webdataset(Collection& c, const SplitFile& f) {
-  io::TarReader tar(f.file);
+  io::TarReadOptions topt;
+  topt.allow_non_utf8_names = true;  // a member so named is a bad sample, not a bad shard
+  io::TarReader tar(f.file, topt);
   uint64_t samples = 0, without_image = 0, without_text = 0;
   struct Sample {
     std::string key;
@@ -454,6 +462,9 @@ void read_webdataset(Collection& c, const SplitFile& f) {
     io::TarMember image, text_member, meta_member;
     std::string text, meta_text;
     bool has_text = false, has_meta = false;
+    const char* problem = nullptr;  // the first problem of its members, found while reading
+    io::TarMember problem_member;
+    std::string problem_message;
   } cur;
   std::set<std::string> keys_seen;
   auto skip = [&](const io::TarMember& m, const char* reason, std::string message) {
@@ -466,13 +477,30 @@ void read_webdataset(Collection& c, const SplitFile& f) {
     if (cur.has_meta && (at = io::utf8_error_offset(cur.meta_text)) != std::string::npos) return &cur.meta_member;
     return nullptr;
   };
-  // Turns the current sample into a record, or counts or skips it.
+  // The sample's .json as an object, or the reason it is not one (bad-json).
+  auto parse_meta = [&](json& meta) -> std::string {
+    try {
+      meta = io::parse_json(cur.meta_text, f.file, cur.meta_member.name);
+    } catch (const Error& e) {
+      return e.message();
+    }
+    if (!meta.is_object()) return std::string("expected a JSON object, got ") + meta.type_name();
+    auto cap = meta.find("caption");
+    if (cap != meta.end() && !cap->is_string() && !cap->is_null())
+      return std::string("field \"caption\" must be a string, got ") + cap->type_name();
+    return {};
+  };
+  // Turns the current sample into a record, or skips it.
   auto take = [&] {
     if (cur.key.empty()) return;
     ++samples;
     if (!keys_seen.insert(cur.key).second) {
       skip(cur.first, "duplicate-key",
-           "an earlier sample of this shard has the key '" + cur.key + "'; the first sample is kept");
+           "an earlier sample of this shard has the key '" + io::shown_name(cur.key) + "'; the first sample is kept");
+      return;
+    }
+    if (cur.problem) {
+      skip(cur.problem_member, cur.problem, cur.problem_message);
       return;
     }
     size_t at = 0;
@@ -484,8 +512,11 @@ void read_webdataset(Collection& c, const SplitFile& f) {
     }
     json meta = json::object();
     if (cur.has_meta) {
-      meta = io::parse_json(cur.meta_text, f.file, cur.meta_member.name);
-      if (!meta.is_object()) throw Error("expected a JSON object", f.file, cur.meta_member.name);
+      const std::string problem = parse_meta(meta);
+      if (!problem.empty()) {
+        skip(cur.meta_member, "bad-json", problem);
+        return;
+      }
     }
     std::string text = cur.text;
     bool has_text = cur.has_text;
@@ -493,9 +524,13 @@ void read_webdataset(Collection& c, const SplitFile& f) {
       text = meta["caption"].get<std::string>();
       has_text = true;
     }
-    if (!cur.has_image) ++without_image;
-    else if (!has_text) ++without_text;
-    else {
+    if (!cur.has_image) {
+      ++without_image;
+      skip(cur.first, "no-image", "the sample has no .jpg, .jpeg, .png or .webp member");
+    } else if (!has_text) {
+      ++without_text;
+      skip(cur.image, "no-text", "the sample has no .txt member and no \"caption\" in a .json member");
+    } else {
       const size_t img = c.image(f.file, cur.key + "." + "jpg", cur.image.offset, static_cast<int64_t>(cur.image.size));
       c.images[img].name = f.file + ":" + cur.image.name;
       ordered_json rec;
@@ -508,6 +543,13 @@ void read_webdataset(Collection& c, const SplitFile& f) {
   auto flush = [&] {
     take();
     cur = Sample{};
+  };
+  // Notes the sample's first problem found while its members are read.
+  auto problem = [&](const io::TarMember& m, const char* reason, std::string message) {
+    if (cur.problem) return;
+    cur.problem = reason;
+    cur.problem_member = m;
+    cur.problem_message = std::move(message);
   };
   io::TarMember m;
   while (tar.next(m)) {
@@ -527,8 +569,14 @@ void read_webdataset(Collection& c, const SplitFile& f) {
       cur.first = m;
     }
     cur.exts.insert(ext);
+    if (m.name_not_utf8)
+      problem(m, "name-not-utf8", "the member name '" + io::shown_name(m.name) + "' is not valid UTF-8");
     if (ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp") {
-      if (cur.has_image) throw Error("sample has two images", f.file, m.name);
+      if (cur.has_image) {
+        problem(m, "two-images",
+                "the sample has two images, " + io::shown_name(cur.image.name) + " and " + io::shown_name(m.name));
+        continue;
+      }
       cur.has_image = true;
       cur.image = m;
     } else if (ext == "txt") {

@@ -26,20 +26,7 @@ constexpr Field kName{0, 100}, kMode{100, 8}, kUid{108, 8}, kGid{116, 8}, kSize{
 
 uint64_t padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
-// Shows a name in a message with control bytes escaped.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      out += b;
-    } else {
-      out += char(c);
-    }
-  }
-  return out;
-}
+std::string shown(std::string_view s) { return shown_name(s); }
 
 std::string member_where(const std::string& name) { return "member '" + shown(name) + "'"; }
 
@@ -176,12 +163,13 @@ const char* special_kind(char type) {
 
 }  // namespace
 
+constexpr const char* kNotUtf8 = "name is not valid UTF-8";
+
 std::string tar_name_problem(std::string_view name) {
   if (name.empty()) return "empty name";
   if (name[0] == '/') return "absolute path";
   for (unsigned char c : name)
     if (c < 0x20 || c == 0x7f) return "control character in name";
-  if (!is_valid_utf8(name)) return "name is not valid UTF-8";
   size_t start = 0;
   for (;;) {
     size_t end = name.find('/', start);
@@ -190,7 +178,30 @@ std::string tar_name_problem(std::string_view name) {
     if (end == std::string_view::npos) break;
     start = end + 1;
   }
+  // Last, so that a name with this problem has no other (allow_non_utf8_names relies on it).
+  if (!is_valid_utf8(name)) return kNotUtf8;
   return {};
+}
+
+std::string shown_name(std::string_view s) {
+  std::string out;
+  auto escape = [&](unsigned char c) {
+    char b[8];
+    std::snprintf(b, sizeof b, "\\x%02x", c);
+    out += b;
+  };
+  while (!s.empty()) {
+    const size_t bad = utf8_error_offset(s);
+    const std::string_view good = s.substr(0, bad);
+    for (unsigned char c : good) {
+      if (c < 0x20 || c == 0x7f) escape(c);
+      else out += char(c);
+    }
+    if (bad == std::string_view::npos) break;
+    escape(static_cast<unsigned char>(s[bad]));
+    s.remove_prefix(bad + 1);
+  }
+  return out;
 }
 
 // ---- writer -----------------------------------------------------------------------
@@ -446,6 +457,8 @@ bool TarReader::next(TarMember& member) {
       }
     }
     std::string problem = tar_name_problem(name);
+    const bool not_utf8 = problem == kNotUtf8;
+    if (not_utf8 && opt_.allow_non_utf8_names) problem.clear();
     if (!problem.empty())
       fail("unsafe member name: " + problem, member_where(name),
            "refusing to read an archive that could write outside its directory");
@@ -472,6 +485,7 @@ bool TarReader::next(TarMember& member) {
                std::to_string(file_size_ - pos_) + " present)",
            member_where(name), "the shard was cut short: re-create or re-download it");
     member.name = name;
+    member.name_not_utf8 = not_utf8;
     member.size = size;
     member.offset = pos_;
     remaining_ = size;

@@ -10,7 +10,8 @@
 // The reader takes ustar, pax ('x' extended headers with path and size, 'g' global headers
 // ignored), GNU (././@LongLink 'L' long names, base-256 sizes) and old v7 headers. It
 // verifies every header checksum, rejects member names that are absolute, contain a ".."
-// component, control characters or invalid UTF-8, never follows links, and treats an
+// component, control characters or invalid UTF-8 (invalid UTF-8 alone may be let through:
+// TarReadOptions::allow_non_utf8_names), never follows links, and treats an
 // archive that ends early (inside a header block, inside member data, or without the
 // end-of-archive zero block) as an error naming the archive and the member.
 #pragma once
@@ -27,6 +28,9 @@ namespace eve::io {
 // Why `name` cannot be a member name (empty when it can): empty, absolute, a ".."
 // component, a control character, invalid UTF-8.
 std::string tar_name_problem(std::string_view name);
+// A member name for messages: control bytes and bytes of ill-formed UTF-8 as \xNN, so the
+// result is valid UTF-8 whatever the name.
+std::string shown_name(std::string_view name);
 
 class TarWriter {
  public:
@@ -54,6 +58,7 @@ struct TarMember {
   std::string name;     // "./" prefixes removed
   uint64_t size = 0;    // data bytes
   uint64_t offset = 0;  // byte offset of the data in the archive
+  bool name_not_utf8 = false;  // only with TarReadOptions::allow_non_utf8_names
 };
 
 struct TarReadOptions {
@@ -62,6 +67,10 @@ struct TarReadOptions {
   bool skip_special = false;
   // Upper bound for a pax or GNU long-name header's data.
   uint64_t max_meta_bytes = uint64_t{1} << 20;
+  // A member whose name is not valid UTF-8 but has no other problem is returned with
+  // TarMember::name_not_utf8 set (for the caller to skip and report) instead of being an
+  // error. Names that are unsafe in any other way are errors either way.
+  bool allow_non_utf8_names = false;
 };
 
 class TarReader {

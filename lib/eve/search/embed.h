@@ -6,9 +6,12 @@
 // collection):
 //   images  every value of `images` in turn: a dataset dir of eve-prep (its image store, in
 //           index order, id = key); a tar archive "*.tar" (members ending .jpg/.jpeg/.png,
-//           id = member name without its extension; other members are ignored); a JPEG or
-//           PNG file (id = the path); "-" or any other file: a list of image paths, one per
-//           line, blank lines ignored (id = the path as written).
+//           id = member name without its extension; other members are ignored; a member
+//           whose id an earlier member of the archive has is a bad image, duplicate-key,
+//           and the first is kept); a JPEG or PNG file (id = the path); "-" or any other
+//           file: a list of image paths, one per line, blank lines ignored (id = the path
+//           as written). A name or path that is not valid UTF-8 gives no id: that image is
+//           bad (name-not-utf8).
 //   texts   JSONL records ("-" = stdin) carrying "ids" (one row) or "ids_list" (one row per
 //           list), as eve-tokenize encode writes them. Row id: the field `id_field`; by
 //           default the first of "id", "question_id", "identifier", "image" the record has,
@@ -24,8 +27,9 @@
 // run makes the parts p with p % N == I, so the parts of all shards concatenated in number
 // order are the whole collection in input order.
 //
-// Bad images (missing, unreadable, not an image, truncated, ...) are skipped, counted by
-// reason and reported; past max_bad (a fraction of the images seen) run_embed throws
+// Bad images (missing, unreadable, not an image, truncated, a repeated tar id, ...) are
+// skipped, counted by reason and reported; past max_bad (a fraction of the images seen)
+// run_embed throws
 // TooManyBadInputs after every part has been written.
 #pragma once
 

@@ -20,6 +20,18 @@ std::string json_string(const std::string& s) {
   return io::json(s).dump(-1, ' ', false, io::json::error_handler_t::replace);
 }
 
+// Gives the item its id, or, for a name that is not valid UTF-8 (no id could name it in
+// .ids.jsonl without losing bytes), the problem name-not-utf8.
+void set_id(ImageItem& it, const std::string& id, const char* what) {
+  if (io::is_valid_utf8(id)) {
+    it.id = json_string(id);
+    return;
+  }
+  it.problem = std::string("name-not-utf8: the ") + what + " '" + io::shown_name(id) +
+               "' is not valid UTF-8, so no id can name it";
+  it.name = io::shown_name(it.name);
+}
+
 bool ends_with_ci(const std::string& s, const char* suffix) {
   size_t n = std::char_traits<char>::length(suffix);
   if (s.size() < n) return false;
@@ -49,6 +61,7 @@ ImageSources::~ImageSources() = default;
 
 bool ImageSources::open_next() {
   tar_.reset();
+  tar_ids_.clear();
   list_.reset();
   keys_.clear();
   key_ = 0;
@@ -64,7 +77,9 @@ bool ImageSources::open_next() {
     keys_ = stores_.back()->keys();
     kind_ = Kind::store;
   } else if (s != "-" && ends_with_ci(s, ".tar")) {
-    tar_ = std::make_unique<io::TarReader>(s);
+    io::TarReadOptions topt;
+    topt.allow_non_utf8_names = true;  // such a member is a bad image, not a bad archive
+    tar_ = std::make_unique<io::TarReader>(s, topt);
     kind_ = Kind::tar;
   } else if (s != "-" && looks_like_image(s)) {
     kind_ = Kind::file;
@@ -102,8 +117,16 @@ bool ImageSources::next(ImageItem& it, bool need_data) {
         }
         if (found) {
           std::string key = m.name.substr(0, m.name.rfind('.'));
-          it.id = json_string(key);
           it.name = tar_->path() + ":" + m.name;
+          set_id(it, key, "member name");
+          if (!it.problem.empty()) return true;
+          // The first member with an id is kept, as eve-prep keeps the first sample of a key.
+          auto [first, fresh] = tar_ids_.emplace(key, m.name);
+          if (!fresh) {
+            it.problem = "duplicate-key: the id '" + key + "' is " + first->second +
+                         "'s, an earlier member of this archive; the first is kept";
+            return true;
+          }
           if (need_data) it.bytes = tar_->read();
           return true;
         }
@@ -119,16 +142,16 @@ bool ImageSources::next(ImageItem& it, bool need_data) {
         }
         if (found) {
           it.path = line;
-          it.id = json_string(line);
           it.name = line;
+          set_id(it, line, "path");
           return true;
         }
         break;
       }
       case Kind::file:
         it.path = specs_[spec_ - 1];
-        it.id = json_string(it.path);
         it.name = it.path;
+        set_id(it, it.path, "path");
         kind_ = Kind::none;
         return true;
     }
@@ -137,6 +160,7 @@ bool ImageSources::next(ImageItem& it, bool need_data) {
 }
 
 std::string load_image(const ImageItem& it, int res, float* out) {
+  if (!it.problem.empty()) return it.problem;
   std::string owned;
   std::string_view bytes = it.bytes;
   if (it.store) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct ImageItem {
   const io::ImageStore* store = nullptr;  // a key of a dataset dir, or
   std::string key;
   std::string bytes;  // bytes read already (tar members)
+  // Set when the source already knows the item cannot be used: "<reason>: <message>", with
+  // reason duplicate-key or name-not-utf8; load_image returns it as it is.
+  std::string problem;
 };
 
 class ImageSources {
@@ -44,6 +48,7 @@ class ImageSources {
   std::vector<std::string> keys_;
   size_t key_ = 0;
   std::unique_ptr<io::TarReader> tar_;
+  std::map<std::string, std::string> tar_ids_;  // id -> the first member with it, this tar
   std::unique_ptr<io::LineReader> list_;
 };
 

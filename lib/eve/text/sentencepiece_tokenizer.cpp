@@ -23,8 +23,12 @@ struct SentencePieceTokenizer::Impl {
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
     : impl_(std::make_unique<Impl>()), path_(model_path) {
   auto status = impl_->sp.Load(model_path);
-  if (!status.ok())
+  if (!status.ok()) {
+    // The library's status names its own source lines; a missing file or one that is not a
+    // model gets eve's one-line error from the library-free reader instead.
+    read_sentencepiece_pieces(model_path);
     throw Error("cannot load sentencepiece model: " + status.ToString(), model_path);
+  }
   info_ = tokenizer_info_from_pieces(
       vocab_size(), [this](std::string_view piece) { return piece_to_id(piece); }, model_path);
 }

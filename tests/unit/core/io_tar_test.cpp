@@ -228,6 +228,32 @@ TEST(Tar, HostileArchivesAreRejectedClearly) {
                            [](const std::string& p) { read_all(p); });
 }
 
+// A name that is not UTF-8 but otherwise safe: an error by default, a flagged member with
+// allow_non_utf8_names; a name unsafe in another way stays an error with it.
+TEST(Tar, NonUtf8NamesCanBeLetThrough) {
+  TempDir dir;
+  const std::string odd = raw_header("caf\xe9.jpg", 1) + block_pad("x");
+  eve::test::write_bytes(dir.file("odd.tar"), odd + raw_header("ok.jpg", 2) + block_pad("ok") + end_marker());
+  eve::test::write_bytes(dir.file("bad.tar"), raw_header("../caf\xe9.jpg", 1) + block_pad("x") + end_marker());
+  eve::io::TarReadOptions opt;
+  opt.allow_non_utf8_names = true;
+  TarReader r(dir.file("odd.tar"), opt);
+  TarMember m;
+  ASSERT_TRUE(r.next(m));
+  EXPECT_EQ(m.name, "caf\xe9.jpg");
+  EXPECT_TRUE(m.name_not_utf8);
+  EXPECT_EQ(r.read(), "x");
+  ASSERT_TRUE(r.next(m));
+  EXPECT_EQ(m.name, "ok.jpg");
+  EXPECT_FALSE(m.name_not_utf8);
+  EXPECT_FALSE(r.next(m));
+  TarReader unsafe(dir.file("bad.tar"), opt);
+  expect_error([&] { unsafe.next(m); }, {"'..' in path"});
+  TarReader strict(dir.file("odd.tar"));
+  expect_error([&] { strict.next(m); }, {"not valid UTF-8", "member 'caf\\xe9.jpg'"});
+  EXPECT_EQ(eve::io::shown_name("a\x1b\xc3\xa9\xff\xc3"), "a\\x1b\xc3\xa9\\xff\\xc3");
+}
+
 // ---- interop ----------------------------------------------------------------------
 
 TEST(TarInterop, ReadsPythonAndGnuTarArchives) {

@@ -216,9 +216,13 @@ TEST(PrepReaders, WebdatasetSamples) {
   EXPECT_EQ(c.examples[0].record.dump(), R"({"image":"000000000","text":"from txt","key":"000000000","url":"http://x"})");
   EXPECT_EQ(c.examples[1].record["text"], "only json");
   EXPECT_EQ(c.sources[0]["samples_without_image"], 1);
+  ASSERT_EQ(c.skipped_samples.size(), 1u);
+  EXPECT_EQ(c.skipped_samples[0].reason, "no-image");
+  EXPECT_EQ(c.skipped_samples[0].name, dir / "00000.tar" + ":000000002.txt");
   PrepOptions o;
   o.out = dir / "out";
   o.size = 0;
+  o.max_bad = 0.5;
   auto r = run_prep(c, o);
   EXPECT_EQ(r.images_stored, 2u);
   io::ImageStore store(o.out);
