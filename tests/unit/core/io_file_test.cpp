@@ -99,8 +99,13 @@ TEST(AtomicWriter, WriteAtPatchesEarlierBytes) {
 
 TEST(AtomicWriter, ErrorsNameTheFile) {
   TempDir dir;
-  expect_error([&] { AtomicWriter w(dir.file("missing/out.txt")); },
-               {dir.file("missing/out.txt"), "cannot create", "does the directory exist"});
+  // Missing parents are created; a parent that is a file and a directory as the output are
+  // named (io::prepare_output).
+  { AtomicWriter w(dir.file("missing/deeper/out.txt")); w.write("x"); w.commit(); }
+  EXPECT_EQ(eve::io::read_file(dir.file("missing/deeper/out.txt")), "x");
+  { AtomicWriter w(dir.file("plain")); w.commit(); }
+  expect_error([&] { AtomicWriter w(dir.file("plain/out.txt")); }, {dir.file("plain"), "is not a directory"});
+  expect_error([&] { AtomicWriter w(dir.file("missing")); }, {dir.file("missing"), "is a directory"});
   AtomicWriter out("-");
   EXPECT_TRUE(out.is_stdout());
   expect_error([&] { out.write_at(0, "x", 1); }, {"<stdout>", "cannot rewrite"});
