@@ -67,6 +67,10 @@ int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
   signals::install();
   try {
     return body();
+  } catch (const Interrupted& e) {
+    // A clean stop is not an error: its message says where the work stopped.
+    log::info("{}", e.what());
+    return e.exit_code();
   } catch (const Error& e) {
     log::error("{}", e.what());
     return e.exit_code();

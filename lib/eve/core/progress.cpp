@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "eve/core/log.h"
@@ -48,6 +49,11 @@ void Progress::set_total(uint64_t total) {
   total_ = total;
 }
 
+void Progress::resume_at(uint64_t done) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ = base_ = done;
+}
+
 void Progress::draw(bool force) {
   if (!log::enabled(log::Level::info)) return;
   auto now = std::chrono::steady_clock::now();
@@ -56,7 +62,8 @@ void Progress::draw(bool force) {
   if (!force && since < (tty_ ? 0.2 : 30.0)) return;
   last_draw_ = now;
   double el = std::chrono::duration<double>(now - start_).count();
-  double rate = el > 0 ? done_ / el : 0.0;
+  const uint64_t ran = done_ - std::min(base_, done_);
+  double rate = el > 0 ? ran / el : 0.0;
   std::string line;
   if (total_ > 0) {
     double frac = std::min(1.0, static_cast<double>(done_) / total_);
@@ -87,9 +94,17 @@ void Progress::finish(const std::string& extra) {
   finished_ = true;
   if (tty_) std::fprintf(stderr, "\r\033[K");
   double el = elapsed_seconds();
-  double rate = el > 0 ? done_ / el : 0.0;
-  log::info("{}: {} {} in {}, {:.1f} {}/s{}{}", label_, done_, unit_, format_duration(el), rate,
-            unit_, extra.empty() ? "" : ", ", extra);
+  const uint64_t ran = done_ - std::min(base_, done_);
+  double rate = el > 0 ? ran / el : 0.0;
+  std::string resumed;
+  if (base_ > 0) {
+    // "steps" -> "step": the unit of one item.
+    const std::string one = unit_.size() > 1 && unit_.back() == 's' ? unit_.substr(0, unit_.size() - 1) : unit_;
+    resumed = total_ > 0 ? fmt::format(" (resumed at {} {}, now {} of {})", one, base_, done_, total_)
+                         : fmt::format(" (resumed at {} {}, now {})", one, base_, done_);
+  }
+  log::info("{}: {} {} in {}, {:.1f} {}/s{}{}{}", label_, ran, unit_, format_duration(el), rate, unit_, resumed,
+            extra.empty() ? "" : ", ", extra);
 }
 
 }  // namespace eve

@@ -20,7 +20,11 @@ class Progress {
   void add(uint64_t n = 1);
   void set(uint64_t done);
   void set_total(uint64_t total);
-  // Prints the final summary line ("label: 120 img in 3.2 s, 37.5 img/s") once.
+  // A resumed loop: `done` items were finished by an earlier process. The count shown goes
+  // on from there; rates, ETA and the summary count only the items done since.
+  void resume_at(uint64_t done);
+  // Prints the final summary line ("label: 120 img in 3.2 s, 37.5 img/s") once; after
+  // resume_at: "label: 20 steps in 3.2 s, 6.2 steps/s (resumed at step 80, now 100 of 100)".
   void finish(const std::string& extra = {});
   uint64_t done() const { return done_; }
   double elapsed_seconds() const;
@@ -32,7 +36,7 @@ class Progress {
   void draw(bool force);
 
   std::string label_, unit_;
-  uint64_t total_, done_ = 0;
+  uint64_t total_, done_ = 0, base_ = 0;
   bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
   std::mutex mutex_;

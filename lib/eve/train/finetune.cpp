@@ -44,6 +44,8 @@ constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard nega
 
 struct Recipe {
   std::string name, path, task, decay, head, val;
+  // Where val and image_res came from, and how to change them, for messages.
+  std::string val_origin, image_res_origin;
   int image_res = 0, batch_size = 0, num_answers = 0, k_test = 0;
   double epochs = 0, lr = 0, lr_mult = 1, warmup = 0, clip = 0, weight_decay = 0, crop_scale_min = 0.5;
   bool flip = false, rand_augment = false;
@@ -93,6 +95,19 @@ Recipe resolve(const FinetuneOptions& o) {
   r.flip = o.flip >= 0 ? o.flip != 0 : get("flip", false);
   r.rand_augment = o.rand_augment >= 0 ? o.rand_augment != 0 : get("rand_augment", false);
   r.val = !o.val.empty() ? o.val : get("val", std::string(task == Task::nlvr2 ? "dev.ids" : "val.ids"));
+  const std::string recipe_of = o.recipe.empty() || o.recipe.find_first_of("/.") == std::string::npos
+                                    ? "the " + r.name + " recipe (" + r.path + ")"
+                                    : "the recipe " + r.path;
+  const std::string other_val = "; give --val SPLIT to validate on another split, or --val none to train without "
+                                "validation";
+  r.val_origin = !o.val.empty()      ? "given by --val" + other_val
+                 : j.contains("val") ? "the validation split " + r.val + " is the default of " + recipe_of
+                                     : "the validation split " + r.val + " is the default of --task " + o.task;
+  if (o.val.empty()) r.val_origin += other_val;
+  r.image_res_origin = o.image_res > 0 ? "--image-res " + std::to_string(r.image_res)
+                       : r.image_res > 0 ? "image_res " + std::to_string(r.image_res) + " of " + recipe_of +
+                                               ", as --image-res was not given"
+                                         : "the model's image_res, as --image-res was not given";
 
   auto bad = [](const std::string& m) { throw UsageError(m); };
   if (r.batch_size < 1) bad("--batch-size must be at least 1");
@@ -176,6 +191,8 @@ struct Finetuner {
   uint64_t seed = 0;
   double best_value = -1;
   int64_t best_step = -1;
+  std::string resumed_from;  // the checkpoint dir the run resumed from ("" = none)
+  int64_t saved = 0;         // the step of the last checkpoint written or resumed from
   std::vector<std::string> new_params;  // take lr * lr_mult
 
   Finetuner(FinetuneOptions opts, const cli::CommonOptions& c) : o(std::move(opts)), common(c) {}
@@ -244,6 +261,9 @@ struct Finetuner {
     precision = nn::run_precision();
     device = training_device(dev, env);
     pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
+    manifest = read_dataset_manifest(o.data);
+    check_dataset_task();
+    require_eval_splits();
 
     if (o.eval_only) {
       if (o.init.empty()) throw UsageError("--eval-only needs --init (a fine-tuned bundle)");
@@ -261,6 +281,7 @@ struct Finetuner {
         answers = read_answers(o.init + "/answers.json");
       }
       finish_model_setup();
+      check_eval_splits();
       return;
     }
 
@@ -284,7 +305,8 @@ struct Finetuner {
       best_step = state.value("best_step", int64_t{-1});
       new_params = state["lr_mult_params"].get<std::vector<std::string>>();
       if (task == Task::vqa) answers = read_answers(path("answers.json"));
-      if (rank0()) log::info("resuming from {} (step {})", ck.dir, step);
+      resumed_from = ck.dir;
+      saved = step;
     }
 
     train_data = read_task_records(task, o.data, o.train.at(0), 0, true);
@@ -361,6 +383,11 @@ struct Finetuner {
                                                resolve_threads(common.threads), o.prefetch, r.crop_scale_min,
                                                r.flip, r.rand_augment);
     loader = std::make_unique<Loader>(train_data.samples, lo);
+    check_eval_splits();
+    if (rank0())
+      warn_resolution(manifest, config.image_res,
+                      resumed_from.empty() ? r.image_res_origin : "image_res of " + resumed_from,
+                      "give --image-res " + std::to_string(manifest.short_side) + " to train at the data's size");
 
     const int64_t per_epoch = loader->batches_per_epoch();
     steps_per_epoch = std::max<int64_t>(1, per_epoch / o.accumulate);
@@ -391,6 +418,49 @@ struct Finetuner {
                 "precision {}",
                 task_name(task), loader->samples(), total, r.batch_size, steps_per_epoch, r.lr, r.lr_mult,
                 config.image_res, env.rank, env.world, nn::precision_name(precision));
+    }
+  }
+
+  DatasetManifest manifest;
+
+  // A dataset dir eve-prep made for another task holds records this task cannot train on.
+  void check_dataset_task() {
+    if (!manifest.found || manifest.task.empty() || manifest.task == task_name(task)) return;
+    // Caption pairs are retrieval records too: one image with its captions.
+    if (task == Task::retrieval && manifest.task == "pairs") return;
+    throw UsageError("--data " + o.data + " is a " + manifest.task + " dataset (" + manifest.path + " \"task\": \"" +
+                         manifest.task + "\"), not one for --task " + task_name(task),
+                     {}, {},
+                     "give the dataset dir eve-prep " + std::string(task_name(task)) + " wrote, or --task " +
+                         manifest.task + (manifest.task == "pairs" ? std::string(" datasets are for eve-pretrain") : ""));
+  }
+
+  // The splits the run evaluates or predicts after training, each with where its name came
+  // from and how to change it.
+  std::vector<std::pair<std::string, std::string>> eval_splits() const {
+    std::vector<std::pair<std::string, std::string>> splits;
+    if (!o.eval_only && has_val()) splits.emplace_back(r.val, r.val_origin);
+    for (const auto& p : o.predict)
+      splits.emplace_back(p, "given by --predict " + p + "; give a split the dataset dir holds");
+    return splits;
+  }
+
+  // Every split the run evaluates or predicts after training must be there before the first
+  // step (checked before anything is loaded), its records readable and their images in the
+  // image store (checked once the model's vocabulary is known).
+  void require_eval_splits() {
+    for (const auto& [split, origin] : eval_splits()) require_split(o.data, split, origin);
+  }
+  void check_eval_splits() {
+    std::unique_ptr<io::ImageStore> store;
+    for (const auto& [split, origin] : eval_splits()) {
+      TaskRecords d = read_task_records(task, o.data, split, config.vocab_size, false);
+      if (!store) store = std::make_unique<io::ImageStore>(o.data);
+      for (const auto& s : d.samples)
+        for (const auto& key : s.images)
+          if (!store->contains(key))
+            throw Error("image \"" + key + "\" is not in the image store of " + o.data, s.where, {},
+                        "the split " + split + " was prepared with other images than the dataset dir holds");
     }
   }
 
@@ -743,6 +813,7 @@ struct Finetuner {
   void save_checkpoint(double loss) {
     if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(loss), o.keep, false);
     pg->barrier();
+    saved = step;
   }
 
   // Writes RUN/best/ atomically: the bundle with its answers and tokenizer.
@@ -779,77 +850,91 @@ struct Finetuner {
   }
 
   int train() {
+    if (already_complete(step, total, resumed_from, rank0())) return 0;
+    if (rank0()) {
+      if (!resumed_from.empty()) log::info("resuming from {} (step {} of {})", resumed_from, step, total);
+      note_intact_checkpoint(o.run_dir, resumed_from.empty() ? -1 : step);
+      if (!common.quiet) set_training_stop_note();
+    }
     std::unique_ptr<Progress> progress;
     if (rank0() && !common.quiet) {
       progress = std::make_unique<Progress>("finetune", static_cast<uint64_t>(total), "steps");
-      progress->set(static_cast<uint64_t>(step));
+      progress->resume_at(static_cast<uint64_t>(step));
     }
     std::vector<torch::Tensor> params;
     for (auto& kv : opt->params()) params.push_back(kv.second);
     double last_loss = 0;
-    int64_t saved = step;
-    while (step < total) {
-      auto t0 = std::chrono::steady_clock::now();
-      torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
-      opt->zero_grad();
-      double loss = 0;
-      ojson parts = ojson::object();
-      std::vector<model::LayerLoad> load;
-      for (int a = 0; a < o.accumulate; ++a) {
-        Batch b = loader->next();
-        StepLoss l = task_loss(b, step * o.accumulate + a);
-        (l.total / o.accumulate).backward();
-        loss += l.total.item<double>() / o.accumulate;
-        for (auto it = l.parts.begin(); it != l.parts.end(); ++it)
-          parts[it.key()] = parts.value(it.key(), 0.0) + it.value().get<double>() / o.accumulate;
-        accumulate_load(load, l.load);
+    bool diverged = false;
+    try {
+      while (step < total) {
+        auto t0 = std::chrono::steady_clock::now();
+        torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
+        opt->zero_grad();
+        double loss = 0;
+        ojson parts = ojson::object();
+        std::vector<model::LayerLoad> load;
+        for (int a = 0; a < o.accumulate; ++a) {
+          Batch b = loader->next();
+          StepLoss l = task_loss(b, step * o.accumulate + a);
+          (l.total / o.accumulate).backward();
+          loss += l.total.item<double>() / o.accumulate;
+          for (auto it = l.parts.begin(); it != l.parts.end(); ++it)
+            parts[it.key()] = parts.value(it.key(), 0.0) + it.value().get<double>() / o.accumulate;
+          accumulate_load(load, l.load);
+        }
+        // The loss and its parts are logged as means over the ranks (the global batch's values).
+        std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
+        for (auto it = parts.begin(); it != parts.end(); ++it) local.push_back(it.value().get<double>());
+        auto totals = pg->sum(local);
+        loss = totals[0] / env.world;
+        size_t part = 3;
+        for (auto it = parts.begin(); it != parts.end(); ++it) it.value() = totals[part++] / env.world;
+        if (totals[1] > 0) {
+          // The step's metrics line, its loss null and every part as it came out (the JSON
+          // writer makes a NaN or infinity null): it shows which part diverged.
+          ojson j{{"step", step + 1}, {"loss", nullptr}};
+          for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
+          j["lr"] = schedule.at(step);
+          log_metrics(j);
+          diverged = true;
+          throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
+                      "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
+        }
+        const double gnorm = sync_gradients(params, *pg, r.clip);
+        const double lr = schedule.at(step);
+        opt->step(lr);
+        if (task == Task::retrieval) model->clamp_itc_temperature();
+        ++step;
+        last_loss = loss;
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (step % o.log_every == 0 || step == total) {
+          ojson j{{"step", step}, {"loss", loss}};
+          for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
+          j["lr"] = lr;
+          j["grad_norm"] = gnorm;
+          j["samples_per_s"] = r.batch_size / std::max(secs, 1e-9);
+          if (!load.empty()) j["expert_load"] = expert_load_json(load);
+          log_metrics(j);
+        }
+        if (progress) progress->set(static_cast<uint64_t>(step));
+        const bool at_eval = has_val() && (step % eval_every == 0 || step == total);
+        if (at_eval) validate(loss);
+        if ((o.save_every > 0 ? step % o.save_every == 0 : at_eval) || step == total) save_checkpoint(loss);
+        if (totals[2] > 0 && step < total) {
+          if (saved != step) save_checkpoint(loss);
+          const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
+          throw Interrupted(sig, stopped_message(step, o.run_dir));
+        }
       }
-      // The loss and its parts are logged as means over the ranks (the global batch's values).
-      std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
-      for (auto it = parts.begin(); it != parts.end(); ++it) local.push_back(it.value().get<double>());
-      auto totals = pg->sum(local);
-      loss = totals[0] / env.world;
-      size_t part = 3;
-      for (auto it = parts.begin(); it != parts.end(); ++it) it.value() = totals[part++] / env.world;
-      if (totals[1] > 0) {
-        // The step's metrics line, its loss null and every part as it came out (the JSON
-        // writer makes a NaN or infinity null): it shows which part diverged.
-        ojson j{{"step", step + 1}, {"loss", nullptr}};
-        for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
-        j["lr"] = schedule.at(step);
-        log_metrics(j);
-        throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
-                    "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
-      }
-      const double gnorm = sync_gradients(params, *pg, r.clip);
-      const double lr = schedule.at(step);
-      opt->step(lr);
-      if (task == Task::retrieval) model->clamp_itc_temperature();
-      ++step;
-      last_loss = loss;
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (step % o.log_every == 0 || step == total) {
-        ojson j{{"step", step}, {"loss", loss}};
-        for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
-        j["lr"] = lr;
-        j["grad_norm"] = gnorm;
-        j["samples_per_s"] = r.batch_size / std::max(secs, 1e-9);
-        if (!load.empty()) j["expert_load"] = expert_load_json(load);
-        log_metrics(j);
-      }
-      if (progress) progress->set(static_cast<uint64_t>(step));
-      const bool at_eval = has_val() && (step % eval_every == 0 || step == total);
-      if (at_eval) validate(loss);
-      if ((o.save_every > 0 ? step % o.save_every == 0 : at_eval) || step == total) {
-        save_checkpoint(loss);
-        saved = step;
-      }
-      if (totals[2] > 0 && step < total) {
-        if (saved != step) save_checkpoint(loss);
-        const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
-        if (rank0()) log::info("stopped at step {} by signal {}; checkpoint saved in {}", step, sig, o.run_dir);
-        throw Interrupted(sig, "stopped at step " + std::to_string(step) + " after a checkpoint");
-      }
+    } catch (const Interrupted&) {
+      throw;
+    } catch (...) {
+      // Every step taken stays: rank 0 writes the checkpoint of the last complete step.
+      if (!diverged)
+        save_after_failure(step, saved, o.run_dir, rank0(), [&] {
+          if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(last_loss), o.keep, false);
+        });
+      throw;
     }
     if (saved != step) save_checkpoint(last_loss);
     if (progress) progress->finish(fmt::format("loss {:.4f}", last_loss));

@@ -7,6 +7,7 @@
 #include "eve/core/error.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
+#include "eve/train/run_common.h"
 
 namespace eve::train {
 
@@ -130,9 +131,7 @@ TaskRecords read_task_records(Task task, const std::string& dir, const std::stri
                               bool training) {
   TaskRecords out;
   out.path = dir + "/" + split + ".jsonl";
-  if (!io::file_exists(out.path))
-    throw Error("no such records file", out.path, {},
-                "give the split name as eve-tokenize encode wrote it (e.g. train.ids for train.ids.jsonl)");
+  require_split(dir, split, "give the split name as eve-tokenize encode wrote it (e.g. train.ids for train.ids.jsonl)");
   io::JsonlReader reader(out.path);
   io::json r;
   // The ids that key each record's prediction (VQA question_id, NLVR2 identifier) or its
@@ -162,7 +161,7 @@ TaskRecords read_task_records(Task task, const std::string& dir, const std::stri
         break;
     }
   }
-  if (out.samples.empty()) throw Error("no records", out.path);
+  if (out.samples.empty()) throw empty_split(out.path);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "eve/train/loader.h"
 
+#include <filesystem>
 #include <numeric>
 
 #include "eve/core/error.h"
@@ -35,6 +36,13 @@ std::vector<int64_t> parse_token_ids(const io::json& v, const std::string& where
   return ids;
 }
 
+Error empty_split(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return Error("the split has no records (the file is empty)", path, {},
+               "check the split's record count in " + (dir.empty() ? std::string(".") : dir) +
+                   "/manifest.json (\"splits\") and that eve-tokenize encode was given the right file");
+}
+
 std::vector<Sample> read_pair_samples(const std::string& dir, const std::string& split,
                                           int vocab_size) {
   const std::string path = dir + "/" + split + ".jsonl";
@@ -57,7 +65,7 @@ std::vector<Sample> read_pair_samples(const std::string& dir, const std::string&
                   "run the records through eve-tokenize encode first");
     }
   }
-  if (out.empty()) throw Error("no samples", path);
+  if (out.empty()) throw empty_split(path);
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "eve/core/error.h"
 #include "eve/core/threads.h"
 #include "eve/image/augment.h"
 #include "eve/io/image_store.h"
@@ -42,6 +43,10 @@ std::vector<int64_t> parse_token_ids(const nlohmann::json& value, const std::str
 // error naming file:line (vocab_size <= 0 skips the range check).
 std::vector<Sample> read_pair_samples(const std::string& dir, const std::string& split,
                                           int vocab_size);
+
+// The error of a records file that holds no records (an empty split), naming the file and
+// where its records come from.
+Error empty_split(const std::string& path);
 
 struct LoaderOptions {
   std::string dir;

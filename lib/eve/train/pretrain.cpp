@@ -175,6 +175,8 @@ struct Trainer {
   uint64_t seed = 0;
   nn::Precision precision = nn::run_precision();
   std::string runtime_device;           // what init_runtime resolved --device to
+  std::string resumed_from;             // the checkpoint dir the run resumed from ("" = none)
+  int64_t saved = 0;                    // the step of the last checkpoint written or resumed from
   torch::Device device{torch::kCPU};    // where this rank's model and batches live
 
   Trainer(PretrainOptions opts, const cli::CommonOptions& c, std::string runtime)
@@ -191,6 +193,7 @@ struct Trainer {
     device = training_device(runtime_device, env);
     pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
     seed = common.seed;
+    check_dataset();
     CheckpointRef ck = latest_checkpoint(o.run_dir);
     if (o.resume && ck.step < 0)
       throw UsageError("--resume: " + o.run_dir + " holds no complete checkpoint");
@@ -211,7 +214,8 @@ struct Trainer {
       model = b.model;
       config = b.config;
       step = state["step"].get<int64_t>();
-      if (rank0()) log::info("resuming from {} (step {})", ck.dir, step);
+      resumed_from = ck.dir;
+      saved = step;
     } else {
       if (o.tokenizer.empty() && o.init.empty())
         throw UsageError("--tokenizer is required (the tok.json written beside the tokenizer model)");
@@ -239,6 +243,11 @@ struct Trainer {
     msm.mlm_weight = o.mlm_weight;
     msm.norm_target = config.mim_norm_target;
 
+    if (rank0() && manifest.found && obj.stage != "text")
+      warn_resolution(manifest, config.image_res,
+                      resumed_from.empty() ? "image_res of the model config" : "image_res of " + resumed_from,
+                      "prepare the images at that size (eve-prep --size " + std::to_string(config.image_res) +
+                          ") or pre-train a config with an image_res near " + std::to_string(manifest.short_side));
     LoaderOptions lo = training_loader_options(o.data, o.batch_size / o.accumulate, env.rank, env.world, seed, config,
                                                resolve_threads(common.threads), o.prefetch, o.crop_scale_min,
                                                o.flip, o.rand_augment);
@@ -289,6 +298,31 @@ struct Trainer {
                 obj.name(), obj.stage, loader ? loader->samples() : text_loader->samples(), per_epoch, total,
                 o.batch_size, env.rank, env.world, d, nd, nn::precision_name(precision));
     }
+  }
+
+  // What the dataset dir's manifest says against this run (caption pairs expected), and the
+  // split must exist; before anything is loaded. (The prepared image size is checked against
+  // the model's resolution once the model is known.)
+  DatasetManifest manifest;
+  void check_dataset() {
+    manifest = read_dataset_manifest(o.data);
+    const DatasetManifest& m = manifest;
+    if (m.found) {
+      if (m.task == "nlvr2")
+        throw UsageError("--data " + o.data + " is an nlvr2 dataset (" + m.path + " \"task\": \"nlvr2\"): its records "
+                         "are image pairs with a statement, which pre-training cannot read", {}, {},
+                         "pre-train on image-caption pairs (eve-prep pairs, webdataset or retrieval); fine-tune on "
+                         "nlvr2 with eve-finetune --task nlvr2");
+      if (m.task == "vqa" && rank0())
+        log::warn("--data {} is a vqa dataset ({} \"task\": \"vqa\"): eve-pretrain will take its questions "
+                  "for captions; pre-train on image-caption pairs (eve-prep pairs, webdataset or retrieval) and "
+                  "fine-tune on vqa with eve-finetune --task vqa",
+                  o.data, m.path);
+    }
+    require_split(o.data, o.split,
+                  o.split == "train" ? "the default --split train; give --split NAME for DATA/NAME.jsonl, e.g. "
+                                       "--split train.ids for the records eve-tokenize encode wrote"
+                                     : "--split " + o.split);
   }
 
   // Applies --freeze (no gradient for matching parameters) and returns the others.
@@ -427,92 +461,107 @@ struct Trainer {
   void save(double loss) {
     if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(loss), o.keep);
     pg->barrier();
+    saved = step;
   }
 
   int run() {
+    if (already_complete(step, total, resumed_from, rank0())) return 0;
+    if (rank0()) {
+      if (!resumed_from.empty()) log::info("resuming from {} (step {} of {})", resumed_from, step, total);
+      note_intact_checkpoint(o.run_dir, resumed_from.empty() ? -1 : step);
+      if (!common.quiet) set_training_stop_note();
+    }
     std::unique_ptr<Progress> progress;
     if (rank0() && !common.quiet) {
       progress = std::make_unique<Progress>("pretrain", static_cast<uint64_t>(total), "steps");
-      progress->set(static_cast<uint64_t>(step));
+      progress->resume_at(static_cast<uint64_t>(step));
     }
     std::ofstream metrics;
     if (rank0()) metrics.open(o.run_dir + "/metrics.jsonl", std::ios::app);
     std::vector<torch::Tensor> params;
     for (auto& kv : opt->params()) params.push_back(kv.second);
     double last_loss = 0;
-    int64_t saved = -1;
-    while (step < total) {
-      auto t0 = std::chrono::steady_clock::now();
-      torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
-      opt->zero_grad();
-      double loss = 0;
-      std::vector<std::pair<const char*, double>> parts;
-      std::vector<model::LayerLoad> load;
-      for (int a = 0; a < o.accumulate; ++a) {
-        const int64_t micro = step * o.accumulate + a;
-        MicroLoss l;
-        {
-          nn::Autocast autocast(precision, device.str());  // forward only; backward outside
-          l = micro_loss(next_batch(), micro);
+    bool diverged = false;
+    try {
+      while (step < total) {
+        auto t0 = std::chrono::steady_clock::now();
+        torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
+        opt->zero_grad();
+        double loss = 0;
+        std::vector<std::pair<const char*, double>> parts;
+        std::vector<model::LayerLoad> load;
+        for (int a = 0; a < o.accumulate; ++a) {
+          const int64_t micro = step * o.accumulate + a;
+          MicroLoss l;
+          {
+            nn::Autocast autocast(precision, device.str());  // forward only; backward outside
+            l = micro_loss(next_batch(), micro);
+          }
+          if (!l.total.requires_grad())
+            throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
+                             "--freeze froze everything it trains");
+          (l.total / o.accumulate).backward();
+          loss += l.total.item<double>() / o.accumulate;
+          if (parts.empty())
+            for (const auto& [name, v] : l.parts) parts.emplace_back(name, 0.0);
+          for (size_t i = 0; i < parts.size(); ++i) parts[i].second += l.parts[i].second / o.accumulate;
+          accumulate_load(load, l.load);
         }
-        if (!l.total.requires_grad())
-          throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
-                           "--freeze froze everything it trains");
-        (l.total / o.accumulate).backward();
-        loss += l.total.item<double>() / o.accumulate;
-        if (parts.empty())
-          for (const auto& [name, v] : l.parts) parts.emplace_back(name, 0.0);
-        for (size_t i = 0; i < parts.size(); ++i) parts[i].second += l.parts[i].second / o.accumulate;
-        accumulate_load(load, l.load);
-      }
-      // The loss and its parts are logged as means over the ranks (the global batch's values).
-      std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
-      for (const auto& part : parts) local.push_back(part.second);
-      auto totals = pg->sum(local);
-      loss = totals[0] / env.world;
-      for (size_t i = 0; i < parts.size(); ++i) parts[i].second = totals[3 + i] / env.world;
-      if (totals[1] > 0) {
-        // The step's metrics line, its loss null and every part as it came out (the JSON
-        // writer makes a NaN or infinity null): it shows which part diverged.
-        if (rank0()) {
-          ojson j{{"step", step + 1}, {"loss", nullptr}};
+        // The loss and its parts are logged as means over the ranks (the global batch's values).
+        std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
+        for (const auto& part : parts) local.push_back(part.second);
+        auto totals = pg->sum(local);
+        loss = totals[0] / env.world;
+        for (size_t i = 0; i < parts.size(); ++i) parts[i].second = totals[3 + i] / env.world;
+        if (totals[1] > 0) {
+          // The step's metrics line, its loss null and every part as it came out (the JSON
+          // writer makes a NaN or infinity null): it shows which part diverged.
+          if (rank0()) {
+            ojson j{{"step", step + 1}, {"loss", nullptr}};
+            for (const auto& [name, v] : parts) j[name] = v;
+            j["lr"] = schedule.at(step);
+            metrics << io::to_jsonl_line(j);
+            metrics.flush();
+          }
+          diverged = true;
+          throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
+                      "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
+        }
+        const double gnorm = sync_gradients(params, *pg, o.clip);
+        const double lr = schedule.at(step);
+        opt->step(lr);
+        if (obj.contrastive()) model->clamp_itc_temperature();
+        ++step;
+        last_loss = loss;
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (rank0() && (step % o.log_every == 0 || step == total)) {
+          ojson j{{"step", step}, {"loss", loss}};
           for (const auto& [name, v] : parts) j[name] = v;
-          j["lr"] = schedule.at(step);
+          if (obj.contrastive()) j["itc_temp"] = model->itc_temperature().item<double>();
+          j["lr"] = lr;
+          j["grad_norm"] = gnorm;
+          j["samples_per_s"] = o.batch_size / std::max(secs, 1e-9);
+          j["expert_load"] = expert_load_json(load);
           metrics << io::to_jsonl_line(j);
           metrics.flush();
         }
-        throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
-                    "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
+        if (progress) progress->set(static_cast<uint64_t>(step));
+        if (o.save_every > 0 && step % o.save_every == 0 && step < total) save(loss);
+        if (totals[2] > 0 && step < total) {
+          if (saved != step) save(loss);
+          const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
+          throw Interrupted(sig, stopped_message(step, o.run_dir));
+        }
       }
-      const double gnorm = sync_gradients(params, *pg, o.clip);
-      const double lr = schedule.at(step);
-      opt->step(lr);
-      if (obj.contrastive()) model->clamp_itc_temperature();
-      ++step;
-      last_loss = loss;
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (rank0() && (step % o.log_every == 0 || step == total)) {
-        ojson j{{"step", step}, {"loss", loss}};
-        for (const auto& [name, v] : parts) j[name] = v;
-        if (obj.contrastive()) j["itc_temp"] = model->itc_temperature().item<double>();
-        j["lr"] = lr;
-        j["grad_norm"] = gnorm;
-        j["samples_per_s"] = o.batch_size / std::max(secs, 1e-9);
-        j["expert_load"] = expert_load_json(load);
-        metrics << io::to_jsonl_line(j);
-        metrics.flush();
-      }
-      if (progress) progress->set(static_cast<uint64_t>(step));
-      if (o.save_every > 0 && step % o.save_every == 0 && step < total) {
-        save(loss);
-        saved = step;
-      }
-      if (totals[2] > 0 && step < total) {
-        if (saved != step) save(loss);
-        const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
-        if (rank0()) log::info("stopped at step {} by signal {}; checkpoint saved in {}", step, sig, o.run_dir);
-        throw Interrupted(sig, "stopped at step " + std::to_string(step) + " after a checkpoint");
-      }
+    } catch (const Interrupted&) {
+      throw;
+    } catch (...) {
+      // Every step taken stays: rank 0 writes the checkpoint of the last complete step.
+      if (!diverged)
+        save_after_failure(step, saved, o.run_dir, rank0(), [&] {
+          if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(last_loss), o.keep);
+        });
+      throw;
     }
     if (saved != step) save(last_loss);
     if (progress) progress->finish(fmt::format("loss {:.4f}", last_loss));

@@ -1,10 +1,14 @@
 #include "eve/train/run_common.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "eve/core/error.h"
+#include "eve/core/log.h"
+#include "eve/core/signals.h"
 #include "eve/io/file.h"
+#include "eve/io/jsonl.h"
 #include "eve/train/distributed.h"
 #include "eve/train/optim.h"
 
@@ -120,6 +124,86 @@ double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg
   }
   pg.average(grads);
   return clip_grad_norm(params, clip);
+}
+
+DatasetManifest read_dataset_manifest(const std::string& dir) {
+  DatasetManifest m;
+  m.path = (fs::path(dir) / "manifest.json").string();
+  if (!io::file_exists(m.path)) return m;
+  const io::json j = io::read_json(m.path);
+  if (!j.is_object()) throw Error("a dataset manifest must be a JSON object", m.path, {}, "eve-prep writes it");
+  m.found = true;
+  if (auto t = j.find("task"); t != j.end() && t->is_string()) m.task = t->get<std::string>();
+  if (auto p = j.find("image_policy"); p != j.end() && p->is_object())
+    if (auto s = p->find("short_side"); s != p->end() && s->is_number_integer()) m.short_side = s->get<int>();
+  return m;
+}
+
+std::vector<std::string> dataset_splits(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const std::string ext = ".jsonl";
+    if (e.is_regular_file() && name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0)
+      out.push_back(name.substr(0, name.size() - ext.size()));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string require_split(const std::string& dir, const std::string& split, const std::string& why) {
+  const std::string path = (fs::path(dir) / (split + ".jsonl")).string();
+  if (io::file_exists(path)) return path;
+  std::string have;
+  for (const auto& s : dataset_splits(dir)) have += (have.empty() ? "" : ", ") + s;
+  std::string hint = why;
+  if (!fs::is_directory(dir)) hint += "; " + dir + " is not a directory";
+  else hint += "; the splits in " + dir + ": " + (have.empty() ? std::string("none") : have);
+  throw Error("no such records file", path, {}, hint);
+}
+
+void warn_resolution(const DatasetManifest& m, int res, const std::string& source, const std::string& fix) {
+  if (!m.found || m.short_side <= 0 || res <= 2 * m.short_side) return;
+  const double cost = static_cast<double>(res) * res / (static_cast<double>(m.short_side) * m.short_side);
+  log::warn("the model sees {} px images ({}), but the dataset's images were prepared at {} px ({} "
+            "\"image_policy\": {{\"short_side\": {}}}): each is upsampled and a step costs about {:.0f}x the "
+            "pixels; {}",
+            res, source, m.short_side, m.path, m.short_side, cost, fix);
+}
+
+bool already_complete(int64_t step, int64_t total, const std::string& checkpoint_dir, bool say) {
+  if (step < total) return false;
+  if (say) log::info("already complete at step {} (checkpoint {})", step, checkpoint_dir);
+  return true;
+}
+
+std::string stopped_message(int64_t step, const std::string& run_dir) {
+  return "stopped at step " + std::to_string(step) + "; checkpoint saved in " + run_dir +
+         "; rerun the same command to resume";
+}
+
+void set_training_stop_note() {
+  signals::set_stop_note(
+      "stopping after this step and a checkpoint (a second signal stops at once, losing the steps since the last "
+      "checkpoint)");
+}
+
+void save_after_failure(int64_t step, int64_t saved, const std::string& run_dir, bool say,
+                        const std::function<void()>& save) {
+  if (step <= saved || step <= 0) return;
+  try {
+    save();
+    if (say)
+      log::warn("the run failed after step {}: its checkpoint is saved in {}; rerun the same command to resume "
+                "there once the cause below is fixed",
+                step, run_dir);
+  } catch (const std::exception& e) {
+    if (say)
+      log::warn("the run failed after step {} and its checkpoint could not be saved: {}", step,
+                describe_exception(e));
+  }
 }
 
 }  // namespace eve::train

@@ -1,5 +1,6 @@
 // Pieces every training loop shares: tokenizer ids in the model config, the metrics file of
-// a resumed run, the expert-load summary of a step, gradient synchronisation.
+// a resumed run, the expert-load summary of a step, gradient synchronisation, the checks of
+// a dataset dir before the first step, and what a loop says when it stops.
 #pragma once
 
 #include <torch/torch.h>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,5 +53,50 @@ LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batc
 // Gives parameters without a gradient a zero one, averages gradients over ranks and clips
 // their global norm (0 = no clipping); returns the norm before clipping.
 double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
+
+// ---- the dataset dir, checked before the first step ----
+
+// What the trainers read from the manifest.json eve-prep writes in a dataset dir.
+struct DatasetManifest {
+  bool found = false;   // false: no manifest.json (a dir made by hand): nothing below is known
+  std::string path;     // DIR/manifest.json
+  std::string task;     // "task": pairs, retrieval, vqa or nlvr2 ("" when missing)
+  int short_side = 0;   // "image_policy"."short_side": the prepared images' shorter side
+                        // (0: originals kept, or unknown)
+};
+DatasetManifest read_dataset_manifest(const std::string& dir);
+
+// The splits a dataset dir holds: every DIR/*.jsonl as its split name, sorted.
+std::vector<std::string> dataset_splits(const std::string& dir);
+
+// DIR/SPLIT.jsonl, which must exist: else eve::Error "DIR/SPLIT.jsonl: no such records file
+// (`why`; the splits in DIR: ...)". `why` says where the split name came from and how to
+// change it.
+std::string require_split(const std::string& dir, const std::string& split, const std::string& why);
+
+// Warns when the model's side `res` is more than twice the side the dataset was prepared at:
+// every image is upsampled, and a step costs (res/side)^2 times the pixels. `source` names
+// where `res` came from, `fix` how to change it.
+void warn_resolution(const DatasetManifest& manifest, int res, const std::string& source, const std::string& fix);
+
+// ---- the loop ----
+
+// Says "already complete at step N (checkpoint DIR)" and returns true when a run resumed at
+// `step` has nothing left to train.
+bool already_complete(int64_t step, int64_t total, const std::string& checkpoint_dir, bool say);
+
+// The message of a clean stop after a signal: "stopped at step N; checkpoint saved in RUN;
+// rerun the same command to resume".
+std::string stopped_message(int64_t step, const std::string& run_dir);
+
+// What the first SIGINT/SIGTERM prints at once (signals.h), for a trainer's rank 0.
+void set_training_stop_note();
+
+// A loop that failed with steps done since its last checkpoint (`saved` < `step`): calls
+// `save` (rank 0 writes the checkpoint of `step`, no collective) and says so, so that a rerun
+// resumes there. Errors of the save itself are reported and swallowed: the caller rethrows
+// the original one. Not for a loss that went non-finite (its weights are not worth keeping).
+void save_after_failure(int64_t step, int64_t saved, const std::string& run_dir, bool say,
+                        const std::function<void()>& save);
 
 }  // namespace eve::train

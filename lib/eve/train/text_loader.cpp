@@ -19,7 +19,7 @@ std::vector<Sample> read_image_samples(const std::string& dir, const std::string
                   "the image stage reads the caption pairs written by eve-prep pairs");
     out.push_back({{img->get<std::string>()}, {}, reader.where()});
   }
-  if (out.empty()) throw Error("no samples", path);
+  if (out.empty()) throw empty_split(path);
   return out;
 }
 
@@ -50,7 +50,7 @@ std::vector<TextSample> read_text_samples(const std::string& dir, const std::str
   io::json r;
   while (reader.next(r))
     for (auto& ids : record_texts(r, reader.where(), vocab_size)) out.push_back({std::move(ids), reader.where()});
-  if (out.empty()) throw Error("no samples", path);
+  if (out.empty()) throw empty_split(path);
   return out;
 }
 

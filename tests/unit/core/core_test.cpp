@@ -70,6 +70,50 @@ TEST(Signals, RealSignalSetsFlag) {
   eve::signals::reset();
 }
 
+// A second signal while a checkpoint is written is held: the write finishes and the stop
+// stays a clean one.
+TEST(Signals, SecondSignalDuringDeferredWorkIsHeld) {
+  eve::signals::reset();
+  eve::signals::install();
+  {
+    eve::signals::DeferHardStop defer;
+    std::raise(SIGINT);
+    std::raise(SIGINT);  // would end the test process outside the deferred section
+    EXPECT_TRUE(eve::signals::hard_stop_held());
+  }
+  EXPECT_EQ(eve::signals::stop_signal(), SIGINT);
+  eve::signals::reset();
+  EXPECT_FALSE(eve::signals::hard_stop_held());
+}
+
+// Outside a deferred section (and for a third signal inside one) the process ends at once
+// by the signal, after the note that names what is intact.
+TEST(SignalsDeathTest, SecondSignalEndsProcessWithNote) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        eve::signals::reset();
+        eve::signals::install();
+        eve::signals::set_abandon_note("the checkpoint of step 4 is intact");
+        std::raise(SIGINT);
+        std::raise(SIGINT);
+        std::exit(0);
+      },
+      testing::KilledBySignal(SIGINT), "the checkpoint of step 4 is intact");
+  EXPECT_EXIT(
+      {
+        eve::signals::reset();
+        eve::signals::install();
+        eve::signals::set_abandon_note("abandoned; step 2 is intact");
+        eve::signals::DeferHardStop defer;
+        std::raise(SIGTERM);
+        std::raise(SIGTERM);
+        std::raise(SIGTERM);
+        std::exit(0);
+      },
+      testing::KilledBySignal(SIGTERM), "finishing the checkpoint being written(.|\n)*abandoned; step 2 is intact");
+}
+
 TEST(Threads, ParallelForVisitsEveryIndexOnce) {
   eve::ThreadPool pool(3);
   std::vector<std::atomic<int>> hits(1000);

@@ -184,9 +184,15 @@ TEST(FinetuneRecords, VqaFieldsAndErrors) {
                                 R"({"question_id": 1, "image": "img2", "ids": [2, 4, 3]})"});
   EXPECT_EQ(error_of([&] { read_task_records(Task::vqa, t.path, "dup", 50, false); }),
             t / "dup.jsonl:3: question_id 1 repeats line 1 (predictions are keyed by question_id)");
+  // A missing split names the splits the dataset dir holds.
   EXPECT_EQ(error_of([&] { read_task_records(Task::vqa, t.path, "train.ids", 50, true); }),
             t / "train.ids.jsonl: no such records file (give the split name as eve-tokenize encode wrote it "
-                "(e.g. train.ids for train.ids.jsonl))");
+                "(e.g. train.ids for train.ids.jsonl); the splits in " + t.path + ": bad, dup, test, train)");
+  // So does an empty one.
+  write_records(t.path, "none", {});
+  EXPECT_EQ(error_of([&] { read_task_records(Task::vqa, t.path, "none", 50, true); }),
+            t / "none.jsonl: the split has no records (the file is empty) (check the split's record count in " +
+                t.path + "/manifest.json (\"splits\") and that eve-tokenize encode was given the right file)");
 }
 
 TEST(FinetuneRecords, Nlvr2LabelsAndErrors) {
