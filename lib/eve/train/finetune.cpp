@@ -11,9 +11,9 @@
 #include "eve/core/log.h"
 #include "eve/core/paths.h"
 #include "eve/core/progress.h"
+#include "eve/core/rng.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
-#include "eve/data/rng.h"
 #include "eve/eval/retrieval_eval.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
@@ -444,7 +444,7 @@ struct Finetuner {
         groups[i] = train_data.groups[static_cast<size_t>(b.samples[i].item<int64_t>())];
       ContrastiveOptions co;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
-      co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
+      co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = l.total;
       out.parts = ojson{{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
@@ -790,7 +790,7 @@ struct Finetuner {
     int64_t saved = step;
     while (step < total) {
       auto t0 = std::chrono::steady_clock::now();
-      torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
+      torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
       opt->zero_grad();
       double loss = 0;
       ojson parts = ojson::object();
