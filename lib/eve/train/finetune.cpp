@@ -20,8 +20,8 @@
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
+#include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
-#include "eve/search/embed_encoder.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/contrastive.h"
 #include "eve/train/distributed.h"
@@ -592,7 +592,7 @@ struct Finetuner {
   }
 
   void evaluate_retrieval(const TaskRecords& data, const std::string& out_stem, bool rerank, ojson& m) {
-    search::RetrievalEncoder enc(model, device, o.run_dir, rerank);
+    model::RetrievalEncoder enc(model, device, o.run_dir, rerank);
     auto ld = eval_loader(data);
     const int64_t ni = ld->samples(), nt = static_cast<int64_t>(data.texts.size());
     std::vector<Tensor> fv, ft;
@@ -663,7 +663,7 @@ struct Finetuner {
 
   // EVE's re-rank: each query's top k_test candidates by ITC get the ITM match logit, every
   // other entry -100. Pairs are scored image by image so only a batch of images is in memory.
-  std::pair<Tensor, Tensor> rerank_itm(search::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+  std::pair<Tensor, Tensor> rerank_itm(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
                                        const Tensor& i2t, const Tensor& t2i) {
     const int64_t ni = i2t.size(0), nt = i2t.size(1);
     Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1));
@@ -709,7 +709,7 @@ struct Finetuner {
   // query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
   // then text queries), since capacity limits make a pair's logit depend on its batch. A
   // pair among both an image's and a text's candidates is scored in each batch.
-  std::pair<Tensor, Tensor> rerank_itm_per_query(search::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+  std::pair<Tensor, Tensor> rerank_itm_per_query(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
                                                  const Tensor& i2t, const Tensor& t2i) {
     const int64_t ni = i2t.size(0), nt = i2t.size(1);
     Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1)).contiguous();
