@@ -1,4 +1,4 @@
-// Training-time image augmentation (reference/eve-model.md §4): random resized crop
+// Training-time image augmentation (docs/architecture.md, "Augmentation"): random resized crop
 // (torchvision's sampling rule, bicubic resize), horizontal flip and RandAugment with EVE's
 // operations and magnitudes. Every random choice comes from an explicit eve::Rng, so a
 // generator seeded from (seed, epoch, index) always gives the same crop, flip and ops, on
