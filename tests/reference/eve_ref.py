@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference of the EVE model (shared/reference/eve-model.md), used as
+"""Independent PyTorch reference of the EVE model (docs/architecture.md, "The model"), used as
 the oracle of eve's libtorch model. It reads the same config.json and model.safetensors as
 eve's bundles, and names its parameters with the official state-dict keys.
 
@@ -434,7 +434,8 @@ class EveRef(nn.Module):
 
 
 def init_weights(model, seed):
-    """A random initialisation in the spirit of the spec (for the conversion test)."""
+    """A random initialisation in the spirit of the model's own (docs/architecture.md,
+    "Initialisation"), for the conversion test."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -68,7 +68,7 @@ def load_world(world, res):
 def make_model(cfg, init, seed):
     torch.manual_seed(seed)
     model = eve_ref.EveRef(cfg)
-    for name, p in model.named_parameters():  # the spec's initialisation
+    for name, p in model.named_parameters():  # eve's initialisation (docs/architecture.md)
         if name.endswith("gamma_1") or name.endswith("gamma_2"):
             torch.nn.init.constant_(p, cfg["layer_scale_init"])
         elif p.dim() == 1 and "norm" in name and name.endswith("weight"):

@@ -8,7 +8,7 @@
 
 namespace eve {
 
-// Process exit codes shared by every program (DESIGN.md §6).
+// Process exit codes shared by every program (docs/architecture.md, "Exit codes").
 enum ExitCode : int {
   kExitOk = 0,
   kExitRuntime = 1,

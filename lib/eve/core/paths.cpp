@@ -1,5 +1,6 @@
 #include "eve/core/paths.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -8,11 +9,21 @@
 #include <system_error>
 
 #include "eve/core/error.h"
-#include "eve/io/file.h"
 
 namespace eve {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Whether `path` names anything (links followed): io::file_exists's rule, kept here so that
+// core needs nothing from the layers above it.
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
 
 std::string share_dir() {
   if (const char* env = std::getenv("EVE_SHARE_DIR"); env && *env) return env;
@@ -23,7 +34,7 @@ std::string share_dir() {
     auto slash = exe.rfind('/');
     if (slash != std::string::npos) {
       std::string installed = exe.substr(0, slash) + "/../share/eve";
-      if (io::file_exists(installed + "/configs")) return installed;
+      if (exists(installed + "/configs")) return installed;
     }
   }
   return EVE_SOURCE_SHARE_DIR;
@@ -35,11 +46,11 @@ std::string resolve_share_file(const std::string& sub, const std::string& name_o
   // named like a preset, e.g. a work dir called "vqa", does not hide the preset).
   std::error_code ec;
   if (name_or_path.find('/') != std::string::npos || fs::is_regular_file(name_or_path, ec)) {
-    if (!io::file_exists(name_or_path)) throw Error("no such file", name_or_path);
+    if (!exists(name_or_path)) throw Error("no such file", name_or_path);
     return name_or_path;
   }
   std::string p = share_dir() + "/" + sub + "/" + name_or_path + ext;
-  if (!io::file_exists(p))
+  if (!exists(p))
     throw UsageError("unknown " + sub + " preset '" + name_or_path + "'", {}, {},
                      "looked for " + p);
   return p;

@@ -1,7 +1,7 @@
 // The prep pipeline: annotation readers turn a dataset's own files into examples that
 // reference images; run_prep decodes, resizes and re-encodes every distinct image once,
 // stores them in the dataset dir's image shards, and writes <split>.jsonl + manifest.json
-// (DESIGN.md §3).
+// (docs/architecture.md, "File formats").
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "eve/data/rng.h"
+#include "eve/core/rng.h"
 #include "eve/image/image.h"
 
 namespace eve::data::synth {

@@ -36,7 +36,7 @@ std::array<std::array<uint64_t, 256>, 3> histograms(const Image& in) {
 }  // namespace
 
 CropBox random_resized_crop_box(int width, int height, double scale_min, double scale_max,
-                                double ratio_min, double ratio_max, data::Rng& rng) {
+                                double ratio_min, double ratio_max, Rng& rng) {
   if (width <= 0 || height <= 0) throw Error("random_resized_crop_box: empty image");
   const double area = static_cast<double>(width) * height;
   const double log_lo = std::log(ratio_min), log_hi = std::log(ratio_max);
@@ -214,7 +214,7 @@ Image rotate(const Image& in, double degrees) {
   return warp_affine(in, m);
 }
 
-Image rand_augment(const Image& in, int ops, int magnitude, data::Rng& rng) {
+Image rand_augment(const Image& in, int ops, int magnitude, Rng& rng) {
   constexpr double kMax = 10.0;
   const double level = magnitude / kMax;
   Image img = in;
@@ -238,7 +238,7 @@ Image rand_augment(const Image& in, int ops, int magnitude, data::Rng& rng) {
   return img;
 }
 
-Image augment(const Image& in, const AugmentOptions& o, data::Rng& rng) {
+Image augment(const Image& in, const AugmentOptions& o, Rng& rng) {
   CropBox box = random_resized_crop_box(in.width, in.height, o.scale_min, o.scale_max, o.ratio_min,
                                         o.ratio_max, rng);
   Image img = resize_bicubic(crop(in, box), o.res, o.res);

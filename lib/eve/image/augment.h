@@ -1,11 +1,11 @@
-// Training-time image augmentation (reference/eve-model.md §4): random resized crop
+// Training-time image augmentation (docs/architecture.md, "Augmentation"): random resized crop
 // (torchvision's sampling rule, bicubic resize), horizontal flip and RandAugment with EVE's
-// operations and magnitudes. Every random choice comes from an explicit eve::data::Rng, so a
+// operations and magnitudes. Every random choice comes from an explicit eve::Rng, so a
 // generator seeded from (seed, epoch, index) always gives the same crop, flip and ops, on
 // any thread.
 #pragma once
 
-#include "eve/data/rng.h"
+#include "eve/core/rng.h"
 #include "eve/image/image.h"
 
 namespace eve::image {
@@ -19,7 +19,7 @@ struct CropBox {
 // fit inside width x height; otherwise the largest centred box whose ratio is clamped into
 // the range.
 CropBox random_resized_crop_box(int width, int height, double scale_min, double scale_max,
-                                double ratio_min, double ratio_max, data::Rng& rng);
+                                double ratio_min, double ratio_max, Rng& rng);
 
 Image crop(const Image& in, const CropBox& box);
 Image hflip(const Image& in);
@@ -43,7 +43,7 @@ Image rotate(const Image& in, double degrees);  // counter-clockwise about the c
 // Equalize, Brightness, Sharpness, ShearX, ShearY, TranslateX, TranslateY, Rotate}, each
 // applied with probability 0.5, at magnitude m of 10 (m = 7: enhance 1.36, shear 0.21,
 // translate 7 px, rotate 21 degrees; geometric ops take a random sign).
-Image rand_augment(const Image& in, int ops, int magnitude, data::Rng& rng);
+Image rand_augment(const Image& in, int ops, int magnitude, Rng& rng);
 
 struct AugmentOptions {
   int res = 224;              // output side
@@ -56,6 +56,6 @@ struct AugmentOptions {
 };
 
 // Crop + bicubic resize to res x res, flip, optional RandAugment (the training transform).
-Image augment(const Image& in, const AugmentOptions& options, data::Rng& rng);
+Image augment(const Image& in, const AugmentOptions& options, Rng& rng);
 
 }  // namespace eve::image

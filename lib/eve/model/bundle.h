@@ -1,6 +1,6 @@
-// Model bundles (DESIGN.md §3): a directory with config.json, model.safetensors (tensor
-// names = the official EVE state-dict keys), and, when known, tokenizer.model and
-// answers.json. Torch code only; torch-free code uses eve/model/summary.h.
+// Model bundles (docs/architecture.md, "File formats"): a directory with config.json,
+// model.safetensors (tensor names = the official EVE state-dict keys), and, when known,
+// tokenizer.model and answers.json. Torch code only; torch-free code uses eve/model/summary.h.
 #pragma once
 
 #include <map>

@@ -167,7 +167,8 @@ std::vector<ParamSpec> parameter_manifest(const ModelConfig& config);
 
 // Parameter counts of a config: total and active per token (total minus the experts a
 // token does not visit: it passes through topk of E experts in each MoE layer; both
-// modality FFNs, embeddings and heads count as active, as in the spec's figures).
+// modality FFNs, embeddings and heads count as active; docs/architecture.md, "Mixture of
+// experts", gives eve-base's figures).
 struct ParamCount {
   int64_t total = 0;
   int64_t experts = 0;

@@ -1,9 +1,9 @@
 // The EVE model: one shared-attention Transformer over [image patches ; text tokens] with
 // modality FFNs in the lower layers and a modality-aware MoE in the top layers, plus the
-// task heads (reference/eve-model.md §1, §3; parameter names §5).
+// task heads (docs/architecture.md, "The model" and its subsections).
 //
 // Usage:
-//   EveModel m(config);                         // initialised as the spec says (§1.7)
+//   EveModel m(config);                         // initialised (see "Initialisation")
 //   EncoderInput in; in.image = images;         // [B,3,R,R] float, normalised to [-1,1]
 //   in.text_ids = ids; in.text_mask = mask;     // [B,T] int64, [B,T] (1 = token, 0 = pad)
 //   EncoderOutput o = m->encode(Mode::vl, in);  // hidden [B,L,D], pooled [B,D], aux, load
@@ -188,7 +188,8 @@ class EveModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   Dispatch dispatch() const { return dispatch_; }
   void set_dispatch(Dispatch d) { dispatch_ = d; }
-  // Re-initialises every parameter as the spec says (called by the constructor).
+  // Re-initialises every parameter as docs/architecture.md, "Initialisation", describes
+  // (called by the constructor).
   void reset_parameters();
 
   Backbone backbone{nullptr};

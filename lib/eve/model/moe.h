@@ -1,4 +1,5 @@
-// The modality-aware mixture of experts of EVE's top layers (reference/eve-model.md §1.5).
+// The modality-aware mixture of experts of EVE's top layers (docs/architecture.md,
+// "Mixture of experts").
 //
 // Parameter names follow the official state dict below the layer's `mlp_moe.moe`:
 //   gate.wg.weight [E, D] (bias-free router), vision_embed [D], text_embed [D] (modality

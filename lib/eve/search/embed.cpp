@@ -16,8 +16,8 @@
 #include "eve/io/file.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
+#include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
-#include "eve/search/embed_encoder.h"
 #include "eve/search/embed_inputs.h"
 
 namespace eve::search {
@@ -232,7 +232,7 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   io::prepare_output(embed_output_path(o.out, -1, false));
   const std::string device = nn::init_runtime(common);
   model::Bundle bundle = model::load_bundle(o.model);
-  RetrievalEncoder enc(bundle.model, torch::Device(device), o.model);
+  model::RetrievalEncoder enc(bundle.model, torch::Device(device), o.model);
   const int64_t cols = enc.dim();
   if (o.batch_size == 0) o.batch_size = default_embed_batch(!o.texts.empty(), bundle.config.official());
   if (bundle.config.official())

@@ -1,6 +1,7 @@
-// eve-embed: dual-encoder embeddings of whole image or text collections (DESIGN.md §3
-// "Embeddings"). Each row is the CLS of a separate vision or text pass through the ITC
-// projection head, L2-normalised (reference/eve-model.md §1.6, §3.4). Torch-free header.
+// eve-embed: dual-encoder embeddings of whole image or text collections (docs/architecture.md,
+// "File formats"). Each row is the CLS of a separate vision or text pass through the ITC
+// projection head, L2-normalised (docs/architecture.md, "Fine-tuning and retrieval
+// evaluation"). Torch-free header.
 //
 // Inputs, read as a stream in this order (memory is bounded by the batch, never by the
 // collection):

@@ -9,14 +9,14 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/progress.h"
+#include "eve/core/threads.h"
 #include "eve/io/dtype.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
-#include "eve/core/threads.h"
 #include "eve/model/bundle.h"
+#include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
-#include "eve/search/embed_encoder.h"
 #include "eve/search/embed_inputs.h"
 #include "eve/search/topk.h"
 
@@ -171,7 +171,7 @@ class ItmReranker {
       : o_(o), queries_(queries), gallery_(gallery), qids_(qids), gids_(gids),
         pool_(resolve_threads(threads)) {
     model::Bundle b = model::load_bundle(o.model);
-    enc_ = std::make_unique<RetrievalEncoder>(b.model, torch::Device(device), o.model, true);
+    enc_ = std::make_unique<model::RetrievalEncoder>(b.model, torch::Device(device), o.model, true);
     sources_ = std::make_unique<ImageSources>(o.images);  // owns the stores items point into
     ImageItem it;
     while (sources_->next(it)) {
@@ -255,7 +255,7 @@ class ItmReranker {
   const std::vector<std::string>& qids_;
   const std::vector<std::string>& gids_;
   ThreadPool pool_;
-  std::unique_ptr<RetrievalEncoder> enc_;
+  std::unique_ptr<model::RetrievalEncoder> enc_;
   std::unique_ptr<ImageSources> sources_;
   std::unordered_map<std::string, ImageItem> images_;
   std::unordered_map<std::string, std::vector<int64_t>> texts_;

@@ -21,7 +21,8 @@ struct RankOptions {
   std::string scores_out;        // optional full score matrix (.npy, float32)
   int64_t max_scores = int64_t{1} << 28;  // refuse --scores-out above this many cells
 
-  // Re-ranking as EVE's retrieval evaluation does it (reference/eve-model.md §3.4): each
+  // Re-ranking as EVE's retrieval evaluation does it (docs/architecture.md, "Fine-tuning
+  // and retrieval evaluation"): each
   // query's best k_test rows by inner product are scored again by the ITM "match" logit
   // (index 1) of the fusion (vl) pass over the (image, text) pair, best first (ties keep
   // the inner-product order), and the best k are written with that logit as their score;

@@ -4,12 +4,13 @@
 // order-preserving, multi-threaded line pipeline with bad-record accounting. The
 // sentencepiece side (sentencepiece_commands.h) plugs a piece encoder/decoder into it.
 //
-// Encoding a JSONL record (DESIGN.md §3): for each encoded text field the ids are inserted
-// right after the field, as "ids" (a string field: [cls, ..., sep]) or "ids_list" (a list of
-// strings: one id list per string). Existing "ids"/"ids_list" keys are replaced; every other
-// key is carried through untouched and in its original order. Without --field, the fields
-// text, texts, question and sentence are encoded, whichever the record has; a record with
-// none of them, or with two fields that would both write "ids", is a bad record.
+// Encoding a JSONL record (docs/architecture.md, "File formats"): for each encoded text
+// field the ids are inserted right after the field, as "ids" (a string field: [cls, ...,
+// sep]) or "ids_list" (a list of strings: one id list per string). Existing "ids"/"ids_list"
+// keys are replaced; every other key is carried through untouched and in its original
+// order. Without --field, the fields text, texts, question and sentence are encoded,
+// whichever the record has; a record with none of them, or with two fields that would both
+// write "ids", is a bad record.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Image-text contrast (ITC) and image-text matching with hard negatives (ITM), as EVE's
 // retrieval fine-tuning and the VLMo pre-training baseline compute them
-// (reference/eve-model.md §3.4):
+// (docs/architecture.md, "Fine-tuning and retrieval evaluation"):
 //   ITC: f_v = itc_image(vision CLS), f_t = itc_text(text CLS) (l2-normalised projections);
 //        logits = f_v · f_allᵀ / τ against the features of the whole global batch (gathered
 //        over ranks; the gathered rows' gradients return to their ranks, so N ranks compute

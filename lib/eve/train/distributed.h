@@ -1,7 +1,8 @@
-// Data-parallel training over c10d process groups (reference/conventions-and-anchors.md §C,
-// build-environment.md §3): the torchrun environment contract, a Gloo group on CPU, an NCCL
-// group on GPUs (when libtorch has CUDA), parameter broadcast from rank 0 and bucketed gradient averaging
-// (libtorch has no C++ DistributedDataParallel), plus a local launcher that forks workers.
+// Data-parallel training over c10d process groups (docs/architecture.md, "Randomness,
+// resuming and data parallelism"): the torchrun environment contract, a Gloo group on CPU,
+// an NCCL group on GPUs (when libtorch has CUDA), parameter broadcast from rank 0 and
+// bucketed gradient averaging (libtorch has no C++ DistributedDataParallel), plus a local
+// launcher that forks workers.
 #pragma once
 
 #include <torch/torch.h>

@@ -11,17 +11,17 @@
 #include "eve/core/log.h"
 #include "eve/core/paths.h"
 #include "eve/core/progress.h"
+#include "eve/core/rng.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
-#include "eve/data/rng.h"
 #include "eve/eval/retrieval_eval.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
+#include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
-#include "eve/search/embed_encoder.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/contrastive.h"
 #include "eve/train/distributed.h"
@@ -514,7 +514,7 @@ struct Finetuner {
         groups[i] = train_data.groups[static_cast<size_t>(b.samples[i].item<int64_t>())];
       ContrastiveOptions co;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
-      co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
+      co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = l.total;
       out.parts = ojson{{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
@@ -662,7 +662,7 @@ struct Finetuner {
   }
 
   void evaluate_retrieval(const TaskRecords& data, const std::string& out_stem, bool rerank, ojson& m) {
-    search::RetrievalEncoder enc(model, device, o.run_dir, rerank);
+    model::RetrievalEncoder enc(model, device, o.run_dir, rerank);
     auto ld = eval_loader(data);
     const int64_t ni = ld->samples(), nt = static_cast<int64_t>(data.texts.size());
     std::vector<Tensor> fv, ft;
@@ -733,7 +733,7 @@ struct Finetuner {
 
   // EVE's re-rank: each query's top k_test candidates by ITC get the ITM match logit, every
   // other entry -100. Pairs are scored image by image so only a batch of images is in memory.
-  std::pair<Tensor, Tensor> rerank_itm(search::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+  std::pair<Tensor, Tensor> rerank_itm(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
                                        const Tensor& i2t, const Tensor& t2i) {
     const int64_t ni = i2t.size(0), nt = i2t.size(1);
     Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1));
@@ -779,7 +779,7 @@ struct Finetuner {
   // query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
   // then text queries), since capacity limits make a pair's logit depend on its batch. A
   // pair among both an image's and a text's candidates is scored in each batch.
-  std::pair<Tensor, Tensor> rerank_itm_per_query(search::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+  std::pair<Tensor, Tensor> rerank_itm_per_query(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
                                                  const Tensor& i2t, const Tensor& t2i) {
     const int64_t ni = i2t.size(0), nt = i2t.size(1);
     Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1)).contiguous();
@@ -868,7 +868,7 @@ struct Finetuner {
     try {
       while (step < total) {
         auto t0 = std::chrono::steady_clock::now();
-        torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
+        torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
         opt->zero_grad();
         double loss = 0;
         ojson parts = ojson::object();

@@ -1,5 +1,6 @@
 // eve-finetune: fine-tuning an EVE model on VQA, NLVR2 or image-text retrieval and writing
-// predictions in the official formats (reference/eve-model.md §3). Torch-free header: the
+// predictions in the official formats (docs/architecture.md, "Fine-tuning and retrieval
+// evaluation"). Torch-free header: the
 // program's main fills FinetuneOptions and calls run_finetune.
 //
 // A task recipe (share/eve/tasks/<name>.json, or any JSON file with the same keys) gives

@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "eve/core/error.h"
-#include "eve/data/rng.h"
+#include "eve/core/rng.h"
 #include "eve/image/codec.h"
 #include "eve/image/preprocess.h"
 #include "eve/io/jsonl.h"
@@ -13,7 +13,7 @@ namespace eve::train {
 
 namespace {
 
-// RNG streams (eve::data::Rng's stream argument) of the loader.
+// RNG streams (eve::Rng's stream argument) of the loader.
 constexpr uint64_t kOrderStream = 0x6f72646572ull;     // "order"
 constexpr uint64_t kAugmentStream = 0x6175676dull;     // "augm"
 
@@ -72,7 +72,7 @@ std::vector<Sample> read_pair_samples(const std::string& dir, const std::string&
 std::vector<int64_t> epoch_order(int64_t samples, uint64_t seed, int64_t epoch) {
   std::vector<int64_t> order(static_cast<size_t>(samples));
   std::iota(order.begin(), order.end(), 0);
-  data::Rng rng(seed, kOrderStream, static_cast<uint64_t>(epoch));
+  Rng rng(seed, kOrderStream, static_cast<uint64_t>(epoch));
   rng.shuffle(order);
   return order;
 }
@@ -141,7 +141,7 @@ Loader::Decoded Loader::decode(int64_t epoch, int64_t position, int64_t sample) 
       continue;
     }
     // Each image of a sample gets its own draw: stream (epoch, image), index position.
-    data::Rng rng(o_.seed, kAugmentStream + static_cast<uint64_t>(epoch) + (static_cast<uint64_t>(k) << 40),
+    Rng rng(o_.seed, kAugmentStream + static_cast<uint64_t>(epoch) + (static_cast<uint64_t>(k) << 40),
                   static_cast<uint64_t>(position));
     image::to_chw_normalized(image::augment(img, o_.augment, rng), d.pixels.data() + k * plane);
   }

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "eve/data/rng.h"
+#include "eve/core/rng.h"
 
 namespace eve::train {
 
@@ -13,7 +13,7 @@ constexpr uint64_t kMaskStream = 0x6d61736bull;  // "mask"
 
 // MLM choice for row i of the batch: text_mask_ratio of the eligible tokens (real, not
 // CLS/SEP/PAD; at least one), 80% [MASK], 10% a random non-special token, 10% unchanged.
-void mask_text_row(data::Rng& rng, int64_t i, const torch::TensorAccessor<int64_t, 2>& in_ids,
+void mask_text_row(Rng& rng, int64_t i, const torch::TensorAccessor<int64_t, 2>& in_ids,
                    const torch::TensorAccessor<int64_t, 2>& in_mask,
                    torch::TensorAccessor<int64_t, 2>& out_ids, torch::TensorAccessor<int64_t, 2>& labels,
                    const MsmOptions& o, const text::TokenizerInfo& tok) {
@@ -66,7 +66,7 @@ MsmMasks make_msm_masks(const torch::Tensor& ids, const torch::Tensor& mask, int
   auto labels = m.mlm_labels.accessor<int64_t, 2>();
   std::vector<int64_t> perm(static_cast<size_t>(patches));
   for (int64_t i = 0; i < b; ++i) {
-    data::Rng rng(seed, kMaskStream + static_cast<uint64_t>(micro), static_cast<uint64_t>(first + i));
+    Rng rng(seed, kMaskStream + static_cast<uint64_t>(micro), static_cast<uint64_t>(first + i));
     if (patches > 0) {
       auto keep = m.ids_keep.accessor<int64_t, 2>();
       auto mim = m.mim_mask.accessor<float, 2>();

@@ -1,6 +1,7 @@
-// Masked signal modeling (reference/eve-model.md §2.3): masks, the MIM and MLM losses and
-// the combined step loss. The masks of a sample depend only on (seed, micro-batch, position
-// of the sample in the epoch order), so they are the same whatever the rank or world size.
+// Masked signal modeling (docs/architecture.md, "Pre-training: masked signal modeling"):
+// masks, the MIM and MLM losses and the combined step loss. The masks of a sample depend
+// only on (seed, micro-batch, position of the sample in the epoch order), so they are the
+// same whatever the rank or world size.
 #pragma once
 
 #include <torch/torch.h>

@@ -9,9 +9,9 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/progress.h"
+#include "eve/core/rng.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
-#include "eve/data/rng.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/model/bundle.h"
@@ -407,7 +407,7 @@ struct Trainer {
       co.itc_weight = obj.itc ? o.itc_weight : 0.0;
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
-      co.negative_seed = data::Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
+      co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss c = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = c.total;
       if (obj.itc) out.parts.emplace_back("itc", c.itc);
@@ -485,7 +485,7 @@ struct Trainer {
     try {
       while (step < total) {
         auto t0 = std::chrono::steady_clock::now();
-        torch::manual_seed(data::Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
+        torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
         opt->zero_grad();
         double loss = 0;
         std::vector<std::pair<const char*, double>> parts;

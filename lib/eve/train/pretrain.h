@@ -1,5 +1,6 @@
-// eve-pretrain: pre-training an EVE model by masked signal modeling (reference/eve-model.md
-// §2.3), or by the VLMo-style baseline it is compared with, or by VLMo's stagewise recipe.
+// eve-pretrain: pre-training an EVE model by masked signal modeling (docs/architecture.md,
+// "Pre-training: masked signal modeling"), or by the VLMo-style baseline it is compared
+// with, or by VLMo's stagewise recipe.
 // Torch-free header: the program's main fills PretrainOptions and calls run_pretrain.
 //
 // Objective "msm" (the default of --stage vl) per micro-batch of image-text pairs:

@@ -9,7 +9,7 @@
 
 namespace {
 
-using eve::data::Rng;
+using eve::Rng;
 using eve::image::Image;
 
 Image gradient(int w, int h) {

@@ -13,8 +13,8 @@
 #include "eve/image/preprocess.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/model/retrieval_encoder.h"
 #include "eve/search/embed.h"
-#include "eve/search/embed_encoder.h"
 #include "model_test_util.h"
 
 namespace eve::search {

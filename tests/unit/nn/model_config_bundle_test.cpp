@@ -67,7 +67,8 @@ TEST(ModelConfig, PresetsLoadAndOfficialSizesCount) {
   ModelConfig base = load_config("eve-base");
   base.image_res = 384;
   ParamCount pc = count_parameters(base);
-  // reference/eve-model.md §1.1: ~475.5 M total, 302.2 M in experts, ~192 M active.
+  // EVE-Base as the released configuration builds it (docs/architecture.md, "Mixture of
+  // experts"): ~475.5 M total, 302.2 M in experts, ~192 M active.
   EXPECT_NEAR(pc.total / 1e6, 475.5, 0.5);
   EXPECT_NEAR(pc.experts / 1e6, 302.2, 0.1);
   EXPECT_NEAR(pc.active_per_token / 1e6, 192.2, 0.5);

@@ -156,7 +156,7 @@ TEST(MoE, NoiseOnlyWhenAsked) {
 
 TEST(MoE, RouterStaysFloat32UnderBf16Autocast) {
   // The experts may run in bf16, but which experts a token goes to and the aux loss are
-  // the float32 router's (reference/eve-model.md §7 item 6).
+  // the float32 router's (docs/architecture.md, "Mixture of experts").
   MoeCase c = make_case(512, 8, 25);
   RoutingOptions opt;
   MoeResult full = c.moe->forward(c.x, c.modality, opt);

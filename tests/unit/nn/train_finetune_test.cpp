@@ -33,8 +33,8 @@ using eve::train::test::write_records;
 // ---------------------------------------------------------------------------------------
 // VQA answers
 
-// eval-and-formats.md: the official leave-one-out accuracy of an answer that k of the ten
-// humans gave.
+// The official leave-one-out accuracy of an answer that k of the ten humans gave
+// (docs/architecture.md, "Fine-tuning and retrieval evaluation"; eval/vqa_eval.h).
 double official_vqa_accuracy(int k) {
   double sum = 0;
   for (int j = 0; j < 10; ++j) {

@@ -1,7 +1,9 @@
 // Batched inference passes for retrieval on a loaded bundle: ITC embeddings of images
 // (vision pass) and texts (text pass), and ITM match logits of image-text pairs (vl pass),
-// each pass under the run's --precision (nn::run_precision),
-// as EVE's retrieval evaluation computes them (reference/eve-model.md §1.6, §3.4).
+// each pass under the run's --precision (nn::run_precision), as EVE's retrieval evaluation
+// computes them (docs/architecture.md, "Fine-tuning and retrieval evaluation"). eve-embed,
+// eve-rank --rerank and eve-finetune's retrieval evaluation all use it, so it lives below
+// search and train.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,13 +13,13 @@
 
 #include "eve/model/eve_model.h"
 
-namespace eve::search {
+namespace eve::model {
 
 class RetrievalEncoder {
  public:
   // Puts the model in eval mode on `device`. Throws eve::Error naming `bundle` when the
   // model lacks the heads the passes need (itc; itm for match()).
-  RetrievalEncoder(model::EveModel model, torch::Device device, const std::string& bundle,
+  RetrievalEncoder(EveModel model, torch::Device device, const std::string& bundle,
                    bool need_itm = false);
 
   // [B,3,R,R] float (any device) -> [B,D] float on the CPU, rows L2-normalised.
@@ -37,9 +39,9 @@ class RetrievalEncoder {
   int image_res() const { return model_->config().image_res; }
 
  private:
-  model::EveModel model_;
+  EveModel model_;
   torch::Device device_;
   int64_t truncated_ = 0;
 };
 
-}  // namespace eve::search
+}  // namespace eve::model

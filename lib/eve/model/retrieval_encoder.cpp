@@ -1,13 +1,13 @@
-#include "eve/search/embed_encoder.h"
+#include "eve/model/retrieval_encoder.h"
 
 #include <algorithm>
 
 #include "eve/core/error.h"
 #include "eve/model/runtime.h"
 
-namespace eve::search {
+namespace eve::model {
 
-RetrievalEncoder::RetrievalEncoder(model::EveModel model, torch::Device device,
+RetrievalEncoder::RetrievalEncoder(EveModel model, torch::Device device,
                                    const std::string& bundle, bool need_itm)
     : model_(std::move(model)), device_(device) {
   const auto& c = model_->config();
@@ -47,20 +47,20 @@ void RetrievalEncoder::text_batch(const std::vector<const std::vector<int64_t>*>
 torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
   torch::NoGradGuard no_grad;
   nn::Autocast autocast(nn::run_precision(), device_.str());
-  model::EncoderInput in;
+  EncoderInput in;
   in.image = pixels.to(device_);
-  auto out = model_->encode(model::Mode::vision, in);
+  auto out = model_->encode(Mode::vision, in);
   return model_->itc_image(model_->eval_cls(out)).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
   nn::Autocast autocast(nn::run_precision(), device_.str());
-  model::EncoderInput in;
+  EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);
   in.text_mask = in.text_mask.to(device_);
-  auto out = model_->encode(model::Mode::text, in);
+  auto out = model_->encode(Mode::text, in);
   return model_->itc_text(model_->eval_cls(out)).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
@@ -68,13 +68,13 @@ torch::Tensor RetrievalEncoder::match(const torch::Tensor& pixels,
                                       const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
   nn::Autocast autocast(nn::run_precision(), device_.str());
-  model::EncoderInput in;
+  EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);
   in.text_mask = in.text_mask.to(device_);
   in.image = pixels.to(device_);
-  auto out = model_->encode(model::Mode::vl, in);
+  auto out = model_->encode(Mode::vl, in);
   return model_->itm_logits(out.pooled).select(1, 1).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
-}  // namespace eve::search
+}  // namespace eve::model

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace eve::data {
+namespace eve {
 
 class Rng {
  public:
@@ -58,4 +58,4 @@ class Rng {
   uint64_t s_[4];
 };
 
-}  // namespace eve::data
+}  // namespace eve
