@@ -1,14 +1,20 @@
 #!/usr/bin/python3
 """Brute-force ranking oracle for eve-rank: numpy matrix product, then for each query the
-rows sorted by (-score, row index) computed in float32 like eve-rank."""
+rows sorted by (-score, row index). By default the scores are computed in float32 like the
+matrix products eve-rank finds candidates with; with --exact they are the float64 inner
+products rounded to float32, the scores eve-rank orders and writes, so rows tie exactly
+when eve-rank must break the tie by the lower row."""
 import json
 import sys
 
 import numpy as np
 
 
-def ranks(q, g, k):
-    s = (q.astype(np.float32) @ g.astype(np.float32).T).astype(np.float32)
+def ranks(q, g, k, exact=False):
+    if exact:
+        s = (q.astype(np.float64) @ g.astype(np.float64).T).astype(np.float32)
+    else:
+        s = (q.astype(np.float32) @ g.astype(np.float32).T).astype(np.float32)
     out = []
     for i in range(s.shape[0]):
         order = np.lexsort((np.arange(s.shape[1]), -s[i]))[:k]
@@ -17,7 +23,10 @@ def ranks(q, g, k):
 
 
 if __name__ == "__main__":
-    # rank_ref.py Q.npy G.npy K  -> JSONL with row numbers as ids
-    q, g, k = np.load(sys.argv[1]), np.load(sys.argv[2]), int(sys.argv[3])
-    for i, r in enumerate(ranks(q, g, k)[1]):
+    # rank_ref.py [--exact] Q.npy G.npy K  -> JSONL with row numbers as ids
+    args = sys.argv[1:]
+    exact = "--exact" in args
+    args = [a for a in args if a != "--exact"]
+    q, g, k = np.load(args[0]), np.load(args[1]), int(args[2])
+    for i, r in enumerate(ranks(q, g, k, exact)[1]):
         print(json.dumps({"query": i, "results": [[j, sc] for j, sc in r]}))

@@ -17,23 +17,9 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-namespace {
-
-struct Shape {
-  int64_t B, L, H, hd;
-};
-
-Shape shape_of(const Tensor& qkv) {
-  return {qkv.size(0), qkv.size(1), qkv.size(3), qkv.size(4)};
-}
-
-// Whether libtorch runs its operators on the OpenMP runtime this file is compiled against:
-// only then does an operator called inside the region below know that it is inside one and
-// stay on its thread. (A libtorch that bundles its own libgomp would open a second team of
-// threads inside every worker.)
-bool same_openmp_runtime() {
+bool torch_shares_openmp() {
 #ifndef _OPENMP
-  return false;  // built without OpenMP: one thread runs all samples
+  return false;  // built without OpenMP
 #else
   static const bool same = [] {
     bool inside = true;
@@ -48,6 +34,16 @@ bool same_openmp_runtime() {
 #endif
 }
 
+namespace {
+
+struct Shape {
+  int64_t B, L, H, hd;
+};
+
+Shape shape_of(const Tensor& qkv) {
+  return {qkv.size(0), qkv.size(1), qkv.size(3), qkv.size(4)};
+}
+
 // Runs body(first, count) on disjoint runs of samples, one run per intra-op thread. Each
 // thread runs whole small matrix products, single-threaded, where libtorch would split every
 // one of them across all threads. Grad mode and autocast are per thread: both are switched off
@@ -56,7 +52,7 @@ bool same_openmp_runtime() {
 template <class Body>
 void for_each_run(int64_t samples, const Body& body) {
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), samples));
-  if (threads < 2 || !same_openmp_runtime()) {
+  if (threads < 2 || !torch_shares_openmp()) {
     torch::NoGradGuard no_grad;
     nn::NoAutocast full_precision;
     body(int64_t{0}, samples);

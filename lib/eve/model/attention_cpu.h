@@ -13,6 +13,12 @@
 
 namespace eve::model {
 
+// Whether libtorch runs its operators on the OpenMP runtime eve's parallel regions use: only
+// then does an operator (or the BLAS below it) called inside such a region know that it is
+// inside one and stay on its thread. (A libtorch that bundles its own libgomp would open a
+// second team of threads inside every worker.) False when eve is built without OpenMP.
+bool torch_shares_openmp();
+
 // Whether attention_cpu computes this case: float32 CPU tensors and no dropout on the
 // attention weights. Everything else takes the general path.
 bool attention_cpu_applies(const torch::Tensor& qkv, double dropout);

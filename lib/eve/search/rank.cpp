@@ -58,6 +58,14 @@ class NpyParts : public RowSource {
   }
   int64_t rows() const override { return rows_; }
   int64_t cols() const override { return cols_; }
+  // float32 rows within one part are used where they lie; other dtypes are converted by
+  // read, a tile at a time, so no float32 copy of a whole matrix is ever made.
+  const float* view(int64_t begin, int64_t n) const override {
+    size_t part = std::upper_bound(starts_.begin(), starts_.end(), begin) - starts_.begin() - 1;
+    const auto& a = parts_[part];
+    if (a.dtype != io::DType::f32 || begin + n > starts_[part] + a.shape[0]) return nullptr;
+    return reinterpret_cast<const float*>(a.data.data()) + (begin - starts_[part]) * cols_;
+  }
   void read(int64_t begin, int64_t n, float* out) const override {
     while (n > 0) {
       size_t part = std::upper_bound(starts_.begin(), starts_.end(), begin) - starts_.begin() - 1;

@@ -1,13 +1,20 @@
 #include "eve/search/topk.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <exception>
 
 #include "eve/core/error.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
+#include "eve/model/attention_cpu.h"
 
 namespace eve::search {
 
@@ -17,34 +24,75 @@ void MemoryRows::read(int64_t begin, int64_t n, float* out) const {
 
 namespace {
 
-// Keeps the best k hits of one query in a heap whose top is the worst kept hit.
+// The best m hits of one query seen so far, as a heap whose top is the worst kept hit.
+// The storage belongs to the caller (one slab per thread, m hits per query).
 struct Heap {
-  std::vector<Hit> h;
-  size_t k;
+  Hit* h;
+  size_t size;
+  size_t m;
+  struct WorseFirst {
+    bool operator()(const Hit& a, const Hit& b) const { return better(a, b); }
+  };
   void offer(const Hit& x) {
-    auto worse_first = [](const Hit& a, const Hit& b) { return better(a, b); };
-    if (h.size() < k) {
-      h.push_back(x);
-      std::push_heap(h.begin(), h.end(), worse_first);
-    } else if (better(x, h.front())) {
-      std::pop_heap(h.begin(), h.end(), worse_first);
-      h.back() = x;
-      std::push_heap(h.begin(), h.end(), worse_first);
-    }
-  }
-  // Fast path for a run of scores: only values that can enter are compared in full.
-  void offer_row(const float* s, int64_t n, int64_t base) {
-    int64_t j = 0;
-    for (; j < n && h.size() < k; ++j) offer({base + j, s[j]});
-    float worst = h.empty() ? 0.f : h.front().score;
-    for (; j < n; ++j) {
-      if (s[j] >= worst) {  // equal scores may still win on index
-        offer({base + j, s[j]});
-        worst = h.front().score;
-      }
+    if (size < m) {
+      h[size++] = x;
+      std::push_heap(h, h + size, WorseFirst{});
+    } else if (better(x, h[0])) {
+      std::pop_heap(h, h + size, WorseFirst{});
+      h[size - 1] = x;
+      std::push_heap(h, h + size, WorseFirst{});
     }
   }
 };
+
+// A run of scores of gallery rows base, base + 1, ...: once the heap is full, a score below
+// the worst kept one cannot enter, and runs of 16 are rejected with a couple of vector
+// compares (equal scores may still win on the lower index, so they go the full way). Built
+// for AVX2 as well as the baseline; the CPU picks at load time (same results either way).
+__attribute__((target_clones("avx2", "default")))
+void scan_row(Heap& hp, const float* s, int64_t n, int64_t base) {
+  int64_t j = 0;
+  for (; j < n && hp.size < hp.m; ++j) hp.offer({base + j, s[j]});
+  if (j == n) return;
+  float worst = hp.h[0].score;
+  constexpr int64_t kRun = 16;
+  for (; j + kRun <= n; j += kRun) {
+    int any = 0;
+    for (int64_t u = 0; u < kRun; ++u) any |= s[j + u] >= worst;
+    if (!any) continue;
+    for (int64_t u = j; u < j + kRun; ++u) {
+      if (s[u] >= worst) {
+        hp.offer({base + u, s[u]});
+        worst = hp.h[0].score;
+      }
+    }
+  }
+  for (; j < n; ++j) {
+    if (s[j] >= worst) {
+      hp.offer({base + j, s[j]});
+      worst = hp.h[0].score;
+    }
+  }
+}
+
+// What one thread keeps while a query block is searched: its own heaps, a score tile and
+// room for a gallery tile that is not float32 in memory.
+struct Worker {
+  std::vector<Hit> slab;     // kQueryTile * m hits
+  std::vector<size_t> size;  // hits kept per query
+  std::vector<float> scores; // kQueryTile * kGalleryTile
+  std::vector<float> tile;   // kGalleryTile * d, when the gallery must be converted
+  std::vector<float> row;    // one gallery row, for the exact rescoring
+};
+
+// Rows [begin, begin + n) of src as float32: in place when the source allows, else
+// converted into buf.
+const float* rows_of(const RowSource& src, int64_t begin, int64_t n, std::vector<float>& buf) {
+  if (const float* p = src.view(begin, n)) return p;
+  buf.resize(static_cast<size_t>(n * src.cols()));
+  src.read(begin, n, buf.data());
+  return buf.data();
+}
 
 }  // namespace
 
@@ -63,46 +111,102 @@ void topk_search(const RowSource& queries, const RowSource& gallery, const TopkO
   if (opts.k < 1) throw UsageError("-k must be at least 1");
   const int64_t nq = queries.rows(), ng = gallery.rows();
   const size_t k = static_cast<size_t>(std::min<int64_t>(opts.k, ng));
-  const size_t candidates = static_cast<size_t>(std::min<int64_t>(int64_t{opts.k} + kRescoreMargin, ng));
-  ThreadPool pool(opts.threads);
-  torch::NoGradGuard no_grad;
+  const size_t m = static_cast<size_t>(std::min<int64_t>(int64_t{opts.k} + kRescoreMargin, ng));
+  const int64_t tiles = (ng + kGalleryTile - 1) / kGalleryTile;
+  // One team of threads does everything: each runs whole tile products on its own thread
+  // (BLAS and libtorch stay single-threaded inside the region) and filters the tile it just
+  // made. Without a shared OpenMP runtime one thread does it all, BLAS threading as usual.
+  const int team = model::torch_shares_openmp()
+                       ? static_cast<int>(std::min<int64_t>(resolve_threads(opts.threads), std::max<int64_t>(tiles, 1)))
+                       : 1;
+  std::vector<Worker> workers(static_cast<size_t>(team));
+  for (auto& w : workers) {
+    w.slab.resize(static_cast<size_t>(kQueryTile) * m);
+    w.size.resize(static_cast<size_t>(kQueryTile));
+    w.scores.resize(static_cast<size_t>(kQueryTile * kGalleryTile));
+  }
+  std::vector<float> qbuf;
 
-  // Padding rows stay zero; their scores are never looked at.
-  auto qt = torch::zeros({kQueryTile, d}, torch::kFloat32);
-  auto gt = torch::zeros({kGalleryTile, d}, torch::kFloat32);
   for (int64_t q0 = 0; q0 < nq; q0 += kQueryTile) {
     signals::throw_if_stopped();
     const int64_t nb = std::min(kQueryTile, nq - q0);
-    if (nb < kQueryTile) qt.zero_();
-    queries.read(q0, nb, qt.data_ptr<float>());
-    std::vector<Heap> heaps(nb, Heap{{}, candidates});
-    for (auto& hp : heaps) hp.h.reserve(k);
-    for (int64_t g0 = 0; g0 < ng; g0 += kGalleryTile) {
-      const int64_t nc = std::min(kGalleryTile, ng - g0);
-      if (nc < kGalleryTile) gt.zero_();
-      gallery.read(g0, nc, gt.data_ptr<float>());
-      auto scores = torch::mm(qt, gt.t()).contiguous();
-      const float* s = scores.data_ptr<float>();
-      // Rows are independent: split them over the pool in fixed stripes.
-      const int64_t stripes = std::min<int64_t>(nb, pool.size() * 4);
-      parallel_for(pool, static_cast<size_t>(stripes), [&](size_t t) {
-        for (int64_t i = static_cast<int64_t>(t); i < nb; i += stripes)
-          heaps[i].offer_row(s + i * kGalleryTile, nc, g0);
-      });
-    }
-    // Exact rescoring of the candidates.
-    std::vector<std::vector<Hit>> hits(nb);
-    std::vector<float> row(static_cast<size_t>(d));
-    const float* qd = qt.data_ptr<float>();
-    for (int64_t i = 0; i < nb; ++i) {
-      hits[i] = std::move(heaps[i].h);
-      for (auto& h : hits[i]) {
-        gallery.read(h.index, 1, row.data());
-        h.score = exact_dot(qd + i * d, row.data(), d);
+    const float* qd = rows_of(queries, q0, nb, qbuf);
+    std::vector<std::vector<Hit>> hits(static_cast<size_t>(nb));
+    std::atomic<int64_t> next_tile{0};
+    std::exception_ptr failure;
+
+    // Phase 1 (tiles claimed in turn): scores of the block against one gallery tile, each
+    // query's run of scores offered to that thread's heap while the tile is in cache.
+    // Phase 2 (queries split evenly): each query's best m over all threads' heaps is its
+    // global best m by float32 score (the order is total), scored again exactly.
+    auto fail = [&] {
+#ifdef _OPENMP
+#pragma omp critical(eve_topk_failure)
+#endif
+      if (!failure) failure = std::current_exception();
+    };
+    auto phase1 = [&](int t) {
+      torch::NoGradGuard no_grad;
+      Worker& w = workers[static_cast<size_t>(t)];
+      auto qt = torch::from_blob(const_cast<float*>(qd), {nb, d}, torch::kFloat32);
+      for (int64_t tile; (tile = next_tile.fetch_add(1)) < tiles;) {
+        const int64_t g0 = tile * kGalleryTile, nc = std::min(kGalleryTile, ng - g0);
+        const float* gd = rows_of(gallery, g0, nc, w.tile);
+        auto gt = torch::from_blob(const_cast<float*>(gd), {nc, d}, torch::kFloat32);
+        auto st = torch::from_blob(w.scores.data(), {nb, nc}, torch::kFloat32);
+        torch::mm_out(st, qt, gt.t());
+        const float* s = w.scores.data();
+        for (int64_t i = 0; i < nb; ++i) {
+          Heap hp{w.slab.data() + static_cast<size_t>(i) * m, w.size[static_cast<size_t>(i)], m};
+          scan_row(hp, s + i * nc, nc, g0);
+          w.size[static_cast<size_t>(i)] = hp.size;
+        }
       }
-      std::sort(hits[i].begin(), hits[i].end(), better);
-      hits[i].resize(k);
+    };
+    auto phase2 = [&](int t, int n_threads) {
+      Worker& w = workers[static_cast<size_t>(t)];
+      const int64_t first = nb * t / n_threads, last = nb * (t + 1) / n_threads;
+      for (int64_t i = first; i < last; ++i) {
+        auto& hi = hits[static_cast<size_t>(i)];
+        for (const auto& o : workers) {
+          const Hit* h = o.slab.data() + static_cast<size_t>(i) * m;
+          hi.insert(hi.end(), h, h + o.size[static_cast<size_t>(i)]);
+        }
+        if (hi.size() > m) {
+          std::nth_element(hi.begin(), hi.begin() + static_cast<int64_t>(m), hi.end(), better);
+          hi.resize(m);
+        }
+        for (auto& h : hi) h.score = exact_dot(qd + i * d, rows_of(gallery, h.index, 1, w.row), d);
+        std::sort(hi.begin(), hi.end(), better);
+        hi.resize(k);
+      }
+    };
+    for (auto& w : workers) std::fill(w.size.begin(), w.size.end(), size_t{0});
+    if (team == 1) {
+      phase1(0);
+      phase2(0, 1);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(team)
+      {
+        const int t = omp_get_thread_num(), n_threads = omp_get_num_threads();
+        try {
+          phase1(t);
+        } catch (...) {
+          fail();
+        }
+#pragma omp barrier
+        if (!failure) {
+          try {
+            phase2(t, n_threads);
+          } catch (...) {
+            fail();
+          }
+        }
+      }
+#endif
     }
+    if (failure) std::rethrow_exception(failure);
     on_block(q0, hits);
   }
 }

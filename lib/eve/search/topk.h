@@ -22,6 +22,10 @@ class RowSource {
   virtual int64_t cols() const = 0;
   // Copies rows [begin, begin + n) into out (n * cols floats, C order).
   virtual void read(int64_t begin, int64_t n, float* out) const = 0;
+  // Rows [begin, begin + n) in place when they lie in memory as float32 in one piece (C
+  // order, valid as long as the source), else nullptr and the caller reads a copy.
+  // Must be safe to call, like read, from several threads at once.
+  virtual const float* view(int64_t begin, int64_t n) const { return nullptr; }
 };
 
 // A RowSource over memory the caller owns.
@@ -31,6 +35,7 @@ class MemoryRows : public RowSource {
   int64_t rows() const override { return rows_; }
   int64_t cols() const override { return cols_; }
   void read(int64_t begin, int64_t n, float* out) const override;
+  const float* view(int64_t begin, int64_t) const override { return data_ + begin * cols_; }
 
  private:
   const float* data_;
@@ -42,15 +47,20 @@ struct TopkOptions {
   int threads = 0;  // 0 = all cores
 };
 
-// Candidates are found with BLAS matrix products over tiles, whose float32 rounding
-// depends on where a row sits in a tile. The best k + kRescoreMargin candidates of each
-// query are then scored again exactly (a double-precision dot product in a fixed order,
-// rounded to float32) and sorted by that score, so identical rows score identically, ties
-// go to the lower row and the output is bit-reproducible for any thread count. Rows whose
-// float32 scores differ by less than the BLAS rounding error could only be misordered if
-// more than kRescoreMargin of them crowd the k-th place.
-constexpr int64_t kQueryTile = 256;
-constexpr int64_t kGalleryTile = 4096;
+// Candidates are found with BLAS matrix products of a block of kQueryTile queries by a
+// tile of kGalleryTile gallery rows (fixed shapes: the thread count never changes which
+// products a score comes from). One team of threads does all the work: each claims gallery
+// tiles in turn, multiplies on its own thread and filters each query's scores into its own
+// heaps while the tile is in cache; the best k + kRescoreMargin candidates of each query
+// over all heaps (its global best by float32 score, (score, row) being a total order) are
+// then scored again exactly (a double-precision dot product in a fixed order, rounded to
+// float32) and sorted by that score, so identical rows score identically, ties go to the
+// lower row and the output is bit-reproducible for any thread count. Rows whose float32
+// scores differ by less than the BLAS rounding error could only be misordered if more than
+// kRescoreMargin of them crowd the k-th place. Memory per thread: a score tile (4 MiB),
+// the heaps of one query block and, for a gallery that is not float32, one converted tile.
+constexpr int64_t kQueryTile = 1024;
+constexpr int64_t kGalleryTile = 1024;
 constexpr int kRescoreMargin = 32;
 
 // The exact score used for the final order: sum of a[i]*b[i] in double, in index order.
