@@ -84,10 +84,14 @@ check bf16-trainer-precision bf16 "$("$EVE_PYTHON" -c 'import glob,json,sys; pri
 # 2. Resume on the GPU: the run above saved steps 2 and 4; a copy without step 4 resumed from
 # step 2 (model, AdamW state and RNG streams back onto the GPU) ends where it did. Atomic adds
 # make some CUDA sums order-dependent, so "where" is within 1e-5, not bit for bit.
+# The copy is put back to what a run stopped after step 2 leaves (no final model, no later
+# metrics lines), so only a resume that trains steps 3 and 4 can pass.
 cp -r "$tmp/g32" "$tmp/part"
-rm -rf "$tmp/part/checkpoint-00000004"
+rm -rf "$tmp/part/checkpoint-00000004" "$tmp/part/model.safetensors"
+head -n 2 "$tmp/g32/metrics.jsonl" >"$tmp/part/metrics.jsonl"
 "$pre" "${common[@]}" --max-steps 4 --device cuda --save-every 2 --out "$tmp/part" --resume
 check resumed-metrics 4 "$(wc -l <"$tmp/part/metrics.jsonl")"
+check resumed-steps "1 2 3 4" "$(cut -d, -f1 "$tmp/part/metrics.jsonl" | tr -dc '0-9\n' | tr '\n' ' ' | sed 's/ $//')"
 weights "$tmp/g32" "$tmp/part" 1e-5
 
 # 3. The VLMo objective: ITC over the batch, hard negatives drawn on the host from the GPU's

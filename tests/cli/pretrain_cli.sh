@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # eve-pretrain on the toy world with eve-tiny: MIM and MLM losses fall, the run dir is a
-# bundle with trainer state and metrics, a run stopped by SIGTERM exits 143 after a
-# checkpoint and resumes to the same final weights as an uninterrupted run, --device cpu equals
-# the default, bad flags exit 2.
+# bundle with trainer state and metrics, --device cpu equals the default, bad flags exit 2.
 source "$(dirname "$0")/pretrain_common.bash"
 toy_pairs 40 64 3 200
 common=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --threads 2 -q)
@@ -34,26 +32,11 @@ assert sorted(r["expert_load"]) == ["2", "3"] and len(r["expert_load"]["2"]) == 
 EOF
 check trainer-step 40 "$("$EVE_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["step"])' "$tmp/run/checkpoint-00000040/trainer.json")"
 
-# Resume: an uninterrupted run of 6 steps and a run stopped by SIGTERM then resumed end
-# with identical weights (1 thread, same seed).
+# Stopping and resuming (SIGINT, SIGTERM, the checkpoint at the stop step, bit-identical
+# resume) is tested in interrupt.sh. The reference run for the device check:
 one=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 -q
      --batch-size 4 --max-steps 6 --save-every 2 --seed 7)
 "$pre" "${one[@]}" --out "$tmp/full"
-"$pre" "${one[@]}" --out "$tmp/part" 2>/dev/null &
-pid=$!
-for _ in $(seq 1 600); do [[ -d $tmp/part/checkpoint-00000002 ]] && break; sleep 0.05; done
-kill -TERM $pid
-set +e
-wait $pid; rc=$?
-set -e
-if [[ $rc == 0 ]]; then
-  echo "note: the run finished before SIGTERM arrived"
-else
-  check sigterm-rc 143 "$rc"
-fi
-"$pre" "${one[@]}" --out "$tmp/part" --resume
-cmp -s "$tmp/full/model.safetensors" "$tmp/part/model.safetensors" || { echo "FAIL resumed weights differ"; fail=1; }
-check resumed-metrics 6 "$(wc -l <"$tmp/part/metrics.jsonl")"
 
 # Device: an explicit --device cpu trains exactly as the default; without CUDA, --device cuda
 # is a usage error before anything is read.
