@@ -2,12 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <csignal>
 #include <filesystem>
 
 #include "eve/core/error.h"
 #include "eve/core/progress.h"
+#include "eve/core/sha256.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
 #include "eve/core/version.h"
@@ -150,3 +153,41 @@ TEST(Version, LineNamesProgramAndVersion) {
 }
 
 }  // namespace
+
+// FIPS 180-4's examples, a message that ends exactly at a block's padding boundary, and a
+// long one fed in uneven pieces (the million "a" of the NIST test vectors).
+TEST(Sha256, KnownDigests) {
+  EXPECT_EQ(eve::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(eve::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(eve::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  eve::Sha256 h;
+  const std::string chunk(997, 'a');
+  size_t fed = 0;
+  while (fed < 1000000) {
+    const size_t n = std::min(chunk.size(), 1000000 - fed);
+    h.update(chunk.data(), n);
+    fed += n;
+  }
+  EXPECT_EQ(h.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, FileDigestEqualsTheDataDigestAndMissingFilesAreNamed) {
+  const std::string path = ::testing::TempDir() + "/sha256_test.bin";
+  std::string data;
+  for (int i = 0; i < 3 << 19; ++i) data += static_cast<char>(i * 7 + i / 5);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(data.data(), 1, data.size(), f);
+    std::fclose(f);
+  }
+  EXPECT_EQ(eve::sha256_file(path), eve::sha256_hex(data));
+  std::remove(path.c_str());
+  try {
+    eve::sha256_file(path);
+    FAIL() << "no error for a missing file";
+  } catch (const eve::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+}
