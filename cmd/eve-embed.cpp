@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
                  "Inputs per numbered output part (0 = one output unless --shard)")
       ->capture_default_str();
   app.add_flag("--half", o.half, "Write float16 instead of float32");
+  app.add_flag("--overwrite", o.overwrite,
+               "Make again outputs found at --out that were made from other inputs, another bundle or "
+               "other options (without it they are refused)");
   app.add_option("--shard", shard, "Make only the parts p with p % N == I")->option_text("I/N");
   app.add_option("--max-bad", o.max_bad, "Exit 3 when more than this fraction of images is bad")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));

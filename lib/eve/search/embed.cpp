@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <future>
 #include <map>
@@ -10,24 +11,53 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/progress.h"
+#include "eve/core/sha256.h"
 #include "eve/core/signals.h"
 #include "eve/core/threads.h"
+#include "eve/core/version.h"
 #include "eve/io/dtype.h"
 #include "eve/io/file.h"
+#include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
 #include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
 #include "eve/search/embed_inputs.h"
 
+#include <dirent.h>
+
 namespace eve::search {
 namespace {
 
-// Which inputs this run embeds and where their rows go.
+using io::ordered_json;
+
+// Why the finished part `part` was not made from `made_from`: "" when it was, else the first
+// difference, worded for a message ("no meta file", "model_sha256 was X, now Y").
+std::string made_otherwise(const std::string& out, int64_t part, const ordered_json& made_from) {
+  const std::string meta = embed_meta_path(out, part);
+  if (!io::file_exists(meta)) return "it has no " + meta + " saying how it was made";
+  ordered_json m;
+  try {
+    m = ordered_json::parse(io::read_file(meta));
+  } catch (const std::exception&) {
+    return meta + " is not valid JSON";
+  }
+  const ordered_json was = m.is_object() ? m.value("made_from", ordered_json::object()) : ordered_json::object();
+  for (const auto& [key, now] : made_from.items()) {
+    if (!was.contains(key)) return key + " is not recorded in " + meta;
+    if (was[key] != now) return key + " was " + was[key].dump() + ", now " + now.dump();
+  }
+  for (const auto& [key, v] : was.items())
+    if (!made_from.contains(key)) return key + " was " + v.dump() + ", not set now";
+  return {};
+}
+
+// Which inputs this run embeds and where their rows go. A part is finished when its
+// matrix, ids and meta file exist and the meta file says it was made as this run would.
 class PartPlan {
  public:
-  explicit PartPlan(const EmbedOptions& o)
-      : o_(o), parts_(o.part_size > 0 || o.shard_count > 1) {}
+  PartPlan(const EmbedOptions& o, const ordered_json& made_from)
+      : o_(o), made_from_(made_from), parts_(o.part_size > 0 || o.shard_count > 1) {}
   bool parts() const { return parts_; }
   // The part of input number i (-1: the single output).
   int64_t part_of(int64_t i) const { return parts_ ? i / o_.part_size : -1; }
@@ -36,13 +66,15 @@ class PartPlan {
     auto it = finished_.find(part);
     if (it != finished_.end()) return it->second;
     bool done = io::file_exists(embed_output_path(o_.out, part, false)) &&
-                io::file_exists(embed_output_path(o_.out, part, true));
+                io::file_exists(embed_output_path(o_.out, part, true)) &&
+                made_otherwise(o_.out, part, made_from_).empty();
     return finished_[part] = done;
   }
   bool wanted(int64_t part) { return ours(part) && !finished(part); }
 
  private:
   const EmbedOptions& o_;
+  const ordered_json& made_from_;
   bool parts_;
   std::map<int64_t, bool> finished_;
 };
@@ -52,8 +84,8 @@ class PartPlan {
 // then not written (earlier parts stay, finished).
 class PartWriter {
  public:
-  PartWriter(const EmbedOptions& o, int64_t part, int64_t cols)
-      : o_(o), part_(part),
+  PartWriter(const EmbedOptions& o, const ordered_json& made_from, int64_t part, int64_t cols)
+      : o_(o), made_from_(made_from), part_(part), cols_(cols),
         npy_(embed_output_path(o.out, part, false), o.half ? io::DType::f16 : io::DType::f32, cols) {}
   int64_t part() const { return part_; }
   void append(const torch::Tensor& rows, const std::vector<std::string>& ids) {
@@ -76,13 +108,26 @@ class PartWriter {
   }
   int64_t finish() {
     io::write_file_atomic(embed_output_path(o_.out, part_, true), ids_);
-    npy_.finish();
+    ordered_json meta;
+    meta["format"] = "eve-embed-meta 1";
+    meta["tool"] = version_line("eve-embed");
+    meta["modality"] = made_from_.at("modality");
+    meta["rows"] = npy_.rows();
+    meta["cols"] = cols_;
+    meta["dtype"] = o_.half ? "float16" : "float32";
+    meta["l2_normalized"] = true;
+    meta["bundle"] = o_.model;
+    if (part_ >= 0) meta["part"] = part_;
+    meta["made_from"] = made_from_;
+    io::write_file_atomic(embed_meta_path(o_.out, part_), meta.dump(2) + "\n");
+    npy_.finish();  // last: the matrix on disk is what marks the part done
     return npy_.rows();
   }
 
  private:
   const EmbedOptions& o_;
-  int64_t part_;
+  const ordered_json& made_from_;
+  int64_t part_, cols_;
   io::NpyRowWriter npy_;
   std::string ids_;
 };
@@ -139,12 +184,12 @@ bool read_batch(Source& src, PartPlan& plan, int64_t& index, int batch_size, Bat
 // The driver shared by images and texts: `start` launches a batch's preparation, `finish`
 // waits for it and returns the embeddings of its good rows plus their ids.
 template <class Source, class Item, class Start, class Finish>
-EmbedReport embed_stream(Source& src, const EmbedOptions& o, int64_t cols, const char* unit,
-                         Start start, Finish finish) {
-  PartPlan plan(o);
+EmbedReport embed_stream(Source& src, const EmbedOptions& o, const ordered_json& made_from, int64_t cols,
+                         const char* unit, Start start, Finish finish) {
+  PartPlan plan(o, made_from);
   EmbedReport rep;
   if (!plan.parts() && plan.finished(-1)) {
-    log::info("embed: {} and its ids exist already; nothing to do (remove them to redo)",
+    log::info("embed: {} exists already, made from these inputs, bundle and options; nothing to do",
               embed_output_path(o.out, -1, false));
     rep.parts_skipped = 1;
     return rep;
@@ -169,7 +214,7 @@ EmbedReport embed_stream(Source& src, const EmbedOptions& o, int64_t cols, const
     torch::Tensor emb = finish(cur, ids);
     if (!writer || writer->part() != cur.part) {
       close();
-      writer = std::make_unique<PartWriter>(o, cur.part, cols);
+      writer = std::make_unique<PartWriter>(o, made_from, cur.part, cols);
     }
     writer->append(emb, ids);
     progress.add(cur.items.size());
@@ -178,7 +223,7 @@ EmbedReport embed_stream(Source& src, const EmbedOptions& o, int64_t cols, const
   }
   close();
   if (!plan.parts() && rep.parts_written == 0) {  // empty input: an empty matrix
-    PartWriter(o, -1, cols).finish();
+    PartWriter(o, made_from, -1, cols).finish();
     rep.parts_written = 1;
   }
   for (int64_t p = 0; plan.parts() && p <= plan.part_of(index > 0 ? index - 1 : 0); ++p)
@@ -216,7 +261,58 @@ std::string embed_output_path(const std::string& out, int64_t part, bool ids) {
   return stem + (ids ? ".ids.jsonl" : ".npy");
 }
 
+std::string embed_meta_path(const std::string& out, int64_t part) {
+  std::string npy = embed_output_path(out, part, false);
+  return npy.substr(0, npy.size() - 4) + ".meta.json";
+}
+
 int default_embed_batch(bool texts, bool official) { return texts && official ? 256 : 64; }
+
+namespace {
+
+// The finished outputs already at `out` (part numbers; -1 for the single output).
+std::vector<int64_t> existing_parts(const std::string& out) {
+  std::vector<int64_t> parts;
+  const std::string single = embed_output_path(out, -1, false);
+  if (io::file_exists(single) && io::file_exists(embed_output_path(out, -1, true))) parts.push_back(-1);
+  const std::string stem = single.substr(0, single.size() - 4);
+  const size_t slash = stem.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : stem.substr(0, slash + 1);
+  const std::string base = (slash == std::string::npos ? stem : stem.substr(slash + 1)) + "-";
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) return parts;
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string name = e->d_name;
+    if (name.size() != base.size() + 9 || name.compare(0, base.size(), base) != 0 ||
+        name.compare(name.size() - 4, 4, ".npy") != 0)
+      continue;
+    const std::string digits = name.substr(base.size(), 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const int64_t p = std::stoll(digits);
+    if (io::file_exists(embed_output_path(out, p, true))) parts.push_back(p);
+  }
+  std::sort(parts.begin(), parts.end());
+  return parts;
+}
+
+// Before any work: finished outputs made from other inputs, another bundle or other options
+// are refused (or, with --overwrite, left to be made again).
+void check_existing_outputs(const EmbedOptions& o, const ordered_json& made_from) {
+  std::vector<std::string> other;
+  for (int64_t p : existing_parts(o.out)) {
+    const std::string why = made_otherwise(o.out, p, made_from);
+    if (why.empty()) continue;
+    if (!o.overwrite)
+      throw UsageError("exists and was not made from these inputs, bundle and options: " + why,
+                       embed_output_path(o.out, p, false), {},
+                       "pass --overwrite to make it again, or choose another --out");
+    other.push_back(embed_output_path(o.out, p, false));
+  }
+  if (!other.empty())
+    log::info("embed: --overwrite: making {} existing output(s) again (first: {})", other.size(), other[0]);
+}
+
+}  // namespace
 
 EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common) {
   EmbedOptions o = opts;
@@ -239,10 +335,36 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
     log::info("embed: compat official: {}, {} per pass, CLS before the final LayerNorm, {}", 
               o.texts.empty() ? "images" : "texts", o.batch_size, model::inference_routing(bundle.config));
 
-  if (!o.texts.empty()) {
+  // Everything that decides the rows' values (see embed.h); the bundle is named by content.
+  const bool texts = !o.texts.empty();
+  ordered_json made_from;
+  made_from["modality"] = texts ? "text" : "image";
+  made_from["inputs"] = texts ? ordered_json(o.texts) : ordered_json(o.images);
+  if (texts) made_from["id_field"] = o.id_field;
+  made_from["model_sha256"] = sha256_file(o.model + "/model.safetensors");
+  if (texts && io::file_exists(o.model + "/tokenizer.model"))
+    made_from["tokenizer_sha256"] = sha256_file(o.model + "/tokenizer.model");
+  made_from["compat"] = bundle.config.compat;
+  made_from["inference_routing"] = model::inference_routing_key(bundle.config);
+  made_from["embedding"] = std::string("CLS ") + (bundle.config.official() ? "before" : "after") +
+                           " the final LayerNorm, " + (texts ? "itc_text_proj" : "itc_vision_proj") +
+                           " head, l2-normalised";
+  if (texts) {
+    made_from["max_text_len"] = bundle.config.max_text_len;
+  } else {
+    made_from["image_res"] = enc.image_res();
+    made_from["preprocessing"] = "decoded to RGB, bicubic resize to image_res x image_res (aspect not kept), "
+                                 "x / 127.5 - 1";
+  }
+  made_from["dtype"] = o.half ? "float16" : "float32";
+  made_from["part_size"] = o.part_size;
+  if (texts && bundle.config.official()) made_from["batch_size"] = o.batch_size;  // outputs depend on it
+  check_existing_outputs(o, made_from);
+
+  if (texts) {
     TextSource src(o.texts, o.id_field, bundle.config.vocab_size);
     EmbedReport rep = embed_stream<TextSource, TextItem>(
-        src, o, cols, "texts", [](Batch<TextItem>&) {},
+        src, o, made_from, cols, "texts", [](Batch<TextItem>&) {},
         [&](Batch<TextItem>& b, std::vector<std::string>& ids) {
           std::vector<const std::vector<int64_t>*> toks;
           for (const auto& t : b.items) {
@@ -295,7 +417,7 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
                            : b.pixels.index_select(0, torch::tensor(good, torch::kLong));
     return enc.images(px);
   };
-  EmbedReport r = embed_stream<ImageSources, ImageItem>(src, o, cols, "img", start, finish);
+  EmbedReport r = embed_stream<ImageSources, ImageItem>(src, o, made_from, cols, "img", start, finish);
   r.bad = rep.bad;
   r.bad_by_reason = rep.bad_by_reason;
   if (r.bad > 0) {

@@ -23,10 +23,20 @@
 //
 // Outputs: with part_size 0 and no sharding, OUT.npy + OUT.ids.jsonl; otherwise numbered
 // parts OUT-00000.npy + OUT-00000.ids.jsonl, part p holding inputs [p*part_size,
-// (p+1)*part_size) minus bad images. Every file is written atomically (ids first, matrix
-// last); a part whose two files exist is finished and a rerun skips it. With shard I/N a
-// run makes the parts p with p % N == I, so the parts of all shards concatenated in number
-// order are the whole collection in input order.
+// (p+1)*part_size) minus bad images. Every file is written atomically (ids first, then the
+// part's OUT[-p].meta.json, matrix last). With shard I/N a run makes the parts p with
+// p % N == I, so the parts of all shards concatenated in number order are the whole
+// collection in input order.
+//
+// The meta file says what the rows are: eve's version, the modality, rows, dtype, that rows
+// are l2-normalised, and under "made_from" everything that decides their values: the
+// bundle (path, sha256 of model.safetensors and, for texts, of tokenizer.model), compat
+// mode, inference routing, which CLS and projection head, the image resolution and
+// preprocessing or the text length, the inputs as given, the part size and the batch where
+// it changes the outputs (compat official texts). A rerun skips a part whose three files
+// exist and whose made_from equals this run's; a part made otherwise (or without a meta
+// file) is refused before any work, naming the file and what differs, unless `overwrite`
+// is set, which makes it again.
 //
 // Bad images (missing, unreadable, not an image, truncated, a repeated tar id, ...) are
 // skipped, counted by reason and reported; past max_bad (a fraction of the images seen)
@@ -54,6 +64,7 @@ struct EmbedOptions {
   bool half = false;                 // float16 instead of float32
   int shard_index = 0, shard_count = 1;
   double max_bad = 0.001;            // fraction of bad images tolerated
+  bool overwrite = false;            // redo parts made from other inputs, bundle or options
 };
 
 // The batch eve-embed uses without --batch-size: 64, except texts for a compat official
@@ -79,5 +90,7 @@ void parse_shard(const std::string& text, int& index, int& count);
 // "<stem>-<part, 5 digits>.npy" / ".ids.jsonl", or "<stem>.npy" when part < 0. `out` may
 // end with ".npy".
 std::string embed_output_path(const std::string& out, int64_t part, bool ids);
+// The part's "<stem>[-<part>].meta.json".
+std::string embed_meta_path(const std::string& out, int64_t part);
 
 }  // namespace eve::search
