@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("-k,--k", o.k, "Results per query")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-o,--out", o.out, "Ranks JSONL ('-' = stdout)")->capture_default_str();
   app.add_option("--scores-out", o.scores_out, "Also write the full score matrix (.npy float32)");
+  app.add_flag("--allow-mixed", o.allow_mixed,
+               "Rank parts whose meta files name different bundles, compat modes or resolutions "
+               "(refused without it)");
   auto* rr = app.add_option_group("Re-ranking", "Re-score each query's top --k-test by the ITM head");
   rr->add_flag("--rerank", o.rerank,
                "Re-rank the top --k-test of each query by the match logit of the fusion pass");

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# eve-embed's meta files and reruns: each output part has a <stem>.meta.json saying what its
+# eve-embed's meta files, eve-rank's use of them, and reruns: each output part has a <stem>.meta.json saying what its
 # rows are and what they were made from (bundle by sha256, compat, resolution, inputs,
 # dtype, ...); a rerun skips a part only when it was made the same way, refuses a part made
 # otherwise (exit 2, naming the file and what differs, before any work), and --overwrite
-# makes it again.
+# makes it again. eve-rank refuses queries and gallery from different bundles (naming both
+# meta files; --allow-mixed overrides) and writes what it ranked beside the ranks.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}"
 PY=${EVE_PYTHON:-/usr/bin/python3}
@@ -104,4 +105,29 @@ assert m["modality"] == "text" and f["inputs"] == "test.ids.jsonl" and f["max_te
 assert f["tokenizer_sha256"] == hashlib.sha256(open("bundle/tokenizer.model", "rb").read()).hexdigest(), f
 assert "image_res" not in f and "batch_size" not in f, f
 EOF
+# 8. eve-rank: text queries of `bundle` against images of `bundle` are ranked, and the ranks
+# get a meta file; images of `other` are refused, naming both meta files.
+rank=$EVE_BIN/eve-rank
+"$embed" -q -m bundle --images ret -o gal
+"$rank" -q --queries txt.npy --gallery gal.npy -k 3 -o ranks.jsonl
+"$PY" - <<'EOF' || fail "rank meta"
+import hashlib, json
+m = json.load(open("ranks.meta.json"))
+sha = hashlib.sha256(open("bundle/model.safetensors", "rb").read()).hexdigest()
+assert m["format"] == "eve-rank-meta 1" and m["ranks"] == "ranks.jsonl" and m["k"] == 3, m
+assert m["queries"] == ["txt.npy"] and m["gallery"] == ["gal.npy"] and m["query_rows"] == 10 and m["gallery_rows"] == 18, m
+assert m["model_sha256"] == {"queries": [sha], "gallery": [sha]}, m
+assert m["score"] == "inner product of the embeddings" and m["rerank"] is None, m
+EOF
+"$embed" -q -m other --images ret -o gal2
+set +e; out=$("$rank" -q --queries txt.npy --gallery gal.npy gal2.npy -k 3 -o mixed.jsonl 2>&1); rc=$?; set -e
+[[ $rc == 1 && $out == *"txt.meta.json and gal2.meta.json describe embeddings of different models: model_sha256 "* ]] ||
+  fail "mixed bundles: exit $rc: $out"
+[[ ! -e mixed.jsonl ]] || fail "a refused rank wrote its output"
+"$rank" --queries txt.npy --gallery gal.npy gal2.npy -k 3 -o mixed.jsonl --allow-mixed 2>err.txt
+grep -q "ranked anyway (--allow-mixed)" err.txt && [[ -s mixed.jsonl ]] || fail "--allow-mixed: $(cat err.txt)"
+# Parts made elsewhere (no meta file) are ranked with a note.
+cp gal2.npy bare.npy; cp gal2.ids.jsonl bare.ids.jsonl
+"$rank" --queries txt.npy --gallery bare.npy -k 3 -o bare.jsonl 2>err.txt
+grep -q "1 of 2 parts have no eve-embed meta file" err.txt || fail "no-meta note: $(cat err.txt)"
 echo "embed_meta: ok"

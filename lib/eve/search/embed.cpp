@@ -270,11 +270,15 @@ int default_embed_batch(bool texts, bool official) { return texts && official ? 
 
 namespace {
 
-// The finished outputs already at `out` (part numbers; -1 for the single output).
-std::vector<int64_t> existing_parts(const std::string& out) {
+// The finished outputs already at `out` in the layout this run writes: numbered parts, or
+// the single output (-1).
+std::vector<int64_t> existing_parts(const std::string& out, bool numbered) {
   std::vector<int64_t> parts;
   const std::string single = embed_output_path(out, -1, false);
-  if (io::file_exists(single) && io::file_exists(embed_output_path(out, -1, true))) parts.push_back(-1);
+  if (!numbered) {
+    if (io::file_exists(single) && io::file_exists(embed_output_path(out, -1, true))) parts.push_back(-1);
+    return parts;
+  }
   const std::string stem = single.substr(0, single.size() - 4);
   const size_t slash = stem.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : stem.substr(0, slash + 1);
@@ -299,7 +303,7 @@ std::vector<int64_t> existing_parts(const std::string& out) {
 // are refused (or, with --overwrite, left to be made again).
 void check_existing_outputs(const EmbedOptions& o, const ordered_json& made_from) {
   std::vector<std::string> other;
-  for (int64_t p : existing_parts(o.out)) {
+  for (int64_t p : existing_parts(o.out, o.part_size > 0 || o.shard_count > 1)) {
     const std::string why = made_otherwise(o.out, p, made_from);
     if (why.empty()) continue;
     if (!o.overwrite)

@@ -9,7 +9,9 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/progress.h"
+#include "eve/core/sha256.h"
 #include "eve/core/threads.h"
+#include "eve/core/version.h"
 #include "eve/io/dtype.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
@@ -17,6 +19,7 @@
 #include "eve/model/bundle.h"
 #include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
+#include "eve/search/embed.h"
 #include "eve/search/embed_inputs.h"
 #include "eve/search/topk.h"
 
@@ -279,6 +282,108 @@ std::string default_ids_path(const std::string& npy_path) {
   return stem + ".ids.jsonl";
 }
 
+// The eve-embed meta file of each part ("null" where a part has none).
+std::vector<io::ordered_json> read_metas(const std::vector<std::string>& parts) {
+  std::vector<io::ordered_json> out;
+  for (const auto& p : parts) {
+    const std::string path = embed_meta_path(p, -1);
+    if (!io::file_exists(path)) {
+      out.emplace_back(nullptr);
+      continue;
+    }
+    try {
+      out.push_back(io::ordered_json::parse(io::read_file(path)));
+    } catch (const std::exception& e) {
+      throw Error(std::string("not a valid meta file: ") + describe_exception(e), path, {},
+                  "eve-embed writes it beside each part; remove it to rank the part as it is");
+    }
+    if (!out.back().is_object() || !out.back().contains("made_from") || !out.back()["made_from"].is_object())
+      throw Error("not an eve-embed meta file (no \"made_from\")", path);
+  }
+  return out;
+}
+
+// Queries and gallery must come from one embedding space: the same bundle weights and
+// compat mode, and for images the same resolution. Refused (or, with --allow-mixed, a
+// warning) naming both files and what differs.
+void check_one_space(const RankOptions& o, const std::vector<io::ordered_json>& qm,
+                     const std::vector<io::ordered_json>& gm) {
+  std::vector<std::pair<std::string, const io::ordered_json*>> seen;
+  int missing = 0;
+  for (int side = 0; side < 2; ++side) {
+    const auto& parts = side == 0 ? o.queries : o.gallery;
+    const auto& metas = side == 0 ? qm : gm;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (metas[i].is_null()) {
+        ++missing;
+        continue;
+      }
+      seen.emplace_back(embed_meta_path(parts[i], -1), &metas[i]["made_from"]);
+    }
+  }
+  if (missing > 0)
+    log::info("rank: {} of {} parts have no eve-embed meta file (made by another tool?); they are ranked as "
+              "they are, unchecked", missing, o.queries.size() + o.gallery.size());
+  for (size_t i = 1; i < seen.size(); ++i) {
+    const auto& [path, f] = seen[i];
+    const auto& [first_path, first] = seen[0];
+    std::string diff;
+    for (const char* key : {"model_sha256", "compat"})
+      if (f->value(key, io::ordered_json()) != first->value(key, io::ordered_json()))
+        diff = std::string(key) + " " + first->value(key, io::ordered_json()).dump() + " vs " +
+               f->value(key, io::ordered_json()).dump();
+    if (diff.empty() && f->value("modality", "") == "image")
+      for (size_t j = 0; j < i && diff.empty(); ++j)
+        if (seen[j].second->value("modality", "") == "image" &&
+            seen[j].second->value("image_res", 0) != f->value("image_res", 0))
+          diff = "image_res " + seen[j].second->value("image_res", io::ordered_json()).dump() + " (" +
+                 seen[j].first + ") vs " + f->value("image_res", io::ordered_json()).dump();
+    if (diff.empty()) continue;
+    const std::string msg = first_path + " and " + path + " describe embeddings of different models: " + diff;
+    if (!o.allow_mixed)
+      throw Error(msg, {}, {}, "rank embeddings of one bundle against each other, or pass --allow-mixed");
+    log::warn("rank: {}; ranked anyway (--allow-mixed)", msg);
+    return;
+  }
+}
+
+// "<out without .jsonl>.meta.json": what a ranks file holds and what it was made from.
+void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& qm,
+                     const std::vector<io::ordered_json>& gm, int64_t query_rows, int64_t gallery_rows) {
+  std::string stem = o.out;
+  if (stem.size() > 6 && stem.compare(stem.size() - 6, 6, ".jsonl") == 0) stem.resize(stem.size() - 6);
+  auto fingerprints = [](const std::vector<io::ordered_json>& metas) {
+    io::ordered_json a = io::ordered_json::array();
+    for (const auto& m : metas)
+      a.push_back(m.is_null() ? io::ordered_json(nullptr) : m["made_from"].value("model_sha256", io::ordered_json()));
+    return a;
+  };
+  io::ordered_json m;
+  m["format"] = "eve-rank-meta 1";
+  m["tool"] = version_line("eve-rank");
+  m["ranks"] = o.out;
+  m["queries"] = o.queries;
+  m["gallery"] = o.gallery;
+  m["query_rows"] = query_rows;
+  m["gallery_rows"] = gallery_rows;
+  m["model_sha256"] = {{"queries", fingerprints(qm)}, {"gallery", fingerprints(gm)}};
+  m["k"] = o.k;
+  m["ties"] = "equal scores: lower gallery row first";
+  if (o.rerank) {
+    m["score"] = "ITM match logit of the fusion pass (re-ranked)";
+    m["rerank"] = {{"bundle", o.model},
+                   {"model_sha256", sha256_file(o.model + "/model.safetensors")},
+                   {"k_test", o.k_test},
+                   {"batch_size", o.batch_size},
+                   {"images", o.images},
+                   {"texts", o.texts}};
+  } else {
+    m["score"] = "inner product of the embeddings";
+    m["rerank"] = nullptr;
+  }
+  io::write_file_atomic(stem + ".meta.json", m.dump(2) + "\n");
+}
+
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   const std::string device = nn::init_runtime(common);
   if (opts.queries.empty() || opts.gallery.empty())
@@ -296,6 +401,8 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   } else if (!opts.model.empty() || !opts.images.empty() || !opts.texts.empty()) {
     throw UsageError("--model, --images and --texts are for --rerank");
   }
+  const auto qmeta = read_metas(opts.queries), gmeta = read_metas(opts.gallery);
+  check_one_space(opts, qmeta, gmeta);
   NpyParts queries(opts.queries), gallery(opts.gallery);
   if (queries.cols() != gallery.cols())
     throw Error("the queries " + opts.queries[0] + " have " + std::to_string(queries.cols()) +
@@ -353,6 +460,7 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   });
   if (rerank_scores) rerank_scores->finish();
   out.commit();
+  if (opts.out != "-") write_rank_meta(opts, qmeta, gmeta, queries.rows(), gallery.rows());
   progress.finish();
   if (reranker && reranker->truncated())
     log::warn("rerank: {} text passes cut a text longer than the model's tokens (last id kept)",

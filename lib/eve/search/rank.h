@@ -20,6 +20,12 @@ struct RankOptions {
   std::string out = "-";         // ranks JSONL
   std::string scores_out;        // optional full score matrix (.npy, float32)
   int64_t max_scores = int64_t{1} << 28;  // refuse --scores-out above this many cells
+  // Parts whose eve-embed meta files (see embed.h) name different bundles (model_sha256),
+  // compat modes or image resolutions are refused unless this is set (then a warning).
+  // Parts without a meta file are taken as they are, with a note. A ranks file gets
+  // "<out without .jsonl>.meta.json": the inputs and their bundles, k, the re-rank settings
+  // and what the scores are (inner product or ITM logit).
+  bool allow_mixed = false;
 
   // Re-ranking as EVE's retrieval evaluation does it (docs/architecture.md, "Fine-tuning
   // and retrieval evaluation"): each
