@@ -81,7 +81,7 @@ set -e
 # One line from eve, not the sentencepiece library's status (which names its source lines).
 [[ $err == "eve-tokenize: error: $tmp/nope.model: cannot open: No such file or directory" ]] ||
   { echo "FAIL missing model: $err"; fail=1; }
-[[ $err2 == "eve-tokenize: error: $tmp/json.model: not a sentencepiece model (unknown wire type) (pass the .model file eve-tokenize train wrote, or the one released with the checkpoint)" ]] ||
+[[ $err2 == "eve-tokenize: error: $tmp/json.model: this is JSON (a tokenizer's tok.json?), not a sentencepiece model (pass the sentencepiece model)" ]] ||
   { echo "FAIL not a model: $err2"; fail=1; }
 
 # Output to a file is written atomically (no temp file left behind).

@@ -20,8 +20,9 @@ struct SentencePieceTokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
 };
 
-SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
-    : impl_(std::make_unique<Impl>()), path_(model_path) {
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path)
+    : impl_(std::make_unique<Impl>()), path_(resolve_sentencepiece_model(path)) {
+  const std::string& model_path = path_;
   auto status = impl_->sp.Load(model_path);
   if (!status.ok()) {
     // The library's status names its own source lines; a missing file or one that is not a

@@ -1,8 +1,13 @@
 #include "eve/text/tokenizer_info.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
 #include <unordered_map>
 
 #include "eve/core/error.h"
+#include "eve/core/log.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 
@@ -164,8 +169,85 @@ TokenizerInfo tokenizer_info_from_json(const nlohmann::json& j, const std::strin
   return info;
 }
 
+namespace {
+
+// "tok.json" -> "tok.model" (the pair eve-tokenize train writes); other names + ".model".
+std::string tokenizer_model_beside(const std::string& json_path) {
+  std::string stem = json_path;
+  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0) stem.resize(stem.size() - 5);
+  return stem + ".model";
+}
+
+enum class TokFile { missing, directory, json, other };
+
+// What kind of file `path` is, from its first non-blank byte ('{': JSON; sentencepiece
+// models start with a protobuf tag byte, never '{').
+TokFile sniff(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return TokFile::missing;
+  if (S_ISDIR(st.st_mode)) return TokFile::directory;
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) return TokFile::other;
+  int c;
+  while ((c = std::fgetc(f.get())) == ' ' || c == '\n' || c == '\r' || c == '\t') {
+  }
+  return c == '{' ? TokFile::json : TokFile::other;
+}
+
+std::string bundle_tokenizer(const std::string& dir) {
+  const std::string model = dir + (dir.empty() || dir.back() == '/' ? "" : "/") + "tokenizer.model";
+  if (!io::file_exists(model))
+    throw Error("is a directory without tokenizer.model", dir, {},
+                "pass the tokenizer's .model or tok.json file, or a bundle directory");
+  log::info("{} is a bundle: its tokenizer.model is used", dir);
+  return model;
+}
+
+}  // namespace
+
 TokenizerInfo read_tokenizer_info(const std::string& path) {
+  switch (sniff(path)) {
+    case TokFile::directory:
+      return read_sentencepiece_info(bundle_tokenizer(path));
+    case TokFile::other:  // the sentencepiece model: its ids are what its tok.json records
+      return read_sentencepiece_info(path);
+    case TokFile::missing:
+    case TokFile::json:
+      break;
+  }
   return tokenizer_info_from_json(io::read_json(path), path);
+}
+
+std::string sentencepiece_model_of(const std::string& path) {
+  switch (sniff(path)) {
+    case TokFile::directory: {
+      const std::string model = path + (path.back() == '/' ? "" : "/") + "tokenizer.model";
+      return io::file_exists(model) ? model : std::string();
+    }
+    case TokFile::other:
+      return path;
+    case TokFile::json: {
+      const std::string model = tokenizer_model_beside(path);
+      return io::file_exists(model) ? model : std::string();
+    }
+    default:
+      return {};
+  }
+}
+
+std::string resolve_sentencepiece_model(const std::string& path) {
+  switch (sniff(path)) {
+    case TokFile::directory:
+      return bundle_tokenizer(path);
+    case TokFile::json: {
+      const std::string model = tokenizer_model_beside(path);
+      throw Error("this is JSON (a tokenizer's tok.json?), not a sentencepiece model", path, {},
+                  "pass the sentencepiece model" +
+                      (io::file_exists(model) && model != path ? " beside it: " + model : std::string()));
+    }
+    default:
+      return path;
+  }
 }
 
 std::string tokenizer_info_path(const std::string& model_path) {

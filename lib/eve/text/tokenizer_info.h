@@ -55,8 +55,18 @@ nlohmann::ordered_json to_json(const TokenizerInfo& info);
 // Throws eve::Error naming `file` and the key when a key is missing, not an integer, or an
 // id is outside [0, vocab_size).
 TokenizerInfo tokenizer_info_from_json(const nlohmann::json& j, const std::string& file);
-// Reads the JSON file.
+// The tokenizer's ids from whichever of its files the user names: tok.json (what
+// eve-tokenize train writes), the sentencepiece model itself (its ids read from its pieces,
+// which is what tok.json records), or a bundle directory (its tokenizer.model). Anything
+// else is an error saying which file to pass.
 TokenizerInfo read_tokenizer_info(const std::string& path);
+// The sentencepiece model to load for `path`: the file itself, or a bundle directory's
+// tokenizer.model. A tok.json, or a directory without tokenizer.model, is an error naming
+// the file to pass instead.
+std::string resolve_sentencepiece_model(const std::string& path);
+// The sentencepiece model that goes with the tokenizer file `path` names (the file itself,
+// "tok.model" beside "tok.json", or a bundle's tokenizer.model); "" when there is none.
+std::string sentencepiece_model_of(const std::string& path);
 // Where the sidecar of a model lives: "tok.model" -> "tok.json", anything else + ".json".
 std::string tokenizer_info_path(const std::string& model_path);
 

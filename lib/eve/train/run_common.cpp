@@ -51,11 +51,12 @@ void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, in
   config.sep_token_id = t.sep_id;
   config.mask_token_id = t.mask_id;
   if (run_dir.empty()) return;
-  // The bundle carries its tokenizer: tok.model beside tok.json is copied in.
-  fs::path spm = fs::path(tok_json).replace_extension(".model");
-  if (fs::exists(spm)) {
+  // The bundle carries its tokenizer: the sentencepiece model (tok.model beside tok.json, the
+  // model itself, or a bundle's) is copied in.
+  const std::string spm = text::sentencepiece_model_of(tok_json);
+  if (!spm.empty()) {
     fs::create_directories(run_dir);
-    io::write_file_atomic((fs::path(run_dir) / "tokenizer.model").string(), io::read_file(spm.string()));
+    io::write_file_atomic((fs::path(run_dir) / "tokenizer.model").string(), io::read_file(spm));
   }
 }
 
