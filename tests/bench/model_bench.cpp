@@ -3,8 +3,12 @@
 //
 //   eve-model-bench moe [--tokens 4096,16384] [--experts 32] [--width 768] [--inner 3072]
 //                       [--threads 2] [--reps 2] [--dense-max 16384]
-//       one modality-aware MoE layer, forward + backward, sparse (grouped GEMMs) vs the
-//       GShard dense dispatch; one row per token count
+//       one modality-aware MoE layer, forward + backward, sparse with grouped GEMMs, sparse
+//       with the fixed-capacity layout (batched GEMMs) and the GShard dense dispatch; one row
+//       per token count
+//   eve-model-bench syncs [--config eve-small] [--batch 4] [--experts E] [--layout capacity]
+//       one training forward + backward in vl mode over a batch with padded text: the
+//       operators that read the device to the host, and all operators, counted
 //   eve-model-bench model [--config eve-small] [--batch 8] [--threads 2] [--reps 2]
 //       the full model in vl mode (image + max_text_len tokens): forward (inference) and
 //       forward + backward (training mode); prints seconds and GFLOP/s
@@ -12,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -52,11 +57,13 @@ struct Timing {
   int64_t kept = 0;
 };
 
-Timing time_layer(MoE& moe, int64_t S, Dispatch d, int reps) {
+Timing time_layer(MoE& moe, int64_t S, Dispatch d, int reps,
+                  ExpertLayout layout = ExpertLayout::grouped) {
   torch::Tensor x = torch::randn({S, moe->wg->weight.size(1)}).requires_grad_(true);
   torch::Tensor modality = torch::randint(0, 2, {S}, torch::kLong);
   RoutingOptions opt;
   opt.dispatch = d;
+  opt.layout = layout;
   opt.capacity = moe_capacity(S, moe->num_experts(), 1.0, 4);
   Timing t;
   t.seconds = 1e9;
@@ -166,27 +173,86 @@ int moe_bench(int argc, char** argv) {
   MoE moe(width, inner, experts, true, "quick_gelu");
   std::printf("MoE layer fwd+bwd: E=%lld top-2 D=%lld F=%lld, %d threads, %s\n", (long long)experts,
               (long long)width, (long long)inner, threads, memory);
-  std::printf("%8s %10s %10s %8s %14s %14s\n", "tokens", "sparse s", "dense s", "ratio",
-              "matmul GFLOP/s", "sparse/matmul");
+  // "capacity" is the fixed [E, C, D] layout that reads nothing from the device; cap/grp is
+  // its time over the grouped one's (above 1: grouped is faster), which decides the CPU's
+  // choice in ExpertLayout::by_device.
+  std::printf("%8s %10s %10s %8s %10s %8s %14s %14s\n", "tokens", "sparse s", "capacity s",
+              "cap/grp", "dense s", "ratio", "matmul GFLOP/s", "sparse/matmul");
   for (int64_t S : tokens) {
     // The matmul rate is measured just before and after the sparse layer and the higher one
     // kept, so a busy machine lowers the sparse layer's share rather than inflating it.
     double rate = matmul_gflops();
     Timing sp = time_layer(moe, S, Dispatch::sparse, reps);
     rate = std::max(rate, matmul_gflops());
+    Timing cap = time_layer(moe, S, Dispatch::sparse, reps, ExpertLayout::capacity);
     // Expert GEMM work: forward 2 GEMMs of 2*n*D*F flops, backward twice that.
     double flops = 3.0 * 2.0 * 2.0 * double(sp.kept) * double(width) * double(inner);
     double frac = flops / sp.seconds / 1e9 / rate;
+    std::printf("%8lld %10.3f %10.3f %7.2fx ", (long long)S, sp.seconds, cap.seconds,
+                cap.seconds / sp.seconds);
     if (S <= dense_max) {
       Timing de = time_layer(moe, S, Dispatch::dense, 1);
-      std::printf("%8lld %10.3f %10.3f %7.2fx %14.1f %13.0f%%\n", (long long)S, sp.seconds,
-                  de.seconds, de.seconds / sp.seconds, rate, 100 * frac);
+      std::printf("%10.3f %7.2fx %14.1f %13.0f%%\n", de.seconds, de.seconds / sp.seconds, rate,
+                  100 * frac);
     } else {
-      std::printf("%8lld %10.3f %10s %8s %14.1f %13.0f%%\n", (long long)S, sp.seconds, "skipped",
-                  "-", rate, 100 * frac);
+      std::printf("%10s %8s %14.1f %13.0f%%\n", "skipped", "-", rate, 100 * frac);
     }
     std::fflush(stdout);
   }
+  return 0;
+}
+
+void print_counts(const char* what, const std::map<std::string, int64_t>& reads, int64_t total) {
+  int64_t n = 0;
+  std::string list;
+  for (const auto& [name, k] : reads) {
+    n += k;
+    list += " " + name + "=" + std::to_string(k);
+  }
+  std::printf("%-9s %6lld ops, %3lld host reads:%s\n", what, (long long)total, (long long)n,
+              list.c_str());
+}
+
+int syncs_bench(int argc, char** argv) {
+  std::string preset = "eve-small", layout = "capacity";
+  int64_t batch = 4, experts = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--config") preset = v;
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--layout") layout = v;
+    else if (k == "--experts") experts = std::stoll(v);
+    else {
+      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  torch::manual_seed(0);
+  ModelConfig c = load_config(preset);
+  if (experts > 0) c.moe_param.num_experts = experts;
+  EveModel m(c);
+  m->set_expert_layout(layout == "grouped"    ? ExpertLayout::grouped
+                       : layout == "by_device" ? ExpertLayout::by_device
+                                               : ExpertLayout::capacity);
+  m->set_want_load(false);  // a training step that does not log
+  m->train();
+  EncoderInput in;
+  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
+  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
+  in.text_mask = torch::ones_like(in.text_ids);
+  in.text_mask.narrow(1, c.max_text_len / 2, c.max_text_len / 2).zero_();  // padded text
+  std::printf("%s batch %lld, %lld experts, training step with padded text, %s layout\n",
+              preset.c_str(), (long long)batch, (long long)c.moe_param.num_experts, layout.c_str());
+  torch::Tensor loss;
+  {
+    OpCounter ops;
+    EncoderOutput o = m->encode(Mode::vl, in);
+    loss = o.hidden.mean() + o.aux;
+    print_counts("forward", ops.host_reads(), ops.total());
+  }
+  OpCounter ops;
+  loss.backward();
+  print_counts("backward", ops.host_reads(), ops.total());
   return 0;
 }
 
@@ -194,6 +260,7 @@ int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "moe") return moe_bench(argc, argv);
   if (cmd == "model") return model_bench(argc, argv);
-  std::fprintf(stderr, "usage: eve-model-bench moe|model [options]\n");
+  if (cmd == "syncs") return syncs_bench(argc, argv);
+  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs [options]\n");
   return 2;
 }

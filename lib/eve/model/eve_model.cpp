@@ -166,15 +166,8 @@ Tensor BlockImpl::forward(const Tensor& h, const TokenLayout& layout, Tensor* au
     Tensor n = norm2_vl(x);
     Tensor flat = n.reshape({-1, n.size(2)});
     Tensor mod = layout.modality.reshape({-1});
-    MoeResult r;
-    if (layout.route_rows.defined()) {
-      r = moe(flat.index_select(0, layout.route_rows), mod.index_select(0, layout.route_rows),
-              layout.routing);
-      y = torch::zeros_like(flat).index_copy(0, layout.route_rows, r.y).view_as(n);
-    } else {
-      r = moe(flat, mod, layout.routing);
-      y = r.y.view_as(n);
-    }
+    MoeResult r = moe(flat, mod, layout.routing, layout.route_mask);
+    y = r.y.view_as(n);
     if (aux) *aux = r.aux;
     if (load) *load = r.load;
   } else {
@@ -307,8 +300,10 @@ EncoderOutput BackboneImpl::forward(Mode mode, const EncoderInput& in, Dispatch 
   TokenLayout layout;
   layout.mode = mode;
   layout.modality = out.modality;
-  const bool any_pad = out.pad.any().item<bool>();
-  if (any_pad) layout.key_pad = out.pad;
+  // A given text mask is always the key padding mask: asking whether it pads anything would
+  // read the device.
+  const bool masked = mode != Mode::vision && in.text_mask.defined();
+  if (masked) layout.key_pad = out.pad;
   if (mode == Mode::vision) layout.split = L;
   else if (mode == Mode::text) layout.split = 0;
   else layout.split = c.official() ? std::max<int64_t>(0, L - c.max_text_len) : out.num_vision;
@@ -318,16 +313,23 @@ EncoderOutput BackboneImpl::forward(Mode mode, const EncoderInput& in, Dispatch 
                           .unsqueeze(0)
                           .expand({B, L});
   }
-  if (!c.official() && any_pad)
-    layout.route_rows = out.pad.reshape({-1}).logical_not().nonzero().squeeze(1);
-  const int64_t routed = layout.route_rows.defined() ? layout.route_rows.size(0) : B * L;
+  if (!c.official() && masked) layout.route_mask = out.pad.reshape({-1}).logical_not();
   const bool train = is_training();
   layout.routing.dispatch = dispatch;
+  layout.routing.layout = expert_layout;
+  layout.routing.want_load = want_load;
   layout.routing.noise = train ? c.moe_noise : c.inference_noise();
-  layout.routing.capacity =
-      (train || c.official())
-          ? moe_capacity(routed, c.moe_param.num_experts, c.moe_capacity_factor, c.moe_min_capacity)
-          : -1;
+  if (train || c.official()) {
+    const int64_t E = c.moe_param.num_experts;
+    // The capacity of all B * L rows bounds the one of the real tokens (the formula grows
+    // with the count): a size known on the host for the static expert layout.
+    layout.routing.capacity = moe_capacity(B * L, E, c.moe_capacity_factor, c.moe_min_capacity);
+    if (layout.route_mask.defined())
+      layout.routing.capacity_limit = moe_capacity(layout.route_mask.sum(), E,
+                                                   c.moe_capacity_factor, c.moe_min_capacity);
+  } else {
+    layout.routing.capacity = -1;
+  }
 
   std::vector<Tensor> auxes;
   for (size_t l = 0; l < layers.size(); ++l) {

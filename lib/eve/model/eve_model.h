@@ -86,7 +86,7 @@ struct TokenLayout {
   int64_t split = 0;        // modality FFN layers: rows [0, split) vision, [split, L) text
   torch::Tensor modality;   // [B,L] int64 for the MoE tags
   torch::Tensor key_pad;    // [B,L] bool or undefined
-  torch::Tensor route_rows; // [S'] int64 rows of the flattened batch that the MoE routes
+  torch::Tensor route_mask; // [B*L] bool: rows of the flattened batch that the MoE routes
                             // (non-pad tokens); undefined = all
   RoutingOptions routing;
 };
@@ -131,6 +131,8 @@ class BackboneImpl : public torch::nn::Module {
   torch::nn::Embedding word_embedding{nullptr};
   torch::nn::LayerNorm layer_norm_text{nullptr}, pre_layrnorm{nullptr}, norm{nullptr};
   std::vector<Block> layers;  // registered as encoder.layers.N
+  ExpertLayout expert_layout = ExpertLayout::by_device;  // see EveModelImpl::set_expert_layout
+  bool want_load = true;                                 // see EveModelImpl::set_want_load
 };
 TORCH_MODULE(Backbone);
 
@@ -188,6 +190,12 @@ class EveModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   Dispatch dispatch() const { return dispatch_; }
   void set_dispatch(Dispatch d) { dispatch_ = d; }
+  // How the sparse dispatch runs the experts (moe.h, ExpertLayout); by device by default.
+  void set_expert_layout(ExpertLayout l) { backbone->expert_layout = l; }
+  // Whether encode() fills EncoderOutput::load (on by default). Its host fields read the
+  // device, so training steps that do not log should turn it off; the load's tensors are then
+  // undefined.
+  void set_want_load(bool on) { backbone->want_load = on; }
   // Re-initialises every parameter as docs/architecture.md, "Initialisation", describes
   // (called by the constructor).
   void reset_parameters();

@@ -1,14 +1,16 @@
 #include "eve/model/moe.h"
 
+#include <ATen/record_function.h>
+
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 #include "eve/core/error.h"
 #include "eve/model/runtime.h"
 
 namespace eve::model {
 
-namespace F = torch::nn::functional;
 
 Dispatch parse_dispatch(const std::string& name) {
   if (name == "sparse") return Dispatch::sparse;
@@ -37,24 +39,68 @@ int64_t moe_capacity(int64_t tokens, int64_t experts, double factor, int64_t min
   return std::max(c, min_capacity);
 }
 
-Routing route(const torch::Tensor& logits_in, int64_t capacity, bool noise) {
+torch::Tensor moe_capacity(const torch::Tensor& tokens, int64_t experts, double factor,
+                           int64_t min_capacity) {
+  // The host formula's operations in the same order on float64, so both round alike.
+  return (tokens.to(torch::kDouble) / static_cast<double>(experts) * factor * 2.0)
+      .ceil()
+      .clamp_min(static_cast<double>(min_capacity))
+      .to(torch::kLong);
+}
+
+namespace {
+
+// [S, n] bool, row s true at ids[s]. Not F::one_hot: it checks the range of its input with a
+// read of the device on every device but CUDA.
+torch::Tensor one_hot_mask(const torch::Tensor& ids, int64_t n) {
+  return ids.unsqueeze(1) == torch::arange(n, ids.options());
+}
+
+}  // namespace
+
+Routing route(const torch::Tensor& logits, int64_t capacity, bool noise) {
+  RoutingOptions opt;
+  opt.capacity = capacity;
+  opt.noise = noise;
+  return route(logits, opt);
+}
+
+Routing route(const torch::Tensor& logits_in, const RoutingOptions& opt,
+              const torch::Tensor& active) {
   Routing r;
   torch::Tensor logits = logits_in.to(torch::kFloat);
-  const int64_t E = logits.size(1);
+  const int64_t S = logits.size(0), E = logits.size(1);
   r.gates = torch::softmax(logits, 1);
   r.top1 = r.gates.argmax(1);
-  torch::Tensor mask1 = F::one_hot(r.top1, E);
+  torch::Tensor first = one_hot_mask(r.top1, E);
   torch::Tensor second = logits.detach();
-  if (noise) {
+  if (opt.noise) {
+    // Drawn for every row, inactive ones included: the same distribution for each routed
+    // row as when only the routed rows were given, but with padding in the batch the rows
+    // take other numbers of the random stream than they did then.
     torch::Tensor u = torch::rand_like(second).clamp(1e-20, 1.0 - 1e-7);
     second = second - torch::log(-torch::log(u));
   }
-  second = second.masked_fill(mask1.to(torch::kBool), -std::numeric_limits<float>::infinity());
+  second = second.masked_fill(first, -std::numeric_limits<float>::infinity());
   r.top2 = second.argmax(1);
-  torch::Tensor mask2 = F::one_hot(r.top2, E);
+  torch::Tensor mask1 = first.to(torch::kLong);
+  torch::Tensor mask2 = one_hot_mask(r.top2, E).to(torch::kLong);
 
-  torch::Tensor me = r.gates.mean(0);
-  torch::Tensor ce = mask1.to(torch::kFloat).mean(0);
+  torch::Tensor me, ce;
+  if (active.defined()) {
+    // Inactive rows claim nothing: zeroed before the running counts, so the slots of the
+    // active rows are what routing them alone would give; the aux loss averages over them.
+    r.active = active;
+    torch::Tensor a = active.to(torch::kLong).unsqueeze(1);
+    mask1 = mask1 * a;
+    mask2 = mask2 * a;
+    torch::Tensor n = a.sum().clamp_min(1).to(torch::kFloat);
+    me = (r.gates * a).sum(0) / n;
+    ce = mask1.to(torch::kFloat).sum(0) / n;
+  } else {
+    me = r.gates.mean(0);
+    ce = mask1.to(torch::kFloat).mean(0);
+  }
   r.aux = (me * ce).sum() * static_cast<double>(E);
 
   // Slot of each claim: running count inside its expert, top-1 claims first.
@@ -62,14 +108,25 @@ Routing route(const torch::Tensor& logits_in, int64_t capacity, bool noise) {
   torch::Tensor loc2 = torch::cumsum(mask2, 0) - 1 + mask1.sum(0, /*keepdim=*/true);
   r.slot1 = (loc1 * mask1).sum(1);
   r.slot2 = (loc2 * mask2).sum(1);
-  r.capacity = capacity;
-  if (capacity >= 0) {
-    r.keep1 = r.slot1 < capacity;
-    r.keep2 = r.slot2 < capacity;
+  r.capacity = opt.capacity;
+  r.limit = opt.capacity_limit;
+  if (r.limit.defined()) {
+    r.keep1 = r.slot1 < r.limit;
+    r.keep2 = r.slot2 < r.limit;
+  } else if (r.capacity >= 0) {
+    r.keep1 = r.slot1 < r.capacity;
+    r.keep2 = r.slot2 < r.capacity;
   } else {
     r.keep1 = torch::ones_like(r.top1, torch::kBool);
     r.keep2 = r.keep1;
   }
+  if (active.defined()) {
+    r.keep1 = r.keep1 & active;
+    r.keep2 = r.keep2 & active;
+  }
+  // An expert takes at most one claim of each row (top-2 differs from top-1), so S slots
+  // always suffice.
+  r.slots = r.capacity >= 0 ? std::min(r.capacity, S) : S;
   torch::Tensor g1 = r.gates.gather(1, r.top1.unsqueeze(1)).squeeze(1) * r.keep1;
   torch::Tensor g2 = r.gates.gather(1, r.top2.unsqueeze(1)).squeeze(1) * r.keep2;
   torch::Tensor denom = (g1 + g2).clamp_min(std::numeric_limits<float>::epsilon());
@@ -96,10 +153,33 @@ MoEImpl::MoEImpl(int64_t width, int64_t inner, int64_t n_experts, bool type_rout
   }
 }
 
+namespace {
+
+// Claims per expert among the rows where `where` is true, on the device (bincount would read
+// its input's maximum to the host).
+torch::Tensor count_claims(const torch::Tensor& experts, const torch::Tensor& where, int64_t E) {
+  return torch::zeros({E}, experts.options()).scatter_add_(0, experts, where.to(torch::kLong));
+}
+
+MoeLoad load_of(const Routing& r, int64_t E) {
+  torch::NoGradGuard ng;
+  MoeLoad load;
+  torch::Tensor all = r.active.defined() ? r.active : torch::ones_like(r.top1, torch::kBool);
+  load.top1 = count_claims(r.top1, all, E);
+  load.claims = load.top1 + count_claims(r.top2, all, E);
+  load.kept = count_claims(r.top1, r.keep1, E) + count_claims(r.top2, r.keep2, E);
+  // The host fields are the only reads of the device here, made when the data decide them.
+  load.tokens = r.active.defined() ? load.top1.sum().item<int64_t>() : r.top1.size(0);
+  load.capacity = r.limit.defined() ? r.limit.item<int64_t>() : r.capacity;
+  return load;
+}
+
+}  // namespace
+
 MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality,
-                           const RoutingOptions& opt) {
+                           const RoutingOptions& opt, const torch::Tensor& active) {
   const int64_t E = num_experts();
-  if (x.size(0) == 0) {  // nothing to route (e.g. every token is padding)
+  if (x.size(0) == 0) {  // nothing to route
     MoeResult empty;
     empty.y = torch::zeros_like(x);
     empty.aux = torch::zeros({}, x.options().dtype(torch::kFloat));
@@ -114,22 +194,28 @@ MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality
     // The router runs in float32 also under bf16 autocast (which would cast the linear down).
     nn::NoAutocast full_precision;
     torch::Tensor logits = torch::linear(xt.to(torch::kFloat), wg->weight.to(torch::kFloat));
-    r = route(logits, opt.capacity, opt.noise);
+    r = route(logits, opt, active);
   }
   MoeResult out;
-  out.y = opt.dispatch == Dispatch::sparse ? dispatch_sparse(xt, r) : dispatch_dense(xt, r);
+  out.y = opt.dispatch == Dispatch::sparse ? dispatch_sparse(xt, r, opt.layout)
+                                           : dispatch_dense(xt, r);
   out.aux = r.aux;
-  torch::NoGradGuard ng;
-  out.load.top1 = torch::bincount(r.top1, {}, E);
-  out.load.claims = out.load.top1 + torch::bincount(r.top2, {}, E);
-  out.load.kept = torch::bincount(r.top1.masked_select(r.keep1), {}, E) +
-                  torch::bincount(r.top2.masked_select(r.keep2), {}, E);
-  out.load.tokens = x.size(0);
-  out.load.capacity = r.capacity;
+  if (opt.want_load) {
+    out.load = load_of(r, E);
+  } else {
+    out.load.capacity = r.capacity;
+  }
   return out;
 }
 
-torch::Tensor MoEImpl::dispatch_sparse(const torch::Tensor& xt, const Routing& r) {
+torch::Tensor MoEImpl::dispatch_sparse(const torch::Tensor& xt, const Routing& r,
+                                       ExpertLayout layout) {
+  if (layout == ExpertLayout::by_device)
+    layout = xt.device().is_cpu() ? ExpertLayout::grouped : ExpertLayout::capacity;
+  return layout == ExpertLayout::grouped ? dispatch_grouped(xt, r) : dispatch_capacity(xt, r);
+}
+
+torch::Tensor MoEImpl::dispatch_grouped(const torch::Tensor& xt, const Routing& r) {
   const int64_t S = xt.size(0), E = num_experts();
   torch::Tensor idx = torch::arange(S, r.top1.options());
   torch::Tensor tok = torch::cat({idx.masked_select(r.keep1), idx.masked_select(r.keep2)});
@@ -154,17 +240,52 @@ torch::Tensor MoEImpl::dispatch_sparse(const torch::Tensor& xt, const Routing& r
   return torch::zeros_like(xt).index_add(0, tok_s, ys);
 }
 
+torch::Tensor MoEImpl::dispatch_capacity(const torch::Tensor& xt, const Routing& r) {
+  const int64_t S = xt.size(0), D = xt.size(1), E = num_experts(), C = r.slots;
+  torch::Tensor tok = torch::arange(S, r.top1.options());
+  // Row of each claim in the [E * C] layout. A dropped claim gets a spare row of its own past
+  // the end, so no two claims write one place and the scatter is deterministic.
+  torch::Tensor row1 = torch::where(r.keep1, r.top1 * C + r.slot1, tok + E * C);
+  torch::Tensor row2 = torch::where(r.keep2, r.top2 * C + r.slot2, tok + (E * C + S));
+  // The token in each slot. An empty slot holds token 0: computed, never read back, and its
+  // gradient is zero.
+  torch::Tensor fill = torch::zeros({E * C + 2 * S}, tok.options())
+                           .scatter_(0, torch::cat({row1, row2}), torch::cat({tok, tok}))
+                           .narrow(0, 0, E * C);
+  torch::Tensor xs = xt.index_select(0, fill).view({E, C, D});
+  // The registered per-expert weights stacked for one batched product (one op each way).
+  std::vector<torch::Tensor> w1, b1, w2, b2;
+  for (auto& ex : experts) {
+    w1.push_back(ex->fc1->weight);
+    b1.push_back(ex->fc1->bias);
+    w2.push_back(ex->fc2->weight);
+    b2.push_back(ex->fc2->bias);
+  }
+  torch::Tensor h = torch::baddbmm(torch::stack(b1).unsqueeze(1), xs,
+                                   torch::stack(w1).transpose(1, 2));  // [E, C, F]
+  h = activation(h, experts[0]->act);
+  torch::Tensor y = torch::baddbmm(torch::stack(b2).unsqueeze(1), h,
+                                   torch::stack(w2).transpose(1, 2))
+                        .view({E * C, D});
+  // Combine by gathering each row's two slots; a dropped claim reads slot 0 with weight 0.
+  torch::Tensor at1 = row1 * r.keep1, at2 = row2 * r.keep2;
+  return y.index_select(0, at1) * r.w1.to(y.scalar_type()).unsqueeze(1) +
+         y.index_select(0, at2) * r.w2.to(y.scalar_type()).unsqueeze(1);
+}
+
 torch::Tensor MoEImpl::dispatch_dense(const torch::Tensor& xt, const Routing& r) {
   const int64_t E = num_experts();
-  int64_t C = r.capacity;
-  if (C < 0) {  // unlimited: just enough slots for the fullest expert
+  int64_t C = r.slots;
+  if (r.capacity < 0) {
+    // Unlimited (inference only): just enough slots for the fullest expert, read from the
+    // device; S slots would make the [S, E, C] dispatch tensor quadratic in the tokens.
     C = 1 + std::max(r.slot1.max().item<int64_t>(), r.slot2.max().item<int64_t>());
   }
   auto opts = xt.options();
-  torch::Tensor oh1 = F::one_hot(r.top1, E).to(opts.dtype()) * r.keep1.unsqueeze(1);
-  torch::Tensor oh2 = F::one_hot(r.top2, E).to(opts.dtype()) * r.keep2.unsqueeze(1);
-  torch::Tensor s1 = F::one_hot(r.slot1 * r.keep1, C).to(opts.dtype());
-  torch::Tensor s2 = F::one_hot(r.slot2 * r.keep2, C).to(opts.dtype());
+  torch::Tensor oh1 = one_hot_mask(r.top1, E).to(opts.dtype()) * r.keep1.unsqueeze(1);
+  torch::Tensor oh2 = one_hot_mask(r.top2, E).to(opts.dtype()) * r.keep2.unsqueeze(1);
+  torch::Tensor s1 = one_hot_mask(r.slot1 * r.keep1, C).to(opts.dtype());
+  torch::Tensor s2 = one_hot_mask(r.slot2 * r.keep2, C).to(opts.dtype());
   // dispatch[s, e, c] = 1 when token s sits in slot c of expert e.
   torch::Tensor dispatch = oh1.unsqueeze(2) * s1.unsqueeze(1) + oh2.unsqueeze(2) * s2.unsqueeze(1);
   torch::Tensor wmap = r.w1.to(opts.dtype()).unsqueeze(1) * oh1 +
@@ -176,6 +297,87 @@ torch::Tensor MoEImpl::dispatch_dense(const torch::Tensor& xt, const Routing& r)
   outs.reserve(E);
   for (int64_t e = 0; e < E; ++e) outs.push_back(experts[e]->forward(per_expert[e]));
   return torch::einsum("sec,ecm->sm", {combine, torch::stack(outs)});
+}
+
+// ---------------------------------------------------------------- op counter
+
+namespace {
+
+std::mutex counter_mutex;
+std::map<std::string, int64_t>* counter_state = nullptr;  // the live counter's, under the mutex
+
+bool reads_host(const std::string& name) {
+  static const char* const names[] = {"aten::item",   "aten::_local_scalar_dense",
+                                      "aten::is_nonzero", "aten::equal",
+                                      "aten::nonzero", "aten::masked_select",
+                                      "aten::bincount"};
+  for (const char* n : names)
+    if (name == n) return true;
+  return name.rfind("aten::unique", 0) == 0 || name.rfind("aten::_unique", 0) == 0;
+}
+
+// A copy whose source lies off the CPU and whose target device is the CPU.
+bool copies_to_cpu(const at::RecordFunction& fn, const std::string& name) {
+  if (name != "aten::to" && name != "aten::_to_copy" && name != "aten::copy_") return false;
+  auto inputs = fn.inputs();
+  if (inputs.empty()) return false;
+  if (name == "aten::copy_") {  // copy_(self = destination, src)
+    return inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor() &&
+           inputs[0].toTensor().device().is_cpu() && !inputs[1].toTensor().device().is_cpu();
+  }
+  if (!inputs[0].isTensor() || inputs[0].toTensor().device().is_cpu()) return false;
+  for (const auto& v : inputs)
+    if (v.isDevice() && v.toDevice().is_cpu()) return true;
+  return false;
+}
+
+std::unique_ptr<at::ObserverContext> count_op(const at::RecordFunction& fn) {
+  std::string name = fn.name();
+  std::lock_guard<std::mutex> lock(counter_mutex);
+  if (!counter_state) return nullptr;
+  ++(*counter_state)[name];
+  if (copies_to_cpu(fn, name)) ++(*counter_state)["copy to cpu"];
+  return nullptr;
+}
+
+}  // namespace
+
+OpCounter::OpCounter() {
+  {
+    std::lock_guard<std::mutex> lock(counter_mutex);
+    if (counter_state) throw Error("one OpCounter at a time");
+    counter_state = new std::map<std::string, int64_t>();
+  }
+  // Global, not thread-local: backward may run on the autograd engine's device threads.
+  handle_ = at::addGlobalCallback(at::RecordFunctionCallback(count_op).needsInputs(true));
+}
+
+OpCounter::~OpCounter() {
+  at::removeCallback(handle_);
+  std::lock_guard<std::mutex> lock(counter_mutex);
+  delete counter_state;
+  counter_state = nullptr;
+}
+
+std::map<std::string, int64_t> OpCounter::counts() const {
+  std::lock_guard<std::mutex> lock(counter_mutex);
+  std::map<std::string, int64_t> out = *counter_state;
+  out.erase("copy to cpu");
+  return out;
+}
+
+std::map<std::string, int64_t> OpCounter::host_reads() const {
+  std::lock_guard<std::mutex> lock(counter_mutex);
+  std::map<std::string, int64_t> out;
+  for (const auto& [name, n] : *counter_state)
+    if (name == "copy to cpu" || reads_host(name)) out[name] = n;
+  return out;
+}
+
+int64_t OpCounter::total() const {
+  int64_t n = 0;
+  for (const auto& [name, k] : counts()) n += k;
+  return n;
 }
 
 }  // namespace eve::model
