@@ -139,18 +139,14 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
         gouts.push_back(grads[i]);
       }
     }
-    std::vector<Tensor> wrt;
-    std::vector<size_t> where;
-    for (size_t i = 0; i < total; ++i) {
-      if (!ctx->needs_input_grad(i)) continue;
-      wrt.push_back(i < ni ? inputs[i] : saved[i]);
-      where.push_back(i);
-    }
-    variable_list result(total + 1);  // the last: the state argument, no gradient
-    if (outs.empty() || wrt.empty()) return result;
-    variable_list got = torch::autograd::grad(outs, wrt, gouts, /*retain_graph=*/false,
-                                              /*create_graph=*/false, /*allow_unused=*/true);
-    for (size_t k = 0; k < where.size(); ++k) result[where[k]] = got[k];
+    // The parameters' gradients go straight into their .grad, each as soon as it is computed,
+    // as in the plain run: returned from here they would all be held at once (a MoE layer's
+    // experts: hundreds of MB) before autograd added them up.
+    variable_list result(total + 1);  // parameters and the state argument: none returned
+    if (outs.empty()) return result;
+    torch::autograd::backward(outs, gouts, /*retain_graph=*/false, /*create_graph=*/false);
+    for (size_t i = 0; i < ni; ++i)
+      if (inputs[i].requires_grad()) result[i] = inputs[i].grad();
     return result;
   }
 };

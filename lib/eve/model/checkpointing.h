@@ -5,9 +5,9 @@
 // forward it runs the computation with gradients off and keeps only its inputs, the state of
 // torch's default random generators (the CPU one, and the CUDA one of the inputs' device) and
 // the thread's autocast settings. Its backward sets those generators and settings back, runs
-// the computation again with gradients on, differentiates the recomputed outputs with the
-// incoming gradients and returns the gradients of the inputs and of the parameters; autograd
-// then accumulates the parameters' into their .grad as it does for any other use. Dropout,
+// the computation again with gradients on and runs backward through it with the incoming
+// gradients: the parameters' gradients accumulate into their .grad, one at a time as in the
+// plain run, and the inputs' are returned to autograd. Dropout,
 // drop-path and routing noise therefore draw the same numbers twice, and the gradients equal
 // those of the plain run to float rounding.
 //
@@ -32,8 +32,8 @@ using CheckpointFn = std::function<std::vector<torch::Tensor>(const std::vector<
 
 // Runs fn(inputs) and returns its outputs, keeping for backward only `inputs`, the random
 // generator states and the autocast settings. `params` are the trainable tensors fn uses
-// besides its inputs (a layer's parameters): they get their gradients through this node, also
-// when no input requires a gradient. With gradients off (NoGradGuard, inference) it simply
+// besides its inputs (a layer's parameters): they are inputs of the node, so that it takes
+// part in backward (and they get their gradients) also when no input requires a gradient. With gradients off (NoGradGuard, inference) it simply
 // returns fn(inputs). Backward refuses inputs or parameters changed in place since forward.
 std::vector<torch::Tensor> checkpoint(CheckpointFn fn, const std::vector<torch::Tensor>& inputs,
                                       const std::vector<torch::Tensor>& params);
