@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   app.add_option("--crop-scale-min", o.crop_scale_min, "Smallest random-crop area fraction")->group(t);
   app.add_option("--flip", o.flip, "Random horizontal flip: 1 on, 0 off")->group(t);
   app.add_option("--rand-augment", o.rand_augment, "RandAugment: 1 on, 0 off")->group(t);
+  app.add_flag("--grad-checkpoint", o.grad_checkpoint,
+               "Recompute each encoder layer's activations in backward: less memory, more time")
+      ->group(t);
   const char* c = "Evaluation and checkpoints";
   app.add_option("--eval-every", o.eval_every, "Steps between validations (0: once per epoch)")
       ->capture_default_str()->group(c);

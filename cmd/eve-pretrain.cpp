@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str()->group(t);
   app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str()->group(t);
   app.add_option("--clip", o.clip, "Max gradient norm (0: off)")->capture_default_str()->group(t);
+  app.add_flag("--grad-checkpoint", o.grad_checkpoint,
+               "Recompute each encoder layer's activations in backward: less memory, more time")
+      ->group(t);
   const char* m = "Objectives";
   app.add_option("--image-mask-ratio", o.image_mask_ratio, "Fraction of patches masked")->capture_default_str()->group(m);
   app.add_option("--text-mask-ratio", o.text_mask_ratio, "Fraction of tokens masked")->capture_default_str()->group(m);

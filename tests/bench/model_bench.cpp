@@ -12,10 +12,20 @@
 //   eve-model-bench model [--config eve-small] [--batch 8] [--threads 2] [--reps 2]
 //       the full model in vl mode (image + max_text_len tokens): forward (inference) and
 //       forward + backward (training mode); prints seconds and GFLOP/s
+//   eve-model-bench train-memory [--config eve-base] [--image-res 384] [--batch 2]
+//                       [--threads 2] [--reps 2] [--checkpoint 0|1]
+//       one VQA fine-tuning step (vl forward, VQA head, BCE + MoE aux loss, backward), with or
+//       without gradient checkpointing; prints the best step time and the process's peak
+//       resident memory beside that of the weights and gradients. Run one process per
+//       setting: the peak is the whole process's, so each must start fresh.
 #include <torch/torch.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -149,6 +159,76 @@ int model_bench(int argc, char** argv) {
   return 0;
 }
 
+// Resident memory now (from /proc/self/statm) and the process's peak so far, in MiB.
+double resident_mib() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+double peak_resident_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+int train_memory_bench(int argc, char** argv) {
+  std::map<std::string, std::string> o{{"--config", "eve-base"}, {"--image-res", "384"}, {"--batch", "2"},
+                                       {"--threads", "2"},        {"--reps", "2"},        {"--checkpoint", "0"}};
+  for (int i = 2; i + 1 < argc; i += 2) {
+    auto it = o.find(argv[i]);
+    if (it == o.end()) {
+      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", argv[i]);
+      return 2;
+    }
+    it->second = argv[i + 1];
+  }
+  const std::string preset = o["--config"];
+  const int64_t batch = std::stoll(o["--batch"]), res = std::stoll(o["--image-res"]);
+  const int threads = std::stoi(o["--threads"]), reps = std::stoi(o["--reps"]);
+  const bool checkpointing = o["--checkpoint"] == "1";
+  at::set_num_threads(threads);
+  const char* memory = host_memory_setup();
+  torch::manual_seed(0);
+  ModelConfig c = load_config(preset);
+  c.image_res = static_cast<int>(res);
+  c.heads = {"vqa"};
+  c.gradient_checkpointing = checkpointing;
+  EveModel m(c);
+  m->train();
+  int64_t numel = 0;
+  for (const auto& p : m->parameters()) numel += p.numel();
+  const double weights_mib = 4.0 * static_cast<double>(numel) / (1 << 20);
+  EncoderInput in;
+  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
+  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
+  torch::Tensor targets = torch::rand({batch, c.num_answers}).lt(0.002).to(torch::kFloat);
+  const double before = resident_mib();
+  double best = 1e9;
+  for (int r = 0; r < reps; ++r) {
+    m->zero_grad();
+    double t0 = now();
+    EncoderOutput o = m->encode(Mode::vl, in);
+    torch::Tensor logits = m->vqa_logits(o.pooled);
+    // The official VQA loss: BCE averaged over the batch and scaled by the answer count.
+    torch::Tensor loss =
+        torch::binary_cross_entropy_with_logits(logits, targets) * static_cast<double>(c.num_answers) +
+        c.moe_lossweight * o.aux;
+    loss.backward();
+    best = std::min(best, now() - t0);
+  }
+  const double peak = peak_resident_mib();
+  std::printf("%s %lld px batch %lld, %lld tokens/sample, %d threads, %s, checkpointing %s\n",
+              preset.c_str(), (long long)res, (long long)batch,
+              (long long)(c.num_patches() + 1 + c.max_text_len), threads, memory,
+              checkpointing ? "on" : "off");
+  std::printf("step %.3f s; peak resident %.0f MiB, before the first step %.0f MiB, weights %.0f MiB; "
+              "peak - before - gradients %.0f MiB\n",
+              best, peak, before, weights_mib, peak - before - weights_mib);
+  return 0;
+}
+
 int moe_bench(int argc, char** argv) {
   std::vector<int64_t> tokens{4096, 16384};
   int64_t experts = 32, width = 768, inner = 3072, dense_max = 16384;
@@ -261,6 +341,7 @@ int main(int argc, char** argv) {
   if (cmd == "moe") return moe_bench(argc, argv);
   if (cmd == "model") return model_bench(argc, argv);
   if (cmd == "syncs") return syncs_bench(argc, argv);
-  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs [options]\n");
+  if (cmd == "train-memory") return train_memory_bench(argc, argv);
+  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory [options]\n");
   return 2;
 }

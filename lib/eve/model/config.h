@@ -13,7 +13,11 @@
 //   attention_dropout       0.0            dropout on attention probabilities (training)
 //   intermediate_size       3072           FFN inner width F (modality FFNs and experts)
 //   num_hidden_layers       12             encoder depth
-//   gradient_checkpointing  false          accepted, has no effect
+//   gradient_checkpointing  false          in training, each encoder layer keeps only its
+//                                          input and recomputes its activations in backward
+//                                          (same gradients, less memory, one more encoder
+//                                          forward; model/checkpointing.h). The trainers'
+//                                          --grad-checkpoint turns it on for one run
 //   drop_path_rate          0.1            stochastic depth, linear 0 -> rate over depth
 //   vocab_size              64000          rows of the word embedding
 //   vision_vocab_size       8192           accepted, unused (BEiT tokenizer leftover)

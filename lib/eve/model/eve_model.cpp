@@ -5,6 +5,7 @@
 
 #include "eve/core/error.h"
 #include "eve/model/attention_cpu.h"
+#include "eve/model/checkpointing.h"
 #include "eve/model/runtime.h"
 
 namespace eve::model {
@@ -178,6 +179,34 @@ Tensor BlockImpl::forward(const Tensor& h, const TokenLayout& layout, Tensor* au
 
 // ---------------------------------------------------------------- backbone
 
+namespace {
+
+// An encoder block under checkpoint(): backward keeps only its input h. The MoE aux loss is a
+// second output, so that its gradient reaches the router through the recomputation; the load
+// statistics are those of the forward run (the recomputation routes the same way).
+Tensor checkpointed_block(const Block& block, const Tensor& h, const TokenLayout& layout, Tensor* aux,
+                          MoeLoad* load) {
+  auto seen = std::make_shared<MoeLoad>();
+  const bool train = block->is_training();
+  std::shared_ptr<BlockImpl> b = block.ptr();
+  CheckpointFn fn = [b, layout, seen, train](const std::vector<Tensor>& in) {
+    // Train/eval switched between forward and backward would recompute something else.
+    check(b->is_training() == train, "a checkpointed layer changed between training and "
+                                         "evaluation before its backward pass");
+    Tensor a;
+    Tensor y = b->forward(in[0], layout, &a, seen.get());
+    return a.defined() ? std::vector<Tensor>{y, a} : std::vector<Tensor>{y};
+  };
+  std::vector<Tensor> out = checkpoint(std::move(fn), {h}, block->parameters());
+  if (out.size() > 1) {
+    *aux = out[1];
+    *load = *seen;
+  }
+  return out[0];
+}
+
+}  // namespace
+
 Tensor interpolate_positions(const Tensor& table, int64_t grid) {
   const int64_t rows = table.size(0), W = table.size(1);
   const auto g0 = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(rows - 1))));
@@ -226,6 +255,7 @@ BackboneImpl::BackboneImpl(const ModelConfig& c) : config(c) {
     list->push_back(layers.back());
   }
   norm = register_module("norm", layer_norm(D, c.layer_norm_eps));
+  checkpoint_layers = c.gradient_checkpointing;
 }
 
 Tensor BackboneImpl::vision_positions(int64_t grid) {
@@ -331,11 +361,14 @@ EncoderOutput BackboneImpl::forward(Mode mode, const EncoderInput& in, Dispatch 
     layout.routing.capacity = -1;
   }
 
+  // Checkpointing saves memory only where a backward pass will follow.
+  const bool recompute = checkpoint_layers && train && torch::GradMode::is_enabled();
   std::vector<Tensor> auxes;
   for (size_t l = 0; l < layers.size(); ++l) {
     Tensor aux;
     MoeLoad load;
-    h = layers[l]->forward(h, layout, &aux, &load);
+    h = recompute ? checkpointed_block(layers[l], h, layout, &aux, &load)
+                  : layers[l]->forward(h, layout, &aux, &load);
     if (aux.defined()) {
       auxes.push_back(aux);
       out.load.push_back({static_cast<int>(l), load});
@@ -507,6 +540,10 @@ void EveModelImpl::reset_parameters() {
     }
   }
 }
+
+void EveModelImpl::set_gradient_checkpointing(bool on) { backbone->checkpoint_layers = on; }
+
+bool EveModelImpl::gradient_checkpointing() const { return backbone->checkpoint_layers; }
 
 EncoderOutput EveModelImpl::encode(Mode mode, const EncoderInput& in) {
   return backbone->forward(mode, in, dispatch_);

@@ -133,6 +133,9 @@ class BackboneImpl : public torch::nn::Module {
   std::vector<Block> layers;  // registered as encoder.layers.N
   ExpertLayout expert_layout = ExpertLayout::by_device;  // see EveModelImpl::set_expert_layout
   bool want_load = true;                                 // see EveModelImpl::set_want_load
+  // In training with gradients on, run each layer under checkpoint() (model/checkpointing.h):
+  // config gradient_checkpointing, or EveModelImpl::set_gradient_checkpointing.
+  bool checkpoint_layers = false;
 };
 TORCH_MODULE(Backbone);
 
@@ -186,6 +189,15 @@ class EveModelImpl : public torch::nn::Module {
   torch::Tensor mlm_logits(const torch::Tensor& hidden);      // [...,D] -> [...,V]
   // MIM: pixel predictions [B,N,P*P*3] from the vision part of an encoder output.
   torch::Tensor mim_predict(const EncoderOutput& out, const torch::Tensor& ids_keep);
+
+  // Gradient checkpointing of the encoder layers: each keeps only its input in a training
+  // forward pass and computes its activations again in backward, trading one more forward
+  // pass of the encoder for its activation memory; gradients are those of the plain run.
+  // Starts as the config's gradient_checkpointing; setting it changes this model only, not
+  // config(), so a bundle saved afterwards records the config's value (--grad-checkpoint is a
+  // setting of one run).
+  void set_gradient_checkpointing(bool on);
+  bool gradient_checkpointing() const;
 
   const ModelConfig& config() const { return config_; }
   Dispatch dispatch() const { return dispatch_; }

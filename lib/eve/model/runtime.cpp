@@ -159,6 +159,34 @@ Autocast::~Autocast() {
   set_autocast_dtype(cuda_, static_cast<at::ScalarType>(was_dtype_));
 }
 
+namespace {
+void apply_autocast(const AutocastState& s) {
+  set_autocast_dtype(false, static_cast<at::ScalarType>(s.cpu_dtype));
+  set_autocast_enabled(false, s.cpu);
+  set_autocast_dtype(true, static_cast<at::ScalarType>(s.cuda_dtype));
+  set_autocast_enabled(true, s.cuda);
+}
+}  // namespace
+
+AutocastState autocast_state() {
+  AutocastState s;
+  s.cpu = autocast_enabled(false);
+  s.cuda = autocast_enabled(true);
+  s.cpu_dtype = static_cast<int>(autocast_dtype(false));
+  s.cuda_dtype = static_cast<int>(autocast_dtype(true));
+  return s;
+}
+
+AutocastAs::AutocastAs(const AutocastState& state) : previous_(autocast_state()) {
+  apply_autocast(state);
+  at::autocast::increment_nesting();
+}
+
+AutocastAs::~AutocastAs() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  apply_autocast(previous_);
+}
+
 NoAutocast::NoAutocast() : cpu_(autocast_enabled(false)), cuda_(autocast_enabled(true)) {
   if (cpu_) set_autocast_enabled(false, false);
   if (cuda_) set_autocast_enabled(true, false);

@@ -56,6 +56,29 @@ class Autocast {
   int was_dtype_ = 0;
 };
 
+// The autocast settings of this thread (on or off and the dtype, for the CPU and for CUDA).
+// Autocast is per thread and autograd may run backward on another thread, so work done in
+// backward on behalf of a forward pass (a checkpointed layer recomputing its activations,
+// model/checkpointing.h) records them in forward and applies them with AutocastAs.
+struct AutocastState {
+  bool cpu = false, cuda = false;
+  int cpu_dtype = 0, cuda_dtype = 0;
+};
+AutocastState autocast_state();
+
+// Scope that applies recorded autocast settings on this thread, restoring the previous ones at
+// the end. Like Autocast, the outermost scope drops the cast weights it kept.
+class AutocastAs {
+ public:
+  explicit AutocastAs(const AutocastState& state);
+  ~AutocastAs();
+  AutocastAs(const AutocastAs&) = delete;
+  AutocastAs& operator=(const AutocastAs&) = delete;
+
+ private:
+  AutocastState previous_;
+};
+
 // Scope that runs in full precision inside an Autocast scope (autocast off for every device
 // type on this thread, restored at the end): attention scores and softmax, ITC logits.
 class NoAutocast {

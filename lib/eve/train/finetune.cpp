@@ -467,6 +467,9 @@ struct Finetuner {
   void finish_model_setup() {
     model->to(device);
     model->train();
+    if (o.grad_checkpoint) model->set_gradient_checkpointing(true);
+    if (rank0() && model->gradient_checkpointing())
+      log::info("gradient checkpointing: encoder layers recompute their activations in backward");
   }
 
   ojson run_json() const {

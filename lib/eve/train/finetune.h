@@ -82,6 +82,8 @@ struct FinetuneOptions {
   std::string decay;
   double crop_scale_min = 0;
   int flip = -1, rand_augment = -1;    // -1 = recipe, 0 = off, 1 = on
+  bool grad_checkpoint = false;        // --grad-checkpoint: the model's gradient checkpointing on
+                                       // for this run (EveModelImpl::set_gradient_checkpointing)
 
   // Evaluation, checkpoints, logging.
   int64_t eval_every = 0;              // steps between validations (0 = once per epoch)

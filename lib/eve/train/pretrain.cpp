@@ -237,6 +237,9 @@ struct Trainer {
       if (!model) model = model::EveModel(config);
     }
     tok = tokenizer_of(config);
+    if (o.grad_checkpoint) model->set_gradient_checkpointing(true);
+    if (rank0() && model->gradient_checkpointing())
+      log::info("gradient checkpointing: encoder layers recompute their activations in backward");
     msm.image_mask_ratio = o.image_mask_ratio;
     msm.text_mask_ratio = o.text_mask_ratio;
     msm.mim_weight = o.mim_weight;

@@ -66,6 +66,8 @@ struct PretrainOptions {
   std::string objective;             // "" = the stage's default (vl: msm, image: mim, text: mlm)
   std::string stage = "vl";         // vl | image | text
   std::vector<std::string> freeze;  // glob patterns of parameter names kept fixed
+  bool grad_checkpoint = false;     // --grad-checkpoint: the model's gradient checkpointing on
+                                    // for this run (EveModelImpl::set_gradient_checkpointing)
 
   // Optimisation.
   int batch_size = 32;              // global batch per optimiser step (all ranks, all micro-batches)
