@@ -191,7 +191,7 @@ void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_b
     size_t j = i;
     int64_t bytes = 0;
     std::vector<torch::Tensor> flat;
-    while (j < tensors.size() && (j == i || bytes + tensors[j].nbytes() <= bucket_bytes)) {
+    while (j < tensors.size() && (j == i || bytes + static_cast<int64_t>(tensors[j].nbytes()) <= bucket_bytes)) {
       bytes += static_cast<int64_t>(tensors[j].nbytes());
       flat.push_back(tensors[j].reshape({-1}));
       ++j;
@@ -315,17 +315,34 @@ void ProcessGroup::barrier() {
   impl_->pg->barrier(opts)->wait();
 }
 
+namespace {
+
+void give_zero_gradients(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard guard;
+  for (const auto& p : params)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+}
+
+}  // namespace
+
 torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
-  {
-    torch::NoGradGuard guard;
-    for (auto p : params)
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-  }
+  give_zero_gradients(params);
   if (pg.active()) {
     std::vector<torch::Tensor> spans = gradient_spans(params);
     pg.average(spans);
   }
   return clip_grad_norm(params, clip);
+}
+
+torch::Tensor sync_gradients(AdamW& opt, ProcessGroup& pg, double clip) {
+  std::vector<torch::Tensor> params;
+  for (const auto& kv : opt.params()) params.push_back(kv.second);
+  give_zero_gradients(params);
+  if (pg.active()) {
+    std::vector<torch::Tensor> flat = opt.flat_gradients();
+    pg.average(flat);
+  }
+  return opt.clip_grad_norm(clip);
 }
 
 }  // namespace eve::train

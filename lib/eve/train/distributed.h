@@ -83,4 +83,10 @@ class ProcessGroup {
 // device; with one process nothing is read back to the host.
 torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
 
+class AdamW;
+// The same over the optimiser's parameters, through its flat buffers (built first when new
+// gradients appeared): the trainers' form, whose norm is summed over the same layout on every
+// step, so that resumed runs stay bit-identical to uninterrupted ones.
+torch::Tensor sync_gradients(AdamW& opt, ProcessGroup& pg, double clip);
+
 }  // namespace eve::train

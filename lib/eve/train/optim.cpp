@@ -221,12 +221,14 @@ void AdamW::step(double base_lr, const torch::Tensor& apply) {
   }
 }
 
-torch::Tensor AdamW::clip_grad_norm(double max_norm) {
+std::vector<torch::Tensor> AdamW::flat_gradients() {
   refresh();
   std::vector<torch::Tensor> grads;
   for (const auto& G : groups_) grads.push_back(G.grad);
-  return clip_tensors(grads, max_norm);
+  return grads;
 }
+
+torch::Tensor AdamW::clip_grad_norm(double max_norm) { return clip_tensors(flat_gradients(), max_norm); }
 
 void AdamW::save(const std::string& path) const {
   std::vector<io::TensorView> views;

@@ -57,8 +57,13 @@ class AdamW {
   size_t set_lr_multiplier(const std::vector<std::string>& names, double multiplier);
   // Zeroes every gradient in place (one operation per flat buffer).
   void zero_grad();
-  // clip_grad_norm over the parameters' gradients, one reduction per flat buffer.
+  // clip_grad_norm over the parameters' gradients, one reduction per flat buffer. The
+  // buffers are brought up to date first, so that the norm is always summed over the same
+  // layout: a run resumed from a checkpoint clips its first step exactly as the
+  // uninterrupted run clipped that step.
   torch::Tensor clip_grad_norm(double max_norm);
+  // The flat gradient buffers, brought up to date (for collectives over whole buffers).
+  std::vector<torch::Tensor> flat_gradients();
   int64_t steps() const { return steps_; }
   // Number of parameters in the decay and no-decay groups.
   std::pair<int64_t, int64_t> group_sizes() const;

@@ -116,11 +116,13 @@ TEST(AdamWFlat, MatchesThePerTensorReferenceAcrossMembershipChanges) {
 TEST(AdamWFlat, ReplacedDataOrGradientsAndResetGradientsAreFollowed) {
   Fixture f;
   AdamW opt(f.params, {});
-  for (int s = 1; s <= 5; ++s) {
+  // Steps 3 to 5 change membership (late.* join, head.weight leaves and comes back); step 6
+  // changes nothing but the two tensors replaced behind the optimiser's back.
+  for (int s = 1; s <= 7; ++s) {
     opt.zero_grad();
     auto g = f.grads(s);
     f.backward(g);
-    if (s == 3) {
+    if (s == 6) {
       torch::NoGradGuard ng;
       f.by_name["enc.0.fc.weight"].set_(f.by_name["enc.0.fc.weight"].clone());  // like Module::to
       f.by_name["enc.1.fc.weight"].mutable_grad() = f.by_name["enc.1.fc.weight"].grad().clone();
@@ -285,6 +287,26 @@ TEST(SyncGradients, OneProcessGivesZeroGradientsAndClipsInPlace) {
   n = sync_gradients(ps, alone, 0);
   EXPECT_NEAR(n.item<double>() / want, 1.0, 1e-6);
   EXPECT_EQ(f.by_name["late.bias"].grad().data_ptr(), at);
+}
+
+// The trainers' form: the first step of a process (a fresh or a resumed run) already sums
+// the norm over the flat buffers, so it equals, bit for bit, the norm a long-running
+// optimiser computes for the same gradients.
+TEST(SyncGradients, ThroughTheOptimiserTheNormIgnoresWhenBuffersWereBuilt) {
+  Fixture f, twin;
+  AdamW running(f.params, {}), fresh(twin.params, {});
+  ProcessGroup alone(DistEnv{}, 5);
+  f.backward(f.grads(1));
+  sync_gradients(running, alone, 0);
+  running.step(0.0);  // builds its buffers; lr 0 leaves the values as twin's
+  running.zero_grad();
+  f.backward(f.grads(2));
+  twin.backward(twin.grads(2));  // fresh gradients, not yet in any buffer
+  const torch::Tensor a = sync_gradients(running, alone, 0.5), b = sync_gradients(fresh, alone, 0.5);
+  EXPECT_EQ(a.item<float>(), b.item<float>());
+  EXPECT_EQ(fresh.flat_groups(), 2u);
+  for (size_t i = 0; i < f.params.size(); ++i)
+    EXPECT_TRUE(torch::equal(f.params[i].second.grad(), twin.params[i].second.grad())) << f.params[i].first;
 }
 
 }  // namespace
