@@ -18,15 +18,22 @@
 //       without gradient checkpointing; prints the best step time and the process's peak
 //       resident memory beside that of the weights and gradients. Run one process per
 //       setting: the peak is the whole process's, so each must start fresh.
+//   eve-model-bench optim [--config eve-small] [--threads 2] [--steps 5]
+//       gradient clipping + AdamW over the model's parameters: the per-tensor algorithm the
+//       trainers had (kept here as the baseline) against the flat buffers; aten operations
+//       per step (outermost calls), host syncs per step and time per step
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,6 +41,8 @@
 #include "eve/model/eve_model.h"
 #include "eve/model/moe.h"
 #include "eve/model/runtime.h"
+#include "eve/train/distributed.h"
+#include "eve/train/optim.h"
 
 using namespace eve::model;
 
@@ -302,6 +311,85 @@ int syncs_bench(int argc, char** argv) {
     else if (k == "--batch") batch = std::stoll(v);
     else if (k == "--layout") layout = v;
     else if (k == "--experts") experts = std::stoll(v);
+namespace {
+
+// ---- optim: operations and host syncs per optimiser step ----
+
+struct OpTally {
+  int64_t ops = 0, syncs = 0;
+};
+OpTally* tally = nullptr;  // counting while set
+thread_local int op_depth = 0;
+
+// Operations that make the host wait for the device: scalar reads, data-dependent shapes,
+// and copies from a device to the host.
+bool host_sync(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  for (const char* s : {"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "aten::nonzero",
+                        "aten::masked_select"})
+    if (name == s) return true;
+  const auto in = fn.inputs();
+  if (name == "aten::copy_" && in.size() >= 2 && in[0].isTensor() && in[1].isTensor())
+    return in[0].toTensor().is_cpu() && !in[1].toTensor().is_cpu();
+  if (name == "aten::_to_copy" && !in.empty() && in[0].isTensor() && !in[0].toTensor().is_cpu())
+    for (const c10::IValue& v : in)
+      if (v.isDevice() && v.toDevice().is_cpu()) return true;
+  return false;
+}
+
+std::unique_ptr<at::ObserverContext> count_start(const at::RecordFunction& fn) {
+  if (tally) {
+    if (op_depth == 0) ++tally->ops;
+    if (host_sync(fn)) ++tally->syncs;
+  }
+  ++op_depth;
+  return nullptr;
+}
+
+void count_end(const at::RecordFunction&, at::ObserverContext*) { --op_depth; }
+
+// What the trainers ran before the flat buffers: a float64 norm read per tensor, then AdamW
+// one tensor at a time.
+struct PerTensorBaseline {
+  std::vector<torch::Tensor> params, m, v;
+  std::vector<bool> decay;
+  int64_t steps = 0;
+  explicit PerTensorBaseline(const std::vector<std::pair<std::string, torch::Tensor>>& named) {
+    for (const auto& [name, p] : named) {
+      params.push_back(p);
+      m.push_back(torch::zeros_like(p));
+      v.push_back(torch::zeros_like(p));
+      decay.push_back(!eve::train::exempt_from_decay(name, p));
+    }
+  }
+  double clip_and_step(double lr, double max_norm) {
+    torch::NoGradGuard ng;
+    double sq = 0;
+    for (const auto& p : params) sq += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+    const double norm = std::sqrt(sq);
+    if (norm > max_norm)
+      for (const auto& p : params) p.grad().mul_(max_norm / (norm + 1e-6));
+    ++steps;
+    const double bc1 = 1 - std::pow(0.9, double(steps)), bc2 = 1 - std::pow(0.98, double(steps));
+    for (size_t i = 0; i < params.size(); ++i) {
+      const torch::Tensor& g = params[i].grad();
+      if (decay[i]) params[i].mul_(1 - lr * 0.01);
+      m[i].mul_(0.9).add_(g, 0.1);
+      v[i].mul_(0.98).addcmul_(g, g, 0.02);
+      params[i].addcdiv_(m[i], (v[i].sqrt() / std::sqrt(bc2)).add_(1e-8), -lr / bc1);
+    }
+    return norm;
+  }
+};
+
+int optim_bench(int argc, char** argv) {
+  std::string preset = "eve-small";
+  int threads = 2, steps = 5;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--config") preset = v;
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--steps") steps = std::stoi(v);
     else {
       std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
       return 2;
@@ -336,12 +424,70 @@ int syncs_bench(int argc, char** argv) {
   return 0;
 }
 
+  at::set_num_threads(threads);
+  torch::manual_seed(0);
+  EveModel m(load_config(preset));
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  std::vector<torch::Tensor> params, grads;
+  int64_t numel = 0;
+  for (auto& kv : m->named_parameters()) {
+    named.emplace_back(kv.key(), kv.value());
+    params.push_back(kv.value());
+    grads.push_back(torch::randn_like(kv.value()) * 1e-3);
+    numel += kv.value().numel();
+  }
+  // Every step starts from the same gradients, written outside the measured part.
+  auto fill_gradients = [&] {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!params[i].grad().defined()) params[i].mutable_grad() = torch::empty_like(params[i]);
+      params[i].mutable_grad().copy_(grads[i]);
+    }
+  };
+  auto handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(count_start, count_end).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+  auto measure = [&](const std::function<void()>& one_step) {
+    OpTally t;
+    double best = 1e9;
+    for (int s = 0; s < steps + 1; ++s) {  // the first step builds buffers and warms up
+      fill_gradients();
+      OpTally here;
+      tally = &here;
+      const double t0 = now();
+      one_step();
+      const double dt = now() - t0;
+      tally = nullptr;
+      if (s) best = std::min(best, dt), t = here;
+    }
+    return std::make_pair(t, best);
+  };
+  PerTensorBaseline before(named);
+  auto [old_ops, old_s] = measure([&] { before.clip_and_step(1e-4, 1.0); });
+  eve::train::AdamW opt(named, {0.9, 0.98, 1e-8, 0.01});
+  eve::train::ProcessGroup alone(eve::train::DistEnv{}, 5);
+  auto [new_ops, new_s] = measure([&] {
+    eve::train::sync_gradients(opt, alone, 1.0);
+    opt.step(1e-4);
+  });
+  at::removeCallback(handle);
+  std::printf("%s: %zu parameter tensors, %.1f M values, %d threads; per step of clip + AdamW:\n", preset.c_str(),
+              params.size(), numel / 1e6, threads);
+  std::printf("%-12s %10s %12s %10s\n", "", "aten ops", "host syncs", "seconds");
+  std::printf("%-12s %10lld %12lld %10.4f\n", "per-tensor", (long long)old_ops.ops, (long long)old_ops.syncs, old_s);
+  std::printf("%-12s %10lld %12lld %10.4f\n", "flat", (long long)new_ops.ops, (long long)new_ops.syncs, new_s);
+  std::printf("flat buffers: %zu; per-tensor/flat time ratio %.2fx\n", opt.flat_groups(), old_s / new_s);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "moe") return moe_bench(argc, argv);
   if (cmd == "model") return model_bench(argc, argv);
   if (cmd == "syncs") return syncs_bench(argc, argv);
   if (cmd == "train-memory") return train_memory_bench(argc, argv);
-  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory [options]\n");
+  if (cmd == "optim") return optim_bench(argc, argv);
+  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory|optim [options]\n");
   return 2;
 }

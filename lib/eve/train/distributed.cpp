@@ -20,6 +20,7 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/signals.h"
+#include "eve/train/optim.h"
 
 namespace eve::train {
 
@@ -190,10 +191,17 @@ void ProcessGroup::average(std::vector<torch::Tensor>& tensors, int64_t bucket_b
     size_t j = i;
     int64_t bytes = 0;
     std::vector<torch::Tensor> flat;
-    while (j < tensors.size() && (j == i || bytes + tensors[j].numel() * 4 <= bucket_bytes)) {
-      bytes += tensors[j].numel() * 4;
+    while (j < tensors.size() && (j == i || bytes + static_cast<int64_t>(tensors[j].nbytes()) <= bucket_bytes)) {
+      bytes += static_cast<int64_t>(tensors[j].nbytes());
       flat.push_back(tensors[j].reshape({-1}));
       ++j;
+    }
+    if (j == i + 1 && tensors[i].is_contiguous()) {
+      std::vector<at::Tensor> buf{tensors[i]};
+      impl_->pg->allreduce(buf)->wait();
+      tensors[i].div_(static_cast<double>(env_.world));
+      i = j;
+      continue;
     }
     std::vector<at::Tensor> buf{torch::cat(flat)};
     impl_->pg->allreduce(buf)->wait();
@@ -305,6 +313,36 @@ void ProcessGroup::barrier() {
   c10d::BarrierOptions opts;
   if (device_.is_cuda()) opts.device_ids = {device_.has_index() ? device_.index() : 0};
   impl_->pg->barrier(opts)->wait();
+}
+
+namespace {
+
+void give_zero_gradients(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard guard;
+  for (const auto& p : params)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+}
+
+}  // namespace
+
+torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
+  give_zero_gradients(params);
+  if (pg.active()) {
+    std::vector<torch::Tensor> spans = gradient_spans(params);
+    pg.average(spans);
+  }
+  return clip_grad_norm(params, clip);
+}
+
+torch::Tensor sync_gradients(AdamW& opt, ProcessGroup& pg, double clip) {
+  std::vector<torch::Tensor> params;
+  for (const auto& kv : opt.params()) params.push_back(kv.second);
+  give_zero_gradients(params);
+  if (pg.active()) {
+    std::vector<torch::Tensor> flat = opt.flat_gradients();
+    pg.average(flat);
+  }
+  return opt.clip_grad_norm(clip);
 }
 
 }  // namespace eve::train

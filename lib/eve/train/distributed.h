@@ -47,7 +47,8 @@ class ProcessGroup {
   const char* backend() const;
   // Copies rank 0's values into every tensor (in place).
   void broadcast(std::vector<torch::Tensor>& tensors);
-  // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes.
+  // Replaces every tensor by its mean over ranks, in flattened buckets of ~bucket_bytes; a
+  // contiguous tensor that fills a bucket alone (a flat gradient buffer) is reduced in place.
   void average(std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
   // Concatenates every rank's `local` ([n,...], the same shape on every rank) along dim 0
   // in rank order. Backward sums the gathered gradient over ranks and keeps this rank's rows,
@@ -74,5 +75,18 @@ class ProcessGroup {
   torch::Device device_;
   std::unique_ptr<Impl> impl_;
 };
+
+// Gives parameters without a gradient a zero one (so that every rank reduces the same
+// tensors), averages the gradients over ranks, one collective per flat buffer that AdamW
+// laid them in (gradient_spans), and clips their global norm (0 = no clipping). Returns the
+// norm before clipping as clip_grad_norm does: a 0-d float32 tensor on the gradients'
+// device; with one process nothing is read back to the host.
+torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
+
+class AdamW;
+// The same over the optimiser's parameters, through its flat buffers (built first when new
+// gradients appeared): the trainers' form, whose norm is summed over the same layout on every
+// step, so that resumed runs stay bit-identical to uninterrupted ones.
+torch::Tensor sync_gradients(AdamW& opt, ProcessGroup& pg, double clip);
 
 }  // namespace eve::train

@@ -903,7 +903,7 @@ struct Finetuner {
           throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                       "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
         }
-        const double gnorm = sync_gradients(params, *pg, r.clip);
+        const double gnorm = sync_gradients(*opt, *pg, r.clip).item<double>();
         const double lr = schedule.at(step);
         opt->step(lr);
         if (task == Task::retrieval) model->clamp_itc_temperature();

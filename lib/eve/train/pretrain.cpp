@@ -530,7 +530,7 @@ struct Trainer {
           throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                       "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
         }
-        const double gnorm = sync_gradients(params, *pg, o.clip);
+        const double gnorm = sync_gradients(*opt, *pg, o.clip).item<double>();
         const double lr = schedule.at(step);
         opt->step(lr);
         if (obj.contrastive()) model->clamp_itc_temperature();

@@ -117,16 +117,6 @@ LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batc
   return lo;
 }
 
-double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
-  std::vector<torch::Tensor> grads;
-  for (auto p : params) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad());
-  }
-  pg.average(grads);
-  return clip_grad_norm(params, clip);
-}
-
 DatasetManifest read_dataset_manifest(const std::string& dir) {
   DatasetManifest m;
   m.path = (fs::path(dir) / "manifest.json").string();

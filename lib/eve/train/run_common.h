@@ -1,5 +1,5 @@
 // Pieces every training loop shares: tokenizer ids in the model config, the metrics file of
-// a resumed run, the expert-load summary of a step, gradient synchronisation, the checks of
+// a resumed run, the expert-load summary of a step, the checks of
 // a dataset dir before the first step, and what a loop says when it stops.
 #pragma once
 
@@ -49,10 +49,6 @@ void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<mode
 LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batch, int rank, int world,
                                       uint64_t seed, const model::ModelConfig& config, int threads, int prefetch,
                                       double crop_scale_min, bool flip, bool rand_augment);
-
-// Gives parameters without a gradient a zero one, averages gradients over ranks and clips
-// their global norm (0 = no clipping); returns the norm before clipping.
-double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
 
 // ---- the dataset dir, checked before the first step ----
 
