@@ -23,6 +23,10 @@
 //       trainers had (kept here as the baseline) against the flat buffers; aten operations
 //       per step (outermost calls), host syncs per step and time per step
 #include <ATen/record_function.h>
+//   eve-model-bench loader --data DIR [--split ids] [--config eve-base] [--res 224]
+//                          [--batch 32] [--batches 8] [--threads 1]
+//       eve-pretrain's loader alone (decode, random resized crop, flip, pixels to [-1, 1])
+//       plus its MIM/MLM mask drawing; prints samples/s and samples/s per loader thread
 #include <torch/torch.h>
 
 #include <sys/resource.h>
@@ -43,6 +47,10 @@
 #include "eve/model/runtime.h"
 #include "eve/train/distributed.h"
 #include "eve/train/optim.h"
+#include "eve/train/loader.h"
+#include "eve/train/msm.h"
+#include "eve/train/pretrain.h"
+#include "eve/train/run_common.h"
 
 using namespace eve::model;
 
@@ -390,6 +398,19 @@ int optim_bench(int argc, char** argv) {
     if (k == "--config") preset = v;
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--steps") steps = std::stoi(v);
+int loader_bench(int argc, char** argv) {
+  std::string data, split = "ids", preset = "eve-base";
+  int64_t res = 224, batch = 32, batches = 8;
+  int threads = 1;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--data") data = v;
+    else if (k == "--split") split = v;
+    else if (k == "--config") preset = v;
+    else if (k == "--res") res = std::stoll(v);
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--batches") batches = std::stoll(v);
+    else if (k == "--threads") threads = std::stoi(v);
     else {
       std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
       return 2;
@@ -481,13 +502,37 @@ int optim_bench(int argc, char** argv) {
 
 }  // namespace
 
+  at::set_num_threads(1);
+  ModelConfig config = load_config(preset);
+  config.image_res = static_cast<int>(res);
+  eve::train::PretrainOptions defaults;
+  auto lo = eve::train::training_loader_options(data, batch, 0, 1, 1, config, threads, defaults.prefetch,
+                                                defaults.crop_scale_min, defaults.flip, defaults.rand_augment);
+  eve::train::Loader loader(eve::train::read_pair_samples(data, split, 0), lo);
+  eve::text::TokenizerInfo tok;
+  tok.vocab_size = config.vocab_size;
+  eve::train::MsmOptions msm;
+  auto one = [&](int64_t micro) {
+    eve::train::Batch b = loader.next();
+    eve::train::make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, 1, micro, b.first);
+  };
+  one(0);  // the pool and the first prefetch started: time the steady state
+  double t0 = now();
+  for (int64_t m = 1; m <= batches; ++m) one(m);
+  double secs = now() - t0, rate = double(batch * batches) / secs;
+  std::printf("loader %s at %lldpx: %lld batches of %lld, %d loader threads: %.1f samples/s, %.1f per thread\n",
+              preset.c_str(), (long long)res, (long long)batches, (long long)batch, threads, rate, rate / threads);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "loader") return loader_bench(argc, argv);
   if (cmd == "moe") return moe_bench(argc, argv);
   if (cmd == "model") return model_bench(argc, argv);
   if (cmd == "syncs") return syncs_bench(argc, argv);
   if (cmd == "train-memory") return train_memory_bench(argc, argv);
   if (cmd == "optim") return optim_bench(argc, argv);
-  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory|optim [options]\n");
+  std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory|optim|loader [options]\n");
   return 2;
 }

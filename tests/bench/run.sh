@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # make bench: runs every tests/bench/bench_*.sh; each prints a table of timings with the
-# ratio against its peer measured in the same run. Needs EVE_BIN (the build's bin dir).
+# ratio against its peer measured in the same run (bench_step_ops and bench_loader print the
+# step's op census against its recorded baseline and the loader's rate against the GPU's
+# need). tests/bench/gpu_step.sh is the GPU measurement, run on its own. Needs EVE_BIN
+# (the build's bin dir).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${EVE_BIN:?set EVE_BIN to the directory holding the eve programs}"

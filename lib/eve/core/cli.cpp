@@ -45,6 +45,11 @@ void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
                  "is kept. compat eve models always route deterministically at inference")
         ->envname("EVE_DETERMINISTIC_ROUTING")
         ->group(group);
+    app.add_flag("--no-tf32", common.no_tf32,
+                 "GPUs with --precision fp32: keep matrix products and convolutions in full "
+                 "float32 instead of TF32 tensor cores (10-bit mantissa inputs, float32 sums)")
+        ->envname("EVE_NO_TF32")
+        ->group(group);
   }
   app.add_flag("-q,--quiet", common.quiet, "Only errors on stderr")->group(group);
   app.add_flag("-v,--verbose", common.verbose, "Debug messages on stderr")->group(group);

@@ -24,6 +24,7 @@ struct CommonOptions {
   std::string device = "auto";  // torch programs: auto|cpu|cuda|cuda:N
   std::string precision = "fp32";  // torch programs: fp32|bf16 (autocast)
   bool deterministic_routing = false;  // torch programs: no routing noise at inference
+  bool no_tf32 = false;  // torch programs: full float32 matrix products on GPUs with fp32
   bool quiet = false;
   bool verbose = false;
 };
@@ -31,7 +32,7 @@ struct CommonOptions {
 enum ProgramKind { kTorchFree = 0, kTorch = 1 };
 
 // Adds --threads, --seed, --quiet, --verbose (and --device, --precision,
-// --deterministic-routing for torch programs) in the
+// --deterministic-routing, --no-tf32 for torch programs) in the
 // "Common" group, each also read from an EVE_* environment variable, plus --version.
 void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
                 const std::string& version_extra = {});

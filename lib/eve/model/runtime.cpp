@@ -89,6 +89,14 @@ const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" :
 Precision run_precision() { return g_precision; }
 bool deterministic_routing_requested() { return g_deterministic_routing; }
 
+bool tf32_wanted(const std::string& device, Precision precision, bool no_tf32) {
+  return device.rfind("cuda", 0) == 0 && precision == Precision::fp32 && !no_tf32;
+}
+
+bool tf32_enabled() {
+  return at::globalContext().allowTF32CuBLAS() && at::globalContext().allowTF32CuDNN();
+}
+
 bool retain_host_memory() {
 #if defined(__GLIBC__)
   const char* policy = std::getenv("EVE_MALLOC");
@@ -131,8 +139,12 @@ std::string init_runtime(const cli::CommonOptions& common) {
   }
   g_precision = precision;
   g_deterministic_routing = common.deterministic_routing;
-  log::debug("device {}, {} threads, seed {}, precision {}", device, threads, common.seed,
-             precision_name(precision));
+  // Both switches every run: libtorch's own defaults differ (cuDNN on, cuBLAS off).
+  const bool tf32 = tf32_wanted(device, precision, common.no_tf32);
+  at::globalContext().setAllowTF32CuBLAS(tf32);
+  at::globalContext().setAllowTF32CuDNN(tf32);
+  log::debug("device {}, {} threads, seed {}, precision {}{}", device, threads, common.seed,
+             precision_name(precision), tf32 ? " (TF32 matrix products)" : "");
   // Once per run: by the only process, or by rank 0 of distributed workers.
   const char* rank = std::getenv("RANK");
   if (precision == Precision::bf16 && (!rank || !*rank || std::strcmp(rank, "0") == 0))

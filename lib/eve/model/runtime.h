@@ -39,6 +39,15 @@ const char* precision_name(Precision p);
 // The precision init_runtime recorded (fp32 before it runs, e.g. in unit tests).
 Precision run_precision();
 
+// Whether a run on `device` ("cpu", "cuda:N") at `precision` computes float32 matrix products
+// and convolutions with TF32 tensor cores: on CUDA with fp32 unless --no-tf32. bf16 runs keep
+// TF32 off, so what they compute in float32 on purpose (attention scores, ITC logits, losses)
+// stays full float32.
+bool tf32_wanted(const std::string& device, Precision precision, bool no_tf32);
+// TF32 as libtorch has it now (cuBLAS and cuDNN both; init_runtime sets them from
+// tf32_wanted).
+bool tf32_enabled();
+
 // Scope of a forward pass under the given precision on `device` ("cpu", "cuda", "cuda:N"):
 // with bf16, enables autocast (bf16) for that device type on this thread, restoring the
 // previous state at the end; fp32 changes nothing. Autocast keeps bf16 copies of the weights

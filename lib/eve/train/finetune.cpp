@@ -20,6 +20,7 @@
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
 #include "eve/model/bundle.h"
+#include "eve/model/op_census.h"
 #include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
 #include "eve/train/checkpoint.h"
@@ -871,6 +872,7 @@ struct Finetuner {
     try {
       while (step < total) {
         auto t0 = std::chrono::steady_clock::now();
+        census::begin_step(step + 1, (step + 1) % o.log_every == 0 || step + 1 == total);
         torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
         opt->zero_grad();
         double loss = 0;
@@ -878,8 +880,11 @@ struct Finetuner {
         std::vector<model::LayerLoad> load;
         for (int a = 0; a < o.accumulate; ++a) {
           Batch b = loader->next();
+          census::phase("forward");
           StepLoss l = task_loss(b, step * o.accumulate + a);
+          census::phase("backward");
           (l.total / o.accumulate).backward();
+          census::phase("other");
           loss += l.total.item<double>() / o.accumulate;
           for (auto it = l.parts.begin(); it != l.parts.end(); ++it)
             parts[it.key()] = parts.value(it.key(), 0.0) + it.value().get<double>() / o.accumulate;
@@ -903,13 +908,16 @@ struct Finetuner {
           throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                       "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
         }
+        census::phase("clip");
         const double gnorm = sync_gradients(*opt, *pg, r.clip).item<double>();
         const double lr = schedule.at(step);
+        census::phase("optimizer");
         opt->step(lr);
         if (task == Task::retrieval) model->clamp_itc_temperature();
         ++step;
         last_loss = loss;
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        census::phase("log");
         if (step % o.log_every == 0 || step == total) {
           ojson j{{"step", step}, {"loss", loss}};
           for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
@@ -919,6 +927,7 @@ struct Finetuner {
           if (!load.empty()) j["expert_load"] = expert_load_json(load);
           log_metrics(j);
         }
+        census::end_step();
         if (progress) progress->set(static_cast<uint64_t>(step));
         const bool at_eval = has_val() && (step % eval_every == 0 || step == total);
         if (at_eval) validate(loss);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -15,6 +16,7 @@
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/model/bundle.h"
+#include "eve/model/op_census.h"
 #include "eve/model/runtime.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/contrastive.h"
@@ -354,7 +356,16 @@ struct Trainer {
     return out;
   }
 
-  Batch next_batch() { return loader ? loader->next() : text_loader->next(); }
+  Batch next_batch() {
+    if (!census::reuse_batch()) return loader ? loader->next() : text_loader->next();
+    if (!reused) {
+      reused = loader ? loader->next() : text_loader->next();
+      reused->images = on_device(reused->images);
+      reused->images2 = on_device(reused->images2);
+    }
+    return *reused;
+  }
+  std::optional<Batch> reused;  // EVE_BENCH_REUSE_BATCH: the one batch every step trains on
 
   // Global denominators: every rank's share of the global count (so that averaging the
   // gradients over ranks gives the global mean).
@@ -488,6 +499,7 @@ struct Trainer {
     try {
       while (step < total) {
         auto t0 = std::chrono::steady_clock::now();
+        census::begin_step(step + 1, rank0() && ((step + 1) % o.log_every == 0 || step + 1 == total));
         torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
         opt->zero_grad();
         double loss = 0;
@@ -498,12 +510,16 @@ struct Trainer {
           MicroLoss l;
           {
             nn::Autocast autocast(precision, device.str());  // forward only; backward outside
-            l = micro_loss(next_batch(), micro);
+            const Batch batch = next_batch();
+            census::phase("forward");
+            l = micro_loss(batch, micro);
           }
           if (!l.total.requires_grad())
             throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
                              "--freeze froze everything it trains");
+          census::phase("backward");
           (l.total / o.accumulate).backward();
+          census::phase("other");
           loss += l.total.item<double>() / o.accumulate;
           if (parts.empty())
             for (const auto& [name, v] : l.parts) parts.emplace_back(name, 0.0);
@@ -530,13 +546,16 @@ struct Trainer {
           throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
                       "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
         }
+        census::phase("clip");
         const double gnorm = sync_gradients(*opt, *pg, o.clip).item<double>();
         const double lr = schedule.at(step);
+        census::phase("optimizer");
         opt->step(lr);
         if (obj.contrastive()) model->clamp_itc_temperature();
         ++step;
         last_loss = loss;
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        census::phase("log");
         if (rank0() && (step % o.log_every == 0 || step == total)) {
           ojson j{{"step", step}, {"loss", loss}};
           for (const auto& [name, v] : parts) j[name] = v;
@@ -548,6 +567,7 @@ struct Trainer {
           metrics << io::to_jsonl_line(j);
           metrics.flush();
         }
+        census::end_step();
         if (progress) progress->set(static_cast<uint64_t>(step));
         if (o.save_every > 0 && step % o.save_every == 0 && step < total) save(loss);
         if (totals[2] > 0 && step < total) {
