@@ -485,8 +485,10 @@ struct Finetuner {
 
   // ---- training losses ----
 
-  // A value computed on the host, as a logged part.
-  static Tensor value(double v) { return torch::scalar_tensor(v, torch::kFloat64); }
+  // The training sample at row i of a loader batch, read from its host tensor.
+  static size_t sample_of(const Batch& b, int64_t i) {
+    return static_cast<size_t>(b.samples.data_ptr<int64_t>()[i]);
+  }
 
   // The loss of micro-batch `micro` (the step's micro-batches counted over the run), its forward
   // passes under the run's precision; losses in float32.
@@ -497,15 +499,14 @@ struct Finetuner {
     const double w_aux = config.moe_lossweight;
     if (task == Task::retrieval) {
       Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
-      for (int64_t i = 0; i < groups.size(0); ++i)
-        groups[i] = train_data.groups[static_cast<size_t>(b.samples[i].item<int64_t>())];
+      auto group = groups.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < groups.size(0); ++i) group[i] = train_data.groups[sample_of(b, i)];
       ContrastiveOptions co;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
       co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = l.total;
-      out.parts = {{"itc", value(l.itc)}, {"itm", value(l.itm)}, {"itm_accuracy", value(l.itm_accuracy)},
-                   {"aux", value(l.aux)}};
+      out.parts = {{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
       out.load = std::move(l.load);
       return out;
     }
@@ -517,24 +518,26 @@ struct Finetuner {
       model::EncoderOutput e = model->encode(model::Mode::vl, in);
       Tensor logits = model->vqa_logits(e.pooled).to(torch::kFloat32);
       Tensor t = torch::zeros({logits.size(0), logits.size(1)});
+      auto target = t.accessor<float, 2>();
       for (int64_t i = 0; i < t.size(0); ++i)
-        for (const auto& [k, v] : targets[static_cast<size_t>(b.samples[i].item<int64_t>())]) t[i][k] = v;
+        for (const auto& [k, v] : targets[sample_of(b, i)]) target[i][k] = v;
       Tensor bce = F::binary_cross_entropy_with_logits(logits, t.to(device)) * static_cast<double>(logits.size(1));
       out.total = config.official() ? bce : bce + w_aux * e.aux;
-      out.parts = {{"bce", bce}, {"aux", e.aux}};
+      out.parts = {{"bce", bce.detach()}, {"aux", e.aux.detach()}};
       out.load = std::move(e.load);
       return out;
     }
     // NLVR2: the left and right image with the same sentence.
     Tensor labels = torch::empty({b.samples.size(0)}, torch::kInt64);
-    for (int64_t i = 0; i < labels.size(0); ++i)
-      labels[i] = train_data.labels[static_cast<size_t>(b.samples[i].item<int64_t>())];
+    auto label = labels.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < labels.size(0); ++i) label[i] = train_data.labels[sample_of(b, i)];
     Tensor logits, aux;
     std::tie(logits, aux) = nlvr2_forward(images, b.images2.to(device), ids, mask, &out.load);
     logits = logits.to(torch::kFloat32);
     Tensor ce = F::cross_entropy(logits, labels.to(device));
     out.total = ce + w_aux * aux;
-    out.parts = {{"ce", ce}, {"aux", aux}, {"accuracy", logits.argmax(1).eq(labels.to(device)).to(torch::kFloat64).mean()}};
+    out.parts = {{"ce", ce.detach()}, {"aux", aux.detach()},
+                 {"accuracy", logits.argmax(1).eq(labels.to(device)).to(torch::kFloat64).mean()}};
     return out;
   }
 

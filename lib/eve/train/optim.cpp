@@ -56,8 +56,9 @@ size_t AdamW::set_lr_multiplier(const std::vector<std::string>& names, double mu
   return n;
 }
 
-void AdamW::step(double base_lr) {
+void AdamW::step(double base_lr, const torch::Tensor& apply) {
   torch::NoGradGuard guard;
+  if (apply.defined() && !apply.item<bool>()) return;
   ++steps_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(steps_));
@@ -114,18 +115,25 @@ void AdamW::load(const std::string& path) {
   }
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard guard;
-  double sq = 0;
+  // Summed in float64 one parameter after another, so the norm does not depend on how many
+  // parameters there are or how a reduction kernel splits them.
+  torch::Tensor sq;
   for (const auto& p : params)
-    if (p.grad().defined()) sq += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
+    if (p.grad().defined()) {
+      torch::Tensor s = p.grad().to(torch::kFloat64).pow(2).sum();
+      sq = sq.defined() ? sq + s : s;
+    }
+  if (!sq.defined()) return torch::zeros({}, torch::kFloat32);
+  const torch::Tensor norm = sq.sqrt();
+  if (max_norm > 0) {
+    const torch::Tensor scale =
+        torch::where(norm > max_norm, max_norm / (norm + 1e-6), torch::ones_like(norm)).to(torch::kFloat32);
     for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
+      if (p.grad().defined()) p.grad().mul_(scale.to(p.grad().dtype()));
   }
-  return norm;
+  return norm.to(torch::kFloat32);
 }
 
 }  // namespace eve::train

@@ -35,8 +35,10 @@ struct AdamWOptions {
 class AdamW {
  public:
   AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options);
-  // Optimiser step at learning rate lr (times each parameter's multiplier).
-  void step(double lr);
+  // Optimiser step at learning rate lr (times each parameter's multiplier). `apply`: an
+  // optional 0-d bool tensor on the parameters' device; where it is false the step leaves
+  // parameters and moments unchanged.
+  void step(double lr, const torch::Tensor& apply = {});
   // Parameters named in `names` take lr * multiplier (the lr_mult of newly initialised
   // heads in fine-tuning); returns how many parameters matched.
   size_t set_lr_multiplier(const std::vector<std::string>& names, double multiplier);
@@ -59,8 +61,9 @@ class AdamW {
   int64_t steps_ = 0;
 };
 
-// Scales all gradients so their global L2 norm is at most max_norm (0 = no clipping);
-// returns the norm before clipping.
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+// Scales all gradients so their global L2 norm is at most max_norm (0 = no clipping): when
+// the norm exceeds it, by max_norm / (norm + 1e-6). Returns the norm before clipping as a 0-d
+// float32 tensor on the gradients' device, without reading it on the host.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace eve::train

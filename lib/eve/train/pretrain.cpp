@@ -342,12 +342,10 @@ struct Trainer {
     return std::max(1.0, pg->sum({local_count})[0]) / env.world;
   }
 
-  // A value computed on the host, as a logged part.
-  static torch::Tensor value(double v) { return torch::scalar_tensor(v, torch::kFloat64); }
-
   torch::Tensor on_device(const torch::Tensor& t) const { return t.defined() ? t.to(device) : t; }
   MsmMasks on_device(MsmMasks m) const {
-    for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids, &m.mlm_labels}) *t = on_device(*t);
+    // The MLM labels stay on the host, where mlm_loss finds the chosen positions.
+    for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids}) *t = on_device(*t);
     return m;
   }
 
@@ -359,17 +357,17 @@ struct Trainer {
     const torch::Tensor images = on_device(b.images), ids = on_device(b.ids), mask = on_device(b.mask);
     if (obj.msm()) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
-      auto counts = pg->sum({m.mim_mask.sum().item<double>(), m.mlm_labels.ne(-100).sum().item<double>()});
+      auto counts = pg->sum({masked_patch_count(m), chosen_token_count(m)});
       MsmLoss l = msm_loss(*model, images, ids, mask, on_device(m), msm, counts[0] / env.world,
                            std::max(1.0, counts[1]) / env.world);
       out.total = l.total;
-      out.parts = {{"mim", value(l.mim)}, {"mlm", value(l.mlm)}, {"aux", value(l.aux)}};
+      out.parts = {{"mim", l.mim}, {"mlm", l.mlm}, {"aux", l.aux}};
       out.load = std::move(l.load);
       return out;
     }
     if (obj.stage == "image") {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
-      const double masked = share(m.mim_mask.sum().item<double>());
+      const double masked = share(masked_patch_count(m));
       m = on_device(std::move(m));
       model::EncoderInput in;
       in.image = images;
@@ -377,18 +375,19 @@ struct Trainer {
       model::EncoderOutput e = model->encode(model::Mode::vision, in);
       torch::Tensor mim = mim_loss(*model, e, images, m, msm.norm_target, masked);
       out.total = o.mim_weight * mim + moe * e.aux;
-      out.parts = {{"mim", mim}, {"aux", e.aux}};
+      out.parts = {{"mim", mim.detach()}, {"aux", e.aux.detach()}};
       out.load = std::move(e.load);
       return out;
     }
     // Contrastive parts (stage vl) and MLM (stage vl on the complete image, stage text alone).
-    double aux_sum = 0;
+    torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     int passes = 0;
     out.total = torch::zeros({}, torch::TensorOptions().device(device));
     if (obj.contrastive()) {
       torch::Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
-      for (int64_t i = 0; i < groups.size(0); ++i)
-        groups[i] = group_of_sample[static_cast<size_t>(b.samples[i].item<int64_t>())];
+      auto sample = b.samples.accessor<int64_t, 1>();
+      auto group = groups.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < groups.size(0); ++i) group[i] = group_of_sample[static_cast<size_t>(sample[i])];
       ContrastiveOptions co;
       co.itc_weight = obj.itc ? o.itc_weight : 0.0;
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
@@ -396,18 +395,18 @@ struct Trainer {
       co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss c = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = c.total;
-      if (obj.itc) out.parts.emplace_back("itc", value(c.itc));
+      if (obj.itc) out.parts.emplace_back("itc", c.itc);
       if (obj.itm) {
-        out.parts.emplace_back("itm", value(c.itm));
-        out.parts.emplace_back("itm_accuracy", value(c.itm_accuracy));
+        out.parts.emplace_back("itm", c.itm);
+        out.parts.emplace_back("itm_accuracy", c.itm_accuracy);
       }
       passes = co.itm_weight > 0 ? 3 : 2;
-      aux_sum = c.aux * passes;
+      aux_sum = c.aux.to(torch::kFloat64) * passes;
       out.load = std::move(c.load);
     }
     if (obj.mlm) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, 0, msm, tok, seed, micro, b.first);
-      const double chosen = share(m.mlm_labels.ne(-100).sum().item<double>());
+      const double chosen = share(chosen_token_count(m));
       m = on_device(std::move(m));
       model::EncoderInput in;
       in.image = images;  // undefined in the text stage
@@ -416,12 +415,12 @@ struct Trainer {
       model::EncoderOutput e = model->encode(obj.stage == "text" ? model::Mode::text : model::Mode::vl, in);
       torch::Tensor mlm = mlm_loss(*model, e, m.mlm_labels, chosen);
       out.total = out.total + o.mlm_weight * mlm + moe * e.aux;
-      out.parts.emplace_back("mlm", mlm);
-      aux_sum += e.aux.item<double>();
+      out.parts.emplace_back("mlm", mlm.detach());
+      aux_sum = aux_sum + e.aux.detach().to(torch::kFloat64);
       ++passes;
       accumulate_load(out.load, e.load);
     }
-    out.parts.emplace_back("aux", value(aux_sum / passes));
+    out.parts.emplace_back("aux", aux_sum / passes);
     return out;
   }
 

@@ -116,7 +116,7 @@ LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batc
   return lo;
 }
 
-double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
+torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip) {
   std::vector<torch::Tensor> grads;
   for (auto p : params) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);

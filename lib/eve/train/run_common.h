@@ -51,8 +51,9 @@ LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batc
                                       double crop_scale_min, bool flip, bool rand_augment);
 
 // Gives parameters without a gradient a zero one, averages gradients over ranks and clips
-// their global norm (0 = no clipping); returns the norm before clipping.
-double sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
+// their global norm (0 = no clipping); returns the norm before clipping (0-d float32 on the
+// gradients' device; no host read).
+torch::Tensor sync_gradients(const std::vector<torch::Tensor>& params, ProcessGroup& pg, double clip);
 
 // ---- the dataset dir, checked before the first step ----
 

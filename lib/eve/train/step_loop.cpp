@@ -51,6 +51,9 @@ class Loop {
        const StepHooks& hooks)
       : o_(o), schedule_(schedule), opt_(opt), pg_(pg), st_(st), hooks_(hooks) {
     for (const auto& kv : opt.params()) params_.push_back(kv.second);
+    if (!params_.empty()) device_ = params_.front().device();
+    ok_ = torch::ones({}, torch::TensorOptions().dtype(torch::kBool).device(device_));
+    first_bad_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
   }
 
   int run() {
@@ -71,8 +74,9 @@ class Loop {
     } catch (const Interrupted&) {
       throw;
     } catch (...) {
-      // Every step taken stays: rank 0 writes the checkpoint of the last complete step.
-      if (!diverged_)
+      // Every step taken stays: rank 0 writes the checkpoint of the last complete step, unless
+      // a loss went non-finite since the last host read (the weights are not that step's).
+      if (!diverged_ && weights_good())
         save_after_failure(st_.step, st_.saved, o_.run_dir, rank0(), [&] {
           if (rank0()) hooks_.write_checkpoint(last_loss_);
         });
@@ -86,6 +90,14 @@ class Loop {
  private:
   bool rank0() const { return pg_.rank() == 0; }
 
+  bool weights_good() const {
+    try {
+      return ok_.item<bool>();
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
   void write_line(const ojson& j) {
     if (!rank0()) return;
     metrics_ << io::to_jsonl_line(j);
@@ -98,88 +110,159 @@ class Loop {
     st_.saved = st_.step;
   }
 
+  // What a host read brings back: the step's mean loss and parts over the ranks, the
+  // gradient norm, the ITC temperature and rank 0's expert load.
+  struct HostValues {
+    double loss = 0, grad_norm = 0, itc_temp = 0;
+    std::vector<double> parts;
+    std::vector<model::LayerLoad> load;
+  };
+
+  // The one transfer of a step that needs the host (a logging step, a checkpoint, an
+  // evaluation, a stop): `values` = [loss, parts...] of the step, with the finite flag, the
+  // first bad step and its values. Fails when a loss so far was not finite.
+  HostValues read(const torch::Tensor& values, const torch::Tensor& grad_norm, const std::vector<model::LayerLoad>& load) {
+    const auto f64 = [&](const torch::Tensor& t) { return t.detach().to(device_, torch::kFloat64).reshape({-1}); };
+    std::vector<torch::Tensor> pieces{values, f64(grad_norm), f64(ok_), f64(first_bad_), bad_values_};
+    if (hooks_.itc_temperature) pieces.push_back(f64(hooks_.itc_temperature()));
+    for (const auto& ll : load) pieces.push_back(f64(ll.load.top1));
+    const torch::Tensor host = torch::cat(pieces).cpu();
+    const double* h = host.data_ptr<double>();
+    const size_t n = static_cast<size_t>(values.numel());
+    // [loss, parts..., bad, bad values...] summed over ranks; the first bad step is the
+    // smallest of the ranks' (each rank's own slot, 0 = none).
+    std::vector<double> shared(h, h + n);
+    shared.push_back(h[n + 1] > 0 ? 0.0 : 1.0);
+    shared.insert(shared.end(), h + n + 3, h + 2 * n + 3);
+    std::vector<double> firsts(static_cast<size_t>(pg_.world()), 0.0);
+    firsts[static_cast<size_t>(pg_.rank())] = h[n + 2];
+    shared.insert(shared.end(), firsts.begin(), firsts.end());
+    if (pg_.world() > 1) shared = pg_.sum(shared);
+    const double world = pg_.world();
+    HostValues v;
+    v.loss = shared[0] / world;
+    for (size_t i = 1; i < n; ++i) v.parts.push_back(shared[i] / world);
+    if (shared[n] > 0) {
+      int64_t first = 0;
+      for (size_t r = 0; r < firsts.size(); ++r) {
+        const auto f = static_cast<int64_t>(shared[2 * n + 1 + r]);
+        if (f > 0 && (first == 0 || f < first)) first = f;
+      }
+      fail_not_finite(first, std::vector<double>(shared.begin() + static_cast<std::ptrdiff_t>(n) + 1,
+                                                 shared.begin() + static_cast<std::ptrdiff_t>(2 * n) + 1));
+    }
+    v.grad_norm = h[n];
+    size_t at = 2 * n + 3;
+    if (hooks_.itc_temperature) v.itc_temp = h[at++];
+    for (const auto& ll : load) {
+      model::LayerLoad l = ll;
+      l.load.top1 = host.narrow(0, static_cast<int64_t>(at), ll.load.top1.numel()).view(ll.load.top1.sizes());
+      at += static_cast<size_t>(ll.load.top1.numel());
+      v.load.push_back(std::move(l));
+    }
+    return v;
+  }
+
+  // The first step whose loss or gradient norm was not finite: its metrics line (the loss
+  // null when it was the loss, every part as it came out: the JSON writer makes a NaN or
+  // infinity null, which shows the part that diverged), then the error. No checkpoint is
+  // written: the weights stopped changing at that step.
+  [[noreturn]] void fail_not_finite(int64_t step, const std::vector<double>& values) {
+    diverged_ = true;
+    const bool loss_bad = !std::isfinite(values.at(0) / pg_.world());
+    ojson j{{"step", step}, {"loss", loss_bad ? ojson(nullptr) : ojson(values[0] / pg_.world())}};
+    for (size_t i = 0; i < names_.size(); ++i) j[names_[i]] = values[i + 1] / pg_.world();
+    j["lr"] = schedule_.at(step - 1);
+    write_line(j);
+    char last[32];
+    std::snprintf(last, sizeof last, "checkpoint-%08lld", static_cast<long long>(st_.saved));
+    throw Error(std::string(loss_bad ? "the loss" : "the gradient norm") + " is not finite at step " +
+                    std::to_string(step),
+                {}, {},
+                "lower --lr or check the data; " +
+                    (st_.saved > 0 ? "the last good checkpoint is " + o_.run_dir + "/" + last
+                                   : "no checkpoint was written before it"));
+  }
+
   void one_step() {
     const int64_t step = st_.step;
-    const auto t0 = std::chrono::steady_clock::now();
+    if (since_log_ == 0) log_start_ = std::chrono::steady_clock::now();
     // phase: forward
     torch::manual_seed(Rng(o_.seed, kTorchStream, static_cast<uint64_t>(step * pg_.world() + pg_.rank())).next() >> 1);
     opt_.zero_grad();
     torch::Tensor loss_sum;
-    std::vector<std::string> names;
     std::vector<torch::Tensor> part_sums;
     std::vector<model::LayerLoad> load;
     for (int a = 0; a < o_.accumulate; ++a) {
       MicroLoss l = hooks_.micro_loss(step * o_.accumulate + a);
       // phase: backward
       (l.total / o_.accumulate).backward();
-      // Means over the micro-batches in float64, as the values are logged.
+      // Means over the micro-batches in float64 on the device, as the values are logged.
       torch::Tensor v = l.total.detach().to(torch::kFloat64) / o_.accumulate;
       loss_sum = loss_sum.defined() ? loss_sum + v : v;
       for (size_t i = 0; i < l.parts.size(); ++i) {
-        torch::Tensor p = l.parts[i].second.detach().to(loss_sum.device(), torch::kFloat64) / o_.accumulate;
-        if (names.size() <= i) {
-          names.push_back(l.parts[i].first);
-          part_sums.push_back(p);
-        } else {
-          part_sums[i] = part_sums[i] + p;
-        }
+        torch::Tensor p = l.parts[i].second.detach().to(device_, torch::kFloat64) / o_.accumulate;
+        if (names_.size() <= i) names_.push_back(l.parts[i].first);
+        if (part_sums.size() <= i) part_sums.push_back(p);
+        else part_sums[i] = part_sums[i] + p;
       }
       accumulate_load(load, l.load);
     }
-    // The loss and its parts are logged as means over the ranks (the global batch's values).
-    std::vector<torch::Tensor> values{loss_sum};
-    values.insert(values.end(), part_sums.begin(), part_sums.end());
-    const torch::Tensor host = torch::stack(values).cpu();
-    const double* h = host.data_ptr<double>();
-    const double local_loss = h[0];
-    std::vector<double> local{local_loss, std::isfinite(local_loss) ? 0.0 : 1.0,
-                              signals::stop_requested() ? 1.0 : 0.0};
-    local.insert(local.end(), h + 1, h + host.numel());
-    const std::vector<double> totals = pg_.sum(local);
-    const double loss = totals[0] / pg_.world();
-    std::vector<double> parts(names.size());
-    for (size_t i = 0; i < parts.size(); ++i) parts[i] = totals[3 + i] / pg_.world();
-    if (totals[1] > 0) {
-      // The step's metrics line, its loss null and every part as it came out (the JSON writer
-      // makes a NaN or infinity null): it shows which part diverged.
-      ojson j{{"step", step + 1}, {"loss", nullptr}};
-      for (size_t i = 0; i < parts.size(); ++i) j[names[i]] = parts[i];
-      j["lr"] = schedule_.at(step);
-      write_line(j);
-      diverged_ = true;
-      throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
-                  "lower --lr or check the data; the last good checkpoint stays in " + o_.run_dir);
-    }
+    std::vector<torch::Tensor> parts{loss_sum.to(device_)};
+    parts.insert(parts.end(), part_sums.begin(), part_sums.end());
+    const torch::Tensor values = torch::stack(parts);
     // phase: clip
-    const double gnorm = sync_gradients(params_, pg_, o_.clip);
+    const torch::Tensor grad_norm = sync_gradients(params_, pg_, o_.clip);
+    // Whether every step so far had a finite loss and gradient norm, kept on the device: a
+    // bad step and every later one change nothing, and the first bad one is remembered
+    // until the next host read reports it.
+    const torch::Tensor step_ok = torch::isfinite(values[0]).logical_and(torch::isfinite(grad_norm));
+    const torch::Tensor now_bad = ok_.logical_and(step_ok.logical_not());
+    first_bad_ = torch::where(now_bad, torch::full({}, step + 1, first_bad_.options()), first_bad_);
+    bad_values_ = bad_values_.defined() ? torch::where(now_bad, values, bad_values_) : torch::where(now_bad, values, torch::zeros_like(values));
+    ok_ = ok_.logical_and(step_ok);
     // phase: optimizer
     const double lr = schedule_.at(step);
-    opt_.step(lr);
+    opt_.step(lr, ok_);
     if (hooks_.after_update) hooks_.after_update();
     ++st_.step;
-    last_loss_ = loss;
+    ++since_log_;
     // phase: log
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (st_.step % o_.log_every == 0 || st_.step == o_.total) {
-      ojson j{{"step", st_.step}, {"loss", loss}};
-      for (size_t i = 0; i < parts.size(); ++i) j[names[i]] = parts[i];
-      if (hooks_.itc_temperature) j["itc_temp"] = hooks_.itc_temperature().item<double>();
-      j["lr"] = lr;
-      j["grad_norm"] = gnorm;
-      j["samples_per_s"] = static_cast<double>(o_.batch_size) / std::max(secs, 1e-9);
-      if (o_.expert_load_always || !load.empty()) j["expert_load"] = expert_load_json(load);
-      write_line(j);
-    }
-    if (progress_) progress_->set(static_cast<uint64_t>(st_.step));
-    const bool evaluates = hooks_.evaluates && hooks_.evaluates(st_.step);
-    if (evaluates) hooks_.evaluate(loss);
-    const bool cadence = o_.save_every > 0 ? st_.step % o_.save_every == 0
-                                           : hooks_.checkpoint_at_evaluation && evaluates;
-    if (cadence && st_.step < o_.total) save(loss);
-    if (totals[2] > 0 && st_.step < o_.total) {
-      if (st_.saved != st_.step) save(loss);
-      const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
-      throw Interrupted(sig, stopped_message(st_.step, o_.run_dir));
+    // The stop flag is host state; ranks agree on it every step with one small all-reduce.
+    bool stop = signals::stop_requested();
+    if (pg_.world() > 1) stop = pg_.sum({stop ? 1.0 : 0.0})[0] > 0;
+    const int64_t now = st_.step;
+    const bool logs = now % o_.log_every == 0 || now == o_.total;
+    const bool evaluates = hooks_.evaluates && hooks_.evaluates(now);
+    const bool cadence =
+        (o_.save_every > 0 ? now % o_.save_every == 0 : hooks_.checkpoint_at_evaluation && evaluates) && now < o_.total;
+    const bool stops = stop && now < o_.total;
+    if (logs || evaluates || cadence || stops) {
+      const HostValues v = read(values, grad_norm, load);
+      last_loss_ = v.loss;
+      if (logs) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_start_).count();
+        ojson j{{"step", now}, {"loss", v.loss}};
+        for (size_t i = 0; i < v.parts.size(); ++i) j[names_[i]] = v.parts[i];
+        if (hooks_.itc_temperature) j["itc_temp"] = v.itc_temp;
+        j["lr"] = lr;
+        j["grad_norm"] = v.grad_norm;
+        // Over the steps since the last line: on a GPU a step's own time is only its launch.
+        j["samples_per_s"] = static_cast<double>(o_.batch_size * since_log_) / std::max(secs, 1e-9);
+        if (o_.expert_load_always || !v.load.empty()) j["expert_load"] = expert_load_json(v.load);
+        write_line(j);
+        since_log_ = 0;
+      }
+      if (progress_) progress_->set(static_cast<uint64_t>(now));
+      if (evaluates) hooks_.evaluate(v.loss);
+      if (cadence) save(v.loss);
+      if (stops) {
+        if (st_.saved != now) save(v.loss);
+        const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
+        throw Interrupted(sig, stopped_message(now, o_.run_dir));
+      }
+    } else if (progress_) {
+      progress_->set(static_cast<uint64_t>(now));
     }
   }
 
@@ -192,7 +275,14 @@ class Loop {
   std::vector<torch::Tensor> params_;
   std::unique_ptr<Progress> progress_;
   std::ofstream metrics_;
-  double last_loss_ = 0;
+  torch::Device device_{torch::kCPU};   // where the parameters (and the flags below) live
+  torch::Tensor ok_;          // 0-d bool: every step so far had a finite loss and gradient norm
+  torch::Tensor first_bad_;   // 0-d int64: the first step that did not (0 = none)
+  torch::Tensor bad_values_;  // [loss, parts...] of that step
+  std::vector<std::string> names_;  // of the parts
+  int64_t since_log_ = 0;     // steps since the last metrics line
+  std::chrono::steady_clock::time_point log_start_;
+  double last_loss_ = 0;      // the mean loss of the last step read on the host
   bool diverged_ = false;
 };
 

@@ -4,6 +4,14 @@
 // the metrics.jsonl line, checkpoint cadence, save-then-exit on SIGINT/SIGTERM, the
 // checkpoint of a run that fails, and the resume checks. A trainer brings only what is its
 // own: the loss of a micro-batch, the checkpoint writer and what happens after a step.
+//
+// Reading device data on the host stalls a GPU, so a step reads nothing back unless it
+// writes a metrics line (--log-every, the last step), a checkpoint, validates or stops: the
+// loss and its parts are summed on the device over the micro-batches and come back in one
+// transfer on those steps. Whether every loss and gradient norm so far was finite is a 0-d
+// device flag handed to the optimiser, so a bad step and every later one change nothing;
+// the next read finds the first bad step and fails without writing a checkpoint. With
+// several ranks one small all-reduce of the host's stop flag keeps them in step.
 #pragma once
 
 #include <torch/torch.h>
@@ -88,7 +96,8 @@ struct LoopState {
 
 // Trains from state.step to o.total. Returns 0; throws eve::Interrupted after a checkpoint
 // when a signal asked to stop, and rethrows any failure after saving the last complete
-// step (unless the loss went non-finite: "the loss is not finite at step N").
+// step. A non-finite loss fails with "the loss is not finite at step N" (N the first bad
+// step; "the gradient norm" when only that was), naming the last good checkpoint.
 int run_step_loop(const StepLoopOptions& o, const Schedule& schedule, AdamW& opt, ProcessGroup& pg,
                   LoopState& state, const StepHooks& hooks);
 

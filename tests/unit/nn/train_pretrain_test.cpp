@@ -57,7 +57,7 @@ TEST(TrainOptim, DecayGroupsAndAdamWMatchesTheFormula) {
 
   torch::Tensor g = torch::zeros({3});
   g.mutable_grad() = torch::tensor({3.0, 4.0, 0.0});
-  EXPECT_NEAR(clip_grad_norm({g}, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(clip_grad_norm({g}, 1.0).item<double>(), 5.0, 1e-9);
   EXPECT_NEAR(g.grad().norm().item<double>(), 1.0, 1e-5);
 }
 

@@ -27,6 +27,7 @@ struct Toy {
   Schedule schedule;
   std::vector<int64_t> checkpoints;  // steps written
   int64_t bad_micro = -1;            // from this micro-batch on the loss is NaN
+  int host_reads = 0;                // calls of the itc_temperature hook: one per host read
   LoopState st;
   std::string dir;
 
@@ -57,6 +58,10 @@ struct Toy {
     StepHooks h;
     h.micro_loss = [&](int64_t micro) { return loss(micro); };
     h.write_checkpoint = [&](double) { checkpoints.push_back(st.step); };
+    h.itc_temperature = [&] {
+      ++host_reads;
+      return torch::full({}, 0.07);
+    };
     return run_step_loop(o, schedule, *opt, pg, st, h);
   }
 
@@ -89,6 +94,9 @@ TEST(TrainStepLoop, LinesAtLoggingStepsAndCheckpointsAtTheCadence) {
     for (const char* k : {"lr", "grad_norm", "samples_per_s", "expert_load"}) EXPECT_TRUE(r.contains(k)) << k;
   }
   EXPECT_EQ(t.checkpoints, (std::vector<int64_t>{2, 4, 5}));
+  // Steps 1 and 3 neither log nor checkpoint: they read nothing back from the device.
+  EXPECT_EQ(t.host_reads, 3);
+  EXPECT_DOUBLE_EQ(rows[2]["itc_temp"].get<double>(), static_cast<double>(0.07f));
   EXPECT_EQ(t.st.saved, 5);
 
   // Logging every step, the first line holds the first step's mean.
@@ -109,6 +117,7 @@ TEST(TrainStepLoop, NonFiniteLossBetweenLoggingStepsFailsAtTheFirstBadStep) {
   t.bad_micro = 2;  // step 3 is the first bad one
   o.total = 8;
   o.log_every = 4;
+  o.save_every = 2;  // step 2 is saved; the read before saving step 4 finds the bad step 3
   try {
     t.run(o);
     FAIL() << "no error";
@@ -116,9 +125,12 @@ TEST(TrainStepLoop, NonFiniteLossBetweenLoggingStepsFailsAtTheFirstBadStep) {
     FAIL() << "interrupted";
   } catch (const eve::Error& e) {
     EXPECT_NE(std::string(e.what()).find("the loss is not finite at step 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the last good checkpoint is " + t.dir + "/checkpoint-00000002"),
+              std::string::npos)
+        << e.what();
   }
-  EXPECT_TRUE(torch::equal(t.w, good.w)) << t.w << good.w;
-  EXPECT_TRUE(t.checkpoints.empty());
+  EXPECT_TRUE(torch::equal(t.w, good.w)) << t.w << good.w;  // steps 3 and 4 changed nothing
+  EXPECT_EQ(t.checkpoints, std::vector<int64_t>{2});
   const auto rows = t.lines();
   ASSERT_FALSE(rows.empty());
   EXPECT_EQ(rows.back()["step"], 3);
