@@ -22,7 +22,7 @@ Tensor sample_rows(Tensor weights, std::optional<at::Generator> generator) {
   const torch::Device device = weights.device();
   weights = weights.to(generator ? torch::Device(torch::kCPU) : device, torch::kFloat32).clone();
   Tensor empty = weights.sum(1).le(0);
-  if (empty.any().item<bool>()) weights.index_put_({empty}, 1.0);
+  weights.masked_fill_(empty.unsqueeze(1), 1.0);  // no host read, unlike testing for any first
   Tensor drawn = generator ? torch::multinomial(weights, 1, false, *generator) : torch::multinomial(weights, 1);
   return drawn.view({-1}).to(device);
 }
@@ -111,13 +111,17 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
     aux = aux + fo.aux;
     ++passes;
     accumulate_load(out.load, fo.load);
-    out.itm = itm.item<double>();
-    out.itm_accuracy = logits.argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
+    out.itm = itm.detach();
+    out.itm_accuracy = logits.argmax(1).eq(labels).to(torch::kFloat64).mean();
   }
   aux = aux / passes;
   out.total = total + m.config().moe_lossweight * aux;
-  out.itc = itc.item<double>();
-  out.aux = aux.item<double>();
+  out.itc = itc.detach();
+  out.aux = aux.detach();
+  if (!out.itm.defined()) {
+    out.itm = torch::zeros({}, itc.options());
+    out.itm_accuracy = torch::zeros({}, itc.options().dtype(torch::kFloat64));
+  }
   return out;
 }
 

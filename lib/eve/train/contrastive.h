@@ -52,8 +52,10 @@ struct ContrastiveOptions {
 
 struct ContrastiveLoss {
   torch::Tensor total;
-  double itc = 0, itm = 0, aux = 0;
-  double itm_accuracy = 0;  // fraction of the 3b ITM pairs classified right
+  // 0-d tensors without gradient on the model's device, the values to log (itm and
+  // itm_accuracy 0 without an ITM pass): reading them is left to the caller.
+  torch::Tensor itc, itm, aux;
+  torch::Tensor itm_accuracy;  // fraction of the 3b ITM pairs classified right (float64)
   std::vector<model::LayerLoad> load;
 };
 

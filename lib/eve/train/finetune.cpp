@@ -10,9 +10,7 @@
 #include "eve/core/error.h"
 #include "eve/core/log.h"
 #include "eve/core/paths.h"
-#include "eve/core/progress.h"
 #include "eve/core/rng.h"
-#include "eve/core/signals.h"
 #include "eve/core/threads.h"
 #include "eve/eval/retrieval_eval.h"
 #include "eve/eval/vqa_eval.h"
@@ -30,6 +28,7 @@
 #include "eve/train/loader.h"
 #include "eve/train/optim.h"
 #include "eve/train/run_common.h"
+#include "eve/train/step_loop.h"
 
 namespace eve::train {
 
@@ -40,7 +39,6 @@ using torch::Tensor;
 
 namespace {
 
-constexpr uint64_t kTorchStream = 0x746f726368ull;  // "torch"
 constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard negatives
 
 struct Recipe {
@@ -188,12 +186,11 @@ struct Finetuner {
   std::vector<std::vector<std::pair<int, float>>> targets;  // VQA, per training sample
   std::unique_ptr<Loader> loader;
   Schedule schedule;
-  int64_t step = 0, total = 0, steps_per_epoch = 1, eval_every = 1;
+  LoopState st;  // steps done, last checkpoint, where the run resumed
+  int64_t total = 0, steps_per_epoch = 1, eval_every = 1;
   uint64_t seed = 0;
   double best_value = -1;
   int64_t best_step = -1;
-  std::string resumed_from;  // the checkpoint dir the run resumed from ("" = none)
-  int64_t saved = 0;         // the step of the last checkpoint written or resumed from
   std::vector<std::string> new_params;  // take lr * lr_mult
 
   Finetuner(FinetuneOptions opts, const cli::CommonOptions& c) : o(std::move(opts)), common(c) {}
@@ -286,28 +283,21 @@ struct Finetuner {
       return;
     }
 
-    CheckpointRef ck = latest_checkpoint(o.run_dir);
-    if (o.resume && ck.step < 0) throw UsageError("--resume: " + o.run_dir + " holds no complete checkpoint");
-    ojson state;
-    if (ck.step >= 0) {
-      state = io::parse_ordered_json(io::read_file(ck.dir + "/trainer.json"), ck.dir + "/trainer.json");
-      const ojson want = run_json();
-      for (const char* key : {"task", "world_size", "batch_size", "accumulate"})
-        if (state["options"][key] != want[key])
-          throw UsageError(std::string("cannot resume ") + ck.dir + ": it was trained with " + key + " " +
-                               state["options"][key].dump() + ", this run has " + want[key].dump(),
-                           {}, {}, "resume with the same options, or use a new --out");
+    const ResumePoint rp = find_resume_point(o.run_dir, o.resume, run_json(), {"task", "world_size", "batch_size", "accumulate"});
+    const CheckpointRef& ck = rp.checkpoint;
+    if (rp.found()) {
+      const ojson& state = rp.state;
       seed = state["options"]["seed"].get<uint64_t>();
       model::Bundle b = model::load_bundle(ck.dir);
       model = b.model;
       config = b.config;
-      step = state["step"].get<int64_t>();
+      st.step = state["step"].get<int64_t>();
       best_value = state.value("best_value", -1.0);
       best_step = state.value("best_step", int64_t{-1});
       new_params = state["lr_mult_params"].get<std::vector<std::string>>();
       if (task == Task::vqa) answers = read_answers(path("answers.json"));
-      resumed_from = ck.dir;
-      saved = step;
+      st.resumed_from = ck.dir;
+      st.saved = st.step;
     }
 
     train_data = read_task_records(task, o.data, o.train.at(0), 0, true);
@@ -387,7 +377,7 @@ struct Finetuner {
     check_eval_splits();
     if (rank0())
       warn_resolution(manifest, config.image_res,
-                      resumed_from.empty() ? r.image_res_origin : "image_res of " + resumed_from,
+                      st.resumed_from.empty() ? r.image_res_origin : "image_res of " + st.resumed_from,
                       "give --image-res " + std::to_string(manifest.short_side) + " to train at the data's size");
 
     const int64_t per_epoch = loader->batches_per_epoch();
@@ -410,11 +400,11 @@ struct Finetuner {
     for (auto& kv : opt->params()) ps.push_back(kv.second);
     pg->broadcast(ps);
 
-    const int64_t micro = step * o.accumulate;
+    const int64_t micro = st.step * o.accumulate;
     loader->seek(micro / per_epoch, micro % per_epoch);
     if (rank0()) {
       fs::create_directories(o.run_dir);
-      truncate_metrics(path("metrics.jsonl"), step);
+      truncate_metrics(path("metrics.jsonl"), st.step);
       log::info("finetune {}: {} samples, {} steps of {} ({} per epoch), lr {} (new heads x{}), {} px; rank {} of {}; "
                 "precision {}",
                 task_name(task), loader->samples(), total, r.batch_size, steps_per_epoch, r.lr, r.lr_mult,
@@ -481,9 +471,9 @@ struct Finetuner {
   }
 
   ojson trainer_state(double loss) const {
-    const int64_t micro = step * o.accumulate, per_epoch = loader->batches_per_epoch();
+    const int64_t micro = st.step * o.accumulate, per_epoch = loader->batches_per_epoch();
     return ojson{{"format", "eve-trainer 1"},
-                 {"step", step},
+                 {"step", st.step},
                  {"total_steps", total},
                  {"epoch", micro / per_epoch},
                  {"batch_in_epoch", micro % per_epoch},
@@ -499,29 +489,28 @@ struct Finetuner {
 
   // ---- training losses ----
 
-  struct StepLoss {
-    Tensor total;
-    ojson parts = ojson::object();
-    std::vector<model::LayerLoad> load;
-  };
+  // The training sample at row i of a loader batch, read from its host tensor.
+  static size_t sample_of(const Batch& b, int64_t i) {
+    return static_cast<size_t>(b.samples.data_ptr<int64_t>()[i]);
+  }
 
   // The loss of micro-batch `micro` (the step's micro-batches counted over the run), its forward
   // passes under the run's precision; losses in float32.
-  StepLoss task_loss(const Batch& b, int64_t micro) {
+  MicroLoss task_loss(const Batch& b, int64_t micro) {
     nn::Autocast autocast(precision, device.str());
-    StepLoss out;
+    MicroLoss out;
     Tensor images = b.images.to(device), ids = b.ids.to(device), mask = b.mask.to(device);
     const double w_aux = config.moe_lossweight;
     if (task == Task::retrieval) {
       Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
-      for (int64_t i = 0; i < groups.size(0); ++i)
-        groups[i] = train_data.groups[static_cast<size_t>(b.samples[i].item<int64_t>())];
+      auto group = groups.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < groups.size(0); ++i) group[i] = train_data.groups[sample_of(b, i)];
       ContrastiveOptions co;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
       co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
       ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
       out.total = l.total;
-      out.parts = ojson{{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
+      out.parts = {{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
       out.load = std::move(l.load);
       return out;
     }
@@ -533,25 +522,26 @@ struct Finetuner {
       model::EncoderOutput e = model->encode(model::Mode::vl, in);
       Tensor logits = model->vqa_logits(e.pooled).to(torch::kFloat32);
       Tensor t = torch::zeros({logits.size(0), logits.size(1)});
+      auto target = t.accessor<float, 2>();
       for (int64_t i = 0; i < t.size(0); ++i)
-        for (const auto& [k, v] : targets[static_cast<size_t>(b.samples[i].item<int64_t>())]) t[i][k] = v;
+        for (const auto& [k, v] : targets[sample_of(b, i)]) target[i][k] = v;
       Tensor bce = F::binary_cross_entropy_with_logits(logits, t.to(device)) * static_cast<double>(logits.size(1));
       out.total = config.official() ? bce : bce + w_aux * e.aux;
-      out.parts = ojson{{"bce", bce.item<double>()}, {"aux", e.aux.item<double>()}};
+      out.parts = {{"bce", bce.detach()}, {"aux", e.aux.detach()}};
       out.load = std::move(e.load);
       return out;
     }
     // NLVR2: the left and right image with the same sentence.
     Tensor labels = torch::empty({b.samples.size(0)}, torch::kInt64);
-    for (int64_t i = 0; i < labels.size(0); ++i)
-      labels[i] = train_data.labels[static_cast<size_t>(b.samples[i].item<int64_t>())];
+    auto label = labels.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < labels.size(0); ++i) label[i] = train_data.labels[sample_of(b, i)];
     Tensor logits, aux;
     std::tie(logits, aux) = nlvr2_forward(images, b.images2.to(device), ids, mask, &out.load);
     logits = logits.to(torch::kFloat32);
     Tensor ce = F::cross_entropy(logits, labels.to(device));
     out.total = ce + w_aux * aux;
-    out.parts = ojson{{"ce", ce.item<double>()}, {"aux", aux.item<double>()},
-                      {"accuracy", logits.argmax(1).eq(labels.to(device)).to(torch::kFloat64).mean().item<double>()}};
+    out.parts = {{"ce", ce.detach()}, {"aux", aux.detach()},
+                 {"accuracy", logits.argmax(1).eq(labels.to(device)).to(torch::kFloat64).mean()}};
     return out;
   }
 
@@ -814,12 +804,6 @@ struct Finetuner {
     f << io::to_jsonl_line(j);
   }
 
-  void save_checkpoint(double loss) {
-    if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(loss), o.keep, false);
-    pg->barrier();
-    saved = step;
-  }
-
   // Writes RUN/best/ atomically: the bundle with its answers and tokenizer.
   void save_best() {
     if (!rank0()) return;
@@ -843,114 +827,35 @@ struct Finetuner {
     const bool better = value > best_value;
     if (better) {
       best_value = value;
-      best_step = step;
+      best_step = st.step;
       save_best();
     }
     m["seconds"] = secs;
-    log_metrics(ojson{{"step", step}, {"eval", m}});
+    log_metrics(ojson{{"step", st.step}, {"eval", m}});
     if (rank0())
-      log::info("step {}: {} {}{} {:.2f}{} (loss {:.4f})", step, m["split"].get<std::string>(), main_metric(task),
+      log::info("step {}: {} {}{} {:.2f}{} (loss {:.4f})", st.step, m["split"].get<std::string>(), main_metric(task),
                 task == Task::retrieval ? " (ITC only)" : "", value, better ? ", best so far" : "", loss);
   }
 
   int train() {
-    if (already_complete(step, total, resumed_from, rank0())) return 0;
-    if (rank0()) {
-      if (!resumed_from.empty()) log::info("resuming from {} (step {} of {})", resumed_from, step, total);
-      note_intact_checkpoint(o.run_dir, resumed_from.empty() ? -1 : step);
-      if (!common.quiet) set_training_stop_note();
+    // name, run dir, accumulate, total, log_every, save_every, batch size, clip, seed, quiet;
+    // the expert load only where a layer routes
+    const StepLoopOptions lo{"finetune",   o.run_dir, o.accumulate, total,        o.log_every, o.save_every,
+                             r.batch_size, r.clip,    seed,         common.quiet, false};
+    StepHooks hooks;
+    hooks.micro_loss = [&](int64_t micro) { return task_loss(loader->next(), micro); };
+    // MoE load statistics only for the steps that log them.
+    hooks.before_step = [&](bool logs) { model->set_want_load(logs); };
+    hooks.write_checkpoint = [&](double loss) {
+      write_checkpoint(o.run_dir, st.step, *model, *opt, trainer_state(loss), o.keep, false);
+    };
+    if (task == Task::retrieval) hooks.after_update = [&] { model->clamp_itc_temperature(); };
+    if (has_val()) {
+      hooks.evaluates = [&](int64_t step) { return step % eval_every == 0 || step == total; };
+      hooks.evaluate = [&](double loss) { validate(loss); };
     }
-    std::unique_ptr<Progress> progress;
-    if (rank0() && !common.quiet) {
-      progress = std::make_unique<Progress>("finetune", static_cast<uint64_t>(total), "steps");
-      progress->resume_at(static_cast<uint64_t>(step));
-    }
-    std::vector<torch::Tensor> params;
-    for (auto& kv : opt->params()) params.push_back(kv.second);
-    double last_loss = 0;
-    bool diverged = false;
-    try {
-      while (step < total) {
-        auto t0 = std::chrono::steady_clock::now();
-        census::begin_step(step + 1, (step + 1) % o.log_every == 0 || step + 1 == total);
-        torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
-        opt->zero_grad();
-        double loss = 0;
-        ojson parts = ojson::object();
-        std::vector<model::LayerLoad> load;
-        for (int a = 0; a < o.accumulate; ++a) {
-          Batch b = loader->next();
-          census::phase("forward");
-          StepLoss l = task_loss(b, step * o.accumulate + a);
-          census::phase("backward");
-          (l.total / o.accumulate).backward();
-          census::phase("other");
-          loss += l.total.item<double>() / o.accumulate;
-          for (auto it = l.parts.begin(); it != l.parts.end(); ++it)
-            parts[it.key()] = parts.value(it.key(), 0.0) + it.value().get<double>() / o.accumulate;
-          accumulate_load(load, l.load);
-        }
-        // The loss and its parts are logged as means over the ranks (the global batch's values).
-        std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
-        for (auto it = parts.begin(); it != parts.end(); ++it) local.push_back(it.value().get<double>());
-        auto totals = pg->sum(local);
-        loss = totals[0] / env.world;
-        size_t part = 3;
-        for (auto it = parts.begin(); it != parts.end(); ++it) it.value() = totals[part++] / env.world;
-        if (totals[1] > 0) {
-          // The step's metrics line, its loss null and every part as it came out (the JSON
-          // writer makes a NaN or infinity null): it shows which part diverged.
-          ojson j{{"step", step + 1}, {"loss", nullptr}};
-          for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
-          j["lr"] = schedule.at(step);
-          log_metrics(j);
-          diverged = true;
-          throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
-                      "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
-        }
-        census::phase("clip");
-        const double gnorm = sync_gradients(*opt, *pg, r.clip).item<double>();
-        const double lr = schedule.at(step);
-        census::phase("optimizer");
-        opt->step(lr);
-        if (task == Task::retrieval) model->clamp_itc_temperature();
-        ++step;
-        last_loss = loss;
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        census::phase("log");
-        if (step % o.log_every == 0 || step == total) {
-          ojson j{{"step", step}, {"loss", loss}};
-          for (auto it = parts.begin(); it != parts.end(); ++it) j[it.key()] = it.value();
-          j["lr"] = lr;
-          j["grad_norm"] = gnorm;
-          j["samples_per_s"] = r.batch_size / std::max(secs, 1e-9);
-          if (!load.empty()) j["expert_load"] = expert_load_json(load);
-          log_metrics(j);
-        }
-        census::end_step();
-        if (progress) progress->set(static_cast<uint64_t>(step));
-        const bool at_eval = has_val() && (step % eval_every == 0 || step == total);
-        if (at_eval) validate(loss);
-        if ((o.save_every > 0 ? step % o.save_every == 0 : at_eval) || step == total) save_checkpoint(loss);
-        if (totals[2] > 0 && step < total) {
-          if (saved != step) save_checkpoint(loss);
-          const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
-          throw Interrupted(sig, stopped_message(step, o.run_dir));
-        }
-      }
-    } catch (const Interrupted&) {
-      throw;
-    } catch (...) {
-      // Every step taken stays: rank 0 writes the checkpoint of the last complete step.
-      if (!diverged)
-        save_after_failure(step, saved, o.run_dir, rank0(), [&] {
-          if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(last_loss), o.keep, false);
-        });
-      throw;
-    }
-    if (saved != step) save_checkpoint(last_loss);
-    if (progress) progress->finish(fmt::format("loss {:.4f}", last_loss));
-    return 0;
+    hooks.checkpoint_at_evaluation = true;
+    return run_step_loop(lo, schedule, *opt, *pg, st, hooks);
   }
 
   // The final bundle in the run dir and the predictions of the chosen model.

@@ -83,6 +83,19 @@ MsmMasks make_msm_masks(const torch::Tensor& ids, const torch::Tensor& mask, int
   return m;
 }
 
+double masked_patch_count(const MsmMasks& masks) {
+  if (!masks.mim_mask.defined()) return 0;
+  const torch::Tensor m = masks.mim_mask.contiguous();
+  const float* p = m.data_ptr<float>();
+  return std::accumulate(p, p + m.numel(), 0.0);
+}
+
+double chosen_token_count(const MsmMasks& masks) {
+  const torch::Tensor l = masks.mlm_labels.contiguous();
+  const int64_t* p = l.data_ptr<int64_t>();
+  return static_cast<double>(std::count_if(p, p + l.numel(), [](int64_t v) { return v != -100; }));
+}
+
 torch::Tensor mim_targets(const torch::Tensor& images, int64_t patch, bool normalise) {
   torch::Tensor t = model::patchify(images, patch);
   if (!normalise) return t;
@@ -101,18 +114,25 @@ torch::Tensor mim_loss(model::EveModelImpl& model, const model::EncoderOutput& e
                        double count) {
   torch::Tensor pred = model.mim_predict(encoded, masks.ids_keep).to(torch::kFloat32);  // bf16 under autocast
   torch::Tensor target = mim_targets(images, model.config().patch_size, norm_target);
-  if (count <= 0) count = masks.mim_mask.sum().item<double>();
-  return mim_loss_sum(pred, target, masks.mim_mask) / count;
+  const torch::Tensor sum = mim_loss_sum(pred, target, masks.mim_mask);
+  return count > 0 ? sum / count : sum / masks.mim_mask.sum().clamp_min(1);
 }
 
 torch::Tensor mlm_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
                        const torch::Tensor& labels, double count) {
   torch::Tensor text = encoded.hidden.narrow(1, encoded.num_vision, encoded.hidden.size(1) - encoded.num_vision);
-  torch::Tensor chosen = labels.ne(-100);
-  torch::Tensor rows = text.index({chosen});
-  torch::Tensor targets = labels.index({chosen});
-  if (count <= 0) count = static_cast<double>(targets.size(0));
-  if (targets.size(0) == 0) return torch::zeros({}, encoded.hidden.options());
+  // Flat indices of the chosen positions, found on the host: a boolean index on the device
+  // would read the count back before it could size its result.
+  const torch::Tensor host = labels.to(torch::kCPU).reshape({-1}).contiguous();
+  const int64_t* l = host.data_ptr<int64_t>();
+  std::vector<int64_t> chosen;
+  for (int64_t i = 0; i < host.numel(); ++i)
+    if (l[i] != -100) chosen.push_back(i);
+  if (count <= 0) count = static_cast<double>(chosen.size());
+  if (chosen.empty()) return torch::zeros({}, encoded.hidden.options());
+  const torch::Tensor at = torch::tensor(chosen, torch::kInt64);
+  torch::Tensor rows = text.reshape({-1, text.size(2)}).index_select(0, at.to(text.device()));
+  torch::Tensor targets = host.index_select(0, at).to(text.device());
   return torch::nn::functional::cross_entropy(
              model.mlm_logits(rows).to(torch::kFloat32), targets,
              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
@@ -143,12 +163,14 @@ MsmLoss msm_loss(model::EveModelImpl& model, const torch::Tensor& images, const 
 
   torch::Tensor aux = (ea.aux + eb.aux) * 0.5;
   out.total = o.mim_weight * mim + o.mlm_weight * mlm + cfg.moe_lossweight * aux;
-  out.mim = mim.item<double>();
-  out.mlm = mlm.item<double>();
-  out.aux = aux.item<double>();
+  out.mim = mim.detach();
+  out.mlm = mlm.detach();
+  out.aux = aux.detach();
   out.load = eb.load;
   for (size_t i = 0; i < out.load.size() && i < ea.load.size(); ++i) {
-    out.load[i].load.top1 = out.load[i].load.top1 + ea.load[i].load.top1;
+    torch::Tensor& sum = out.load[i].load.top1;
+    const torch::Tensor& add = ea.load[i].load.top1;
+    if (add.defined()) sum = sum.defined() ? sum + add : add;  // defined on logging steps only
     out.load[i].load.tokens += ea.load[i].load.tokens;
   }
   return out;

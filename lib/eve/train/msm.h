@@ -25,8 +25,14 @@ struct MsmMasks {
   torch::Tensor ids_keep;    // [b,K] int64 visible patches, ascending (undefined: no image)
   torch::Tensor mim_mask;    // [b,N] float, 1 = masked (predicted) patch (undefined: no image)
   torch::Tensor mlm_ids;     // [b,T] input ids with the 80/10/10 replacement applied
-  torch::Tensor mlm_labels;  // [b,T] original id at chosen positions, -100 elsewhere
+  torch::Tensor mlm_labels;  // [b,T] original id at chosen positions, -100 elsewhere (left on
+                             // the CPU, mlm_loss finds the positions without a device read)
 };
+
+// Counts of masks made by make_msm_masks, read from their CPU tensors (no device read):
+// the masked patches (0 without an image) and the text positions chosen for MLM.
+double masked_patch_count(const MsmMasks& masks);
+double chosen_token_count(const MsmMasks& masks);
 
 // Patches kept out of N for a mask ratio.
 int64_t visible_patches(int64_t patches, double ratio);
@@ -50,20 +56,22 @@ torch::Tensor mim_loss_sum(const torch::Tensor& pred, const torch::Tensor& targe
 
 // MIM loss of an encoder pass over the visible patches (ids_keep of `masks`; any mode with
 // vision tokens): the decoder's pixel predictions against mim_targets, mean squared error
-// over the masked patches divided by `count` (0 = the batch's own number of masked patches).
+// over the masked patches divided by `count` (0 = the batch's own number of masked patches,
+// kept as a tensor).
 torch::Tensor mim_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
                        const torch::Tensor& images, const MsmMasks& masks, bool norm_target,
                        double count = 0);
 
 // MLM loss of an encoder pass over masked text (vl or text mode): cross-entropy of the MLM
 // head at the positions whose label is not -100, summed and divided by `count` (0 = the
-// number of such positions); 0 when there is none.
+// number of such positions); 0 when there is none. The positions are read from the labels
+// on the host: labels on the CPU (as make_msm_masks makes them) cost no device read.
 torch::Tensor mlm_loss(model::EveModelImpl& model, const model::EncoderOutput& encoded,
                        const torch::Tensor& labels, double count = 0);
 
 struct MsmLoss {
-  torch::Tensor total;       // the loss to differentiate
-  double mim = 0, mlm = 0, aux = 0;   // mean values (for logging)
+  torch::Tensor total;          // the loss to differentiate
+  torch::Tensor mim, mlm, aux;  // 0-d, without gradient: the values to log
   std::vector<model::LayerLoad> load;
 };
 

@@ -9,9 +9,7 @@
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
-#include "eve/core/progress.h"
 #include "eve/core/rng.h"
-#include "eve/core/signals.h"
 #include "eve/core/threads.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
@@ -25,6 +23,7 @@
 #include "eve/train/msm.h"
 #include "eve/train/optim.h"
 #include "eve/train/run_common.h"
+#include "eve/train/step_loop.h"
 #include "eve/train/text_loader.h"
 
 namespace eve::train {
@@ -110,7 +109,6 @@ bool glob_match(const std::string& pattern, const std::string& name) {
 
 namespace {
 
-constexpr uint64_t kTorchStream = 0x746f726368ull;  // "torch"
 constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard negatives
 
 void check_options(const PretrainOptions& o) {
@@ -151,13 +149,6 @@ ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed
                {"flip", o.flip},          {"rand_augment", o.rand_augment}};
 }
 
-// One micro-batch's loss: the tensor to differentiate and the parts to log, in order.
-struct MicroLoss {
-  torch::Tensor total;
-  std::vector<std::pair<const char*, double>> parts;
-  std::vector<model::LayerLoad> load;
-};
-
 struct Trainer {
   PretrainOptions o;
   const cli::CommonOptions& common;
@@ -173,12 +164,11 @@ struct Trainer {
   Objective obj;
   Schedule schedule;
   MsmOptions msm;
-  int64_t step = 0, total = 0;
+  LoopState st;                         // steps done, last checkpoint, where the run resumed
+  int64_t total = 0;
   uint64_t seed = 0;
   nn::Precision precision = nn::run_precision();
   std::string runtime_device;           // what init_runtime resolved --device to
-  std::string resumed_from;             // the checkpoint dir the run resumed from ("" = none)
-  int64_t saved = 0;                    // the step of the last checkpoint written or resumed from
   torch::Device device{torch::kCPU};    // where this rank's model and batches live
 
   Trainer(PretrainOptions opts, const cli::CommonOptions& c, std::string runtime)
@@ -196,28 +186,21 @@ struct Trainer {
     pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
     seed = common.seed;
     check_dataset();
-    CheckpointRef ck = latest_checkpoint(o.run_dir);
-    if (o.resume && ck.step < 0)
-      throw UsageError("--resume: " + o.run_dir + " holds no complete checkpoint");
-    ojson state;
-    if (ck.step >= 0) {
-      state = io::parse_ordered_json(io::read_file(ck.dir + "/trainer.json"), ck.dir + "/trainer.json");
-      const ojson want = options_json(o, obj, state["options"]["seed"].get<uint64_t>(), env.world, precision);
-      ojson have = state["options"];
-      if (!have.contains("stage")) have["stage"] = "vl";  // checkpoints of earlier versions
-      if (!have.contains("freeze")) have["freeze"] = ojson::array();
-      for (const char* key : {"world_size", "batch_size", "accumulate", "objective", "stage", "freeze"})
-        if (have[key] != want[key])
-          throw UsageError(std::string("cannot resume ") + ck.dir + ": it was trained with " + key + " " +
-                               have[key].dump() + ", this run has " + want[key].dump(),
-                           {}, {}, "resume with the same options, or use a new --out");
+    const ResumePoint rp =
+        find_resume_point(o.run_dir, o.resume, options_json(o, obj, seed, env.world, precision),
+                          {"world_size", "batch_size", "accumulate", "objective", "stage", "freeze"},
+                          // checkpoints of earlier versions
+                          ojson{{"stage", "vl"}, {"freeze", ojson::array()}});
+    const CheckpointRef& ck = rp.checkpoint;
+    if (rp.found()) {
+      const ojson& state = rp.state;
       seed = state["options"]["seed"].get<uint64_t>();
       model::Bundle b = model::load_bundle(ck.dir);
       model = b.model;
       config = b.config;
-      step = state["step"].get<int64_t>();
-      resumed_from = ck.dir;
-      saved = step;
+      st.step = state["step"].get<int64_t>();
+      st.resumed_from = ck.dir;
+      st.saved = st.step;
     } else {
       if (o.tokenizer.empty() && o.init.empty())
         throw UsageError("--tokenizer is required (the tok.json written beside the tokenizer model)");
@@ -250,7 +233,7 @@ struct Trainer {
 
     if (rank0() && manifest.found && obj.stage != "text")
       warn_resolution(manifest, config.image_res,
-                      resumed_from.empty() ? "image_res of the model config" : "image_res of " + resumed_from,
+                      st.resumed_from.empty() ? "image_res of the model config" : "image_res of " + st.resumed_from,
                       "prepare the images at that size (eve-prep --size " + std::to_string(config.image_res) +
                           ") or pre-train a config with an image_res near " + std::to_string(manifest.short_side));
     LoaderOptions lo = training_loader_options(o.data, o.batch_size / o.accumulate, env.rank, env.world, seed, config,
@@ -291,12 +274,12 @@ struct Trainer {
     std::vector<torch::Tensor> ps = model->parameters();
     pg->broadcast(ps);
 
-    const int64_t micro = step * o.accumulate;
+    const int64_t micro = st.step * o.accumulate;
     if (loader) loader->seek(micro / per_epoch, micro % per_epoch);
     if (text_loader) text_loader->seek(micro / per_epoch, micro % per_epoch);
     if (rank0()) {
       fs::create_directories(o.run_dir);
-      truncate_metrics(o.run_dir + "/metrics.jsonl", step);
+      truncate_metrics(o.run_dir + "/metrics.jsonl", st.step);
       auto [d, nd] = opt->group_sizes();
       log::info("pretrain {} (stage {}): {} samples, {} micro-batches per epoch, {} steps of {} samples; "
                 "rank {} of {}; {} parameters with weight decay, {} without; precision {}",
@@ -375,7 +358,8 @@ struct Trainer {
 
   torch::Tensor on_device(const torch::Tensor& t) const { return t.defined() ? t.to(device) : t; }
   MsmMasks on_device(MsmMasks m) const {
-    for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids, &m.mlm_labels}) *t = on_device(*t);
+    // The MLM labels stay on the host, where mlm_loss finds the chosen positions.
+    for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids}) *t = on_device(*t);
     return m;
   }
 
@@ -387,7 +371,7 @@ struct Trainer {
     const torch::Tensor images = on_device(b.images), ids = on_device(b.ids), mask = on_device(b.mask);
     if (obj.msm()) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
-      auto counts = pg->sum({m.mim_mask.sum().item<double>(), m.mlm_labels.ne(-100).sum().item<double>()});
+      auto counts = pg->sum({masked_patch_count(m), chosen_token_count(m)});
       MsmLoss l = msm_loss(*model, images, ids, mask, on_device(m), msm, counts[0] / env.world,
                            std::max(1.0, counts[1]) / env.world);
       out.total = l.total;
@@ -397,7 +381,7 @@ struct Trainer {
     }
     if (obj.stage == "image") {
       MsmMasks m = make_msm_masks(b.ids, b.mask, config.num_patches(), msm, tok, seed, micro, b.first);
-      const double masked = share(m.mim_mask.sum().item<double>());
+      const double masked = share(masked_patch_count(m));
       m = on_device(std::move(m));
       model::EncoderInput in;
       in.image = images;
@@ -405,18 +389,19 @@ struct Trainer {
       model::EncoderOutput e = model->encode(model::Mode::vision, in);
       torch::Tensor mim = mim_loss(*model, e, images, m, msm.norm_target, masked);
       out.total = o.mim_weight * mim + moe * e.aux;
-      out.parts = {{"mim", mim.item<double>()}, {"aux", e.aux.item<double>()}};
+      out.parts = {{"mim", mim.detach()}, {"aux", e.aux.detach()}};
       out.load = std::move(e.load);
       return out;
     }
     // Contrastive parts (stage vl) and MLM (stage vl on the complete image, stage text alone).
-    double aux_sum = 0;
+    torch::Tensor aux_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     int passes = 0;
     out.total = torch::zeros({}, torch::TensorOptions().device(device));
     if (obj.contrastive()) {
       torch::Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
-      for (int64_t i = 0; i < groups.size(0); ++i)
-        groups[i] = group_of_sample[static_cast<size_t>(b.samples[i].item<int64_t>())];
+      auto sample = b.samples.accessor<int64_t, 1>();
+      auto group = groups.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < groups.size(0); ++i) group[i] = group_of_sample[static_cast<size_t>(sample[i])];
       ContrastiveOptions co;
       co.itc_weight = obj.itc ? o.itc_weight : 0.0;
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
@@ -430,12 +415,12 @@ struct Trainer {
         out.parts.emplace_back("itm_accuracy", c.itm_accuracy);
       }
       passes = co.itm_weight > 0 ? 3 : 2;
-      aux_sum = c.aux * passes;
+      aux_sum = c.aux.to(torch::kFloat64) * passes;
       out.load = std::move(c.load);
     }
     if (obj.mlm) {
       MsmMasks m = make_msm_masks(b.ids, b.mask, 0, msm, tok, seed, micro, b.first);
-      const double chosen = share(m.mlm_labels.ne(-100).sum().item<double>());
+      const double chosen = share(chosen_token_count(m));
       m = on_device(std::move(m));
       model::EncoderInput in;
       in.image = images;  // undefined in the text stage
@@ -444,8 +429,8 @@ struct Trainer {
       model::EncoderOutput e = model->encode(obj.stage == "text" ? model::Mode::text : model::Mode::vl, in);
       torch::Tensor mlm = mlm_loss(*model, e, m.mlm_labels, chosen);
       out.total = out.total + o.mlm_weight * mlm + moe * e.aux;
-      out.parts.emplace_back("mlm", mlm.item<double>());
-      aux_sum += e.aux.item<double>();
+      out.parts.emplace_back("mlm", mlm.detach());
+      aux_sum = aux_sum + e.aux.detach().to(torch::kFloat64);
       ++passes;
       accumulate_load(out.load, e.load);
     }
@@ -454,13 +439,13 @@ struct Trainer {
   }
 
   ojson trainer_state(double loss) const {
-    const int64_t micro = step * o.accumulate, per_epoch = batches_per_epoch();
+    const int64_t micro = st.step * o.accumulate, per_epoch = batches_per_epoch();
     return ojson{{"format", "eve-trainer 1"},
-                 {"step", step},
+                 {"step", st.step},
                  {"total_steps", total},
                  {"epoch", micro / per_epoch},
                  {"batch_in_epoch", micro % per_epoch},
-                 {"samples_seen", step * o.batch_size},
+                 {"samples_seen", st.step * o.batch_size},
                  {"loss", loss},
                  {"schedule", {{"lr", schedule.lr}, {"min_lr", schedule.min_lr}, {"warmup", schedule.warmup},
                                {"total", schedule.total}, {"decay", schedule.decay}}},
@@ -472,123 +457,34 @@ struct Trainer {
                  {"options", options_json(o, obj, seed, env.world, precision)}};
   }
 
-  void save(double loss) {
-    if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(loss), o.keep);
-    pg->barrier();
-    saved = step;
-  }
-
   int run() {
-    if (already_complete(step, total, resumed_from, rank0())) return 0;
-    if (rank0()) {
-      if (!resumed_from.empty()) log::info("resuming from {} (step {} of {})", resumed_from, step, total);
-      note_intact_checkpoint(o.run_dir, resumed_from.empty() ? -1 : step);
-      if (!common.quiet) set_training_stop_note();
-    }
-    std::unique_ptr<Progress> progress;
-    if (rank0() && !common.quiet) {
-      progress = std::make_unique<Progress>("pretrain", static_cast<uint64_t>(total), "steps");
-      progress->resume_at(static_cast<uint64_t>(step));
-    }
-    std::ofstream metrics;
-    if (rank0()) metrics.open(o.run_dir + "/metrics.jsonl", std::ios::app);
-    std::vector<torch::Tensor> params;
-    for (auto& kv : opt->params()) params.push_back(kv.second);
-    double last_loss = 0;
-    bool diverged = false;
-    try {
-      while (step < total) {
-        auto t0 = std::chrono::steady_clock::now();
-        census::begin_step(step + 1, rank0() && ((step + 1) % o.log_every == 0 || step + 1 == total));
-        torch::manual_seed(Rng(seed, kTorchStream, static_cast<uint64_t>(step * env.world + env.rank)).next() >> 1);
-        opt->zero_grad();
-        double loss = 0;
-        std::vector<std::pair<const char*, double>> parts;
-        std::vector<model::LayerLoad> load;
-        for (int a = 0; a < o.accumulate; ++a) {
-          const int64_t micro = step * o.accumulate + a;
-          MicroLoss l;
-          {
-            nn::Autocast autocast(precision, device.str());  // forward only; backward outside
-            const Batch batch = next_batch();
-            census::phase("forward");
-            l = micro_loss(batch, micro);
-          }
-          if (!l.total.requires_grad())
-            throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
-                             "--freeze froze everything it trains");
-          census::phase("backward");
-          (l.total / o.accumulate).backward();
-          census::phase("other");
-          loss += l.total.item<double>() / o.accumulate;
-          if (parts.empty())
-            for (const auto& [name, v] : l.parts) parts.emplace_back(name, 0.0);
-          for (size_t i = 0; i < parts.size(); ++i) parts[i].second += l.parts[i].second / o.accumulate;
-          accumulate_load(load, l.load);
-        }
-        // The loss and its parts are logged as means over the ranks (the global batch's values).
-        std::vector<double> local{loss, std::isfinite(loss) ? 0.0 : 1.0, signals::stop_requested() ? 1.0 : 0.0};
-        for (const auto& part : parts) local.push_back(part.second);
-        auto totals = pg->sum(local);
-        loss = totals[0] / env.world;
-        for (size_t i = 0; i < parts.size(); ++i) parts[i].second = totals[3 + i] / env.world;
-        if (totals[1] > 0) {
-          // The step's metrics line, its loss null and every part as it came out (the JSON
-          // writer makes a NaN or infinity null): it shows which part diverged.
-          if (rank0()) {
-            ojson j{{"step", step + 1}, {"loss", nullptr}};
-            for (const auto& [name, v] : parts) j[name] = v;
-            j["lr"] = schedule.at(step);
-            metrics << io::to_jsonl_line(j);
-            metrics.flush();
-          }
-          diverged = true;
-          throw Error("the loss is not finite at step " + std::to_string(step + 1), {}, {},
-                      "lower --lr or check the data; the last good checkpoint stays in " + o.run_dir);
-        }
-        census::phase("clip");
-        const double gnorm = sync_gradients(*opt, *pg, o.clip).item<double>();
-        const double lr = schedule.at(step);
-        census::phase("optimizer");
-        opt->step(lr);
-        if (obj.contrastive()) model->clamp_itc_temperature();
-        ++step;
-        last_loss = loss;
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        census::phase("log");
-        if (rank0() && (step % o.log_every == 0 || step == total)) {
-          ojson j{{"step", step}, {"loss", loss}};
-          for (const auto& [name, v] : parts) j[name] = v;
-          if (obj.contrastive()) j["itc_temp"] = model->itc_temperature().item<double>();
-          j["lr"] = lr;
-          j["grad_norm"] = gnorm;
-          j["samples_per_s"] = o.batch_size / std::max(secs, 1e-9);
-          j["expert_load"] = expert_load_json(load);
-          metrics << io::to_jsonl_line(j);
-          metrics.flush();
-        }
-        census::end_step();
-        if (progress) progress->set(static_cast<uint64_t>(step));
-        if (o.save_every > 0 && step % o.save_every == 0 && step < total) save(loss);
-        if (totals[2] > 0 && step < total) {
-          if (saved != step) save(loss);
-          const int sig = signals::stop_signal() ? signals::stop_signal() : 15;
-          throw Interrupted(sig, stopped_message(step, o.run_dir));
-        }
+    // name, run dir, accumulate, total, log_every, save_every, batch size, clip, seed, quiet
+    const StepLoopOptions lo{"pretrain",   o.run_dir, o.accumulate, total,       o.log_every, o.save_every,
+                             o.batch_size, o.clip,    seed,         common.quiet};
+    StepHooks hooks;
+    hooks.micro_loss = [&](int64_t micro) {
+      MicroLoss l;
+      {
+        nn::Autocast autocast(precision, device.str());  // forward only; backward outside
+        const Batch batch = next_batch();
+        census::phase("forward");
+        l = micro_loss(batch, micro);
       }
-    } catch (const Interrupted&) {
-      throw;
-    } catch (...) {
-      // Every step taken stays: rank 0 writes the checkpoint of the last complete step.
-      if (!diverged)
-        save_after_failure(step, saved, o.run_dir, rank0(), [&] {
-          if (rank0()) write_checkpoint(o.run_dir, step, *model, *opt, trainer_state(last_loss), o.keep);
-        });
-      throw;
+      if (!l.total.requires_grad())
+        throw UsageError("the loss of --objective " + obj.name() + " depends on no trainable parameter", {}, {},
+                         "--freeze froze everything it trains");
+      return l;
+    };
+    // MoE load statistics only for the steps that log them.
+    hooks.before_step = [&](bool logs) { model->set_want_load(logs); };
+    hooks.write_checkpoint = [&](double loss) {
+      write_checkpoint(o.run_dir, st.step, *model, *opt, trainer_state(loss), o.keep);
+    };
+    if (obj.contrastive()) {
+      hooks.after_update = [&] { model->clamp_itc_temperature(); };
+      hooks.itc_temperature = [&] { return model->itc_temperature(); };
     }
-    if (saved != step) save(last_loss);
-    if (progress) progress->finish(fmt::format("loss {:.4f}", last_loss));
-    return 0;
+    return run_step_loop(lo, schedule, *opt, *pg, st, hooks);
   }
 };
 

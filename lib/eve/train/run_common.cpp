@@ -93,8 +93,12 @@ void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<mode
     into = more;
     return;
   }
-  for (size_t i = 0; i < into.size() && i < more.size(); ++i)
-    into[i].load.top1 = into[i].load.top1 + more[i].load.top1;
+  // Load statistics are computed only on logging steps (undefined otherwise).
+  for (size_t i = 0; i < into.size() && i < more.size(); ++i) {
+    const torch::Tensor& add = more[i].load.top1;
+    torch::Tensor& sum = into[i].load.top1;
+    if (add.defined()) sum = sum.defined() ? sum + add : add;
+  }
 }
 
 LoaderOptions training_loader_options(const std::string& dir, int64_t micro_batch, int rank, int world,

@@ -415,17 +415,17 @@ TEST(ContrastiveLoss, ItcMatchesHandComputationAndGradientsReachEveryPart) {
   ASSERT_TRUE(l.total.defined());
   EXPECT_EQ(l.total.dim(), 0);
   EXPECT_TRUE(std::isfinite(l.total.item<double>()));
-  EXPECT_NEAR(l.itc, hand_itc(*m, b), 1e-4);
+  EXPECT_NEAR(l.itc.item<double>(), hand_itc(*m, b), 1e-4);
   // The positives of repeated ids matter: one image per row gives another value.
   ContrastiveBatch distinct = b;
   distinct.groups = torch::arange(6, torch::kInt64);
-  EXPECT_GT(std::abs(hand_itc(*m, distinct) - l.itc), 0.05);
-  EXPECT_GT(l.itm, 0.0);
-  EXPECT_GE(l.itm_accuracy, 0.0);
-  EXPECT_LE(l.itm_accuracy, 1.0);
-  EXPECT_GE(l.aux, 0.0);
+  EXPECT_GT(std::abs(hand_itc(*m, distinct) - l.itc.item<double>()), 0.05);
+  EXPECT_GT(l.itm.item<double>(), 0.0);
+  EXPECT_GE(l.itm_accuracy.item<double>(), 0.0);
+  EXPECT_LE(l.itm_accuracy.item<double>(), 1.0);
+  EXPECT_GE(l.aux.item<double>(), 0.0);
   EXPECT_FALSE(l.load.empty());
-  EXPECT_NEAR(l.total.item<double>(), l.itc + l.itm + m->config().moe_lossweight * l.aux, 1e-5);
+  EXPECT_NEAR(l.total.item<double>(), l.itc.item<double>() + l.itm.item<double>() + m->config().moe_lossweight * l.aux.item<double>(), 1e-5);
 
   l.total.backward();
   EXPECT_TRUE(has_gradient(m->itc_vision_proj_head->weight));
@@ -439,8 +439,8 @@ TEST(ContrastiveLoss, ItcMatchesHandComputationAndGradientsReachEveryPart) {
   // Negatives come from torch's generator: the same seed gives the same ITM loss.
   torch::manual_seed(4);
   ContrastiveLoss again = contrastive_loss(*m, b.images, b.ids, b.mask, b.groups, {}, nullptr);
-  EXPECT_DOUBLE_EQ(again.itm, l.itm);
-  EXPECT_DOUBLE_EQ(again.itc, l.itc);
+  EXPECT_DOUBLE_EQ(again.itm.item<double>(), l.itm.item<double>());
+  EXPECT_DOUBLE_EQ(again.itc.item<double>(), l.itc.item<double>());
 }
 
 TEST(ContrastiveLoss, ItmWeightZeroRunsNoFusionPass) {
@@ -452,12 +452,12 @@ TEST(ContrastiveLoss, ItmWeightZeroRunsNoFusionPass) {
   o.itm_weight = 0;
   o.itc_weight = 2.0;
   ContrastiveLoss l = contrastive_loss(*m, b.images, b.ids, b.mask, b.groups, o, nullptr);
-  EXPECT_EQ(l.itm, 0.0);
-  EXPECT_EQ(l.itm_accuracy, 0.0);
-  EXPECT_NEAR(l.itc, hand_itc(*m, b), 1e-4);
-  EXPECT_NEAR(l.total.item<double>(), 2.0 * l.itc + m->config().moe_lossweight * l.aux, 1e-5);
+  EXPECT_EQ(l.itm.item<double>(), 0.0);
+  EXPECT_EQ(l.itm_accuracy.item<double>(), 0.0);
+  EXPECT_NEAR(l.itc.item<double>(), hand_itc(*m, b), 1e-4);
+  EXPECT_NEAR(l.total.item<double>(), 2.0 * l.itc.item<double>() + m->config().moe_lossweight * l.aux.item<double>(), 1e-5);
   ContrastiveLoss full = contrastive_loss(*m, b.images, b.ids, b.mask, b.groups, {}, nullptr);
-  EXPECT_NEAR(full.itc, l.itc, 1e-6);
+  EXPECT_NEAR(full.itc.item<double>(), l.itc.item<double>(), 1e-6);
   l.total.backward();
   EXPECT_TRUE(has_gradient(m->itc_vision_proj_head->weight));
   EXPECT_FALSE(has_gradient(m->itm_head->weight));  // the matching head never ran

@@ -197,9 +197,9 @@ TEST(HardNegatives, TwoRanksComputeTheOneProcessLossAndGradient) {
     pg.average(grads);
     parts[static_cast<size_t>(r)] = l;
   });
-  EXPECT_NEAR((parts[0].itm + parts[1].itm) / 2, one.itm, 1e-5);
-  EXPECT_NEAR((parts[0].itc + parts[1].itc) / 2, one.itc, 1e-5);
-  EXPECT_NEAR((parts[0].itm_accuracy + parts[1].itm_accuracy) / 2, one.itm_accuracy, 1e-9);
+  EXPECT_NEAR((parts[0].itm.item<double>() + parts[1].itm.item<double>()) / 2, one.itm.item<double>(), 1e-5);
+  EXPECT_NEAR((parts[0].itc.item<double>() + parts[1].itc.item<double>()) / 2, one.itc.item<double>(), 1e-5);
+  EXPECT_NEAR((parts[0].itm_accuracy.item<double>() + parts[1].itm_accuracy.item<double>()) / 2, one.itm_accuracy.item<double>(), 1e-9);
   auto p1 = m1->named_parameters();
   auto p2 = models[1]->named_parameters();
   double worst = 0, largest = 0;

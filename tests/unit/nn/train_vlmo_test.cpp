@@ -144,7 +144,7 @@ TEST(TrainVlmoLoss, MsmIsTheSumOfItsMimAndMlmPieces) {
   const double by_hand =
       ((pred - target).pow(2).mean(-1) * masks.mim_mask).sum().item<double>() / masks.mim_mask.sum().item<double>();
   EXPECT_NEAR(mim.item<double>(), by_hand, 1e-6);
-  EXPECT_NEAR(l.mim, mim.item<double>(), 1e-6);
+  EXPECT_NEAR(l.mim.item<double>(), mim.item<double>(), 1e-6);
   EXPECT_NEAR(mim_loss(*m, ea, batch["image"], masks, o.norm_target, 2.0).item<double>(),
               by_hand * masks.mim_mask.sum().item<double>() / 2.0, 1e-4);
 
@@ -156,7 +156,7 @@ TEST(TrainVlmoLoss, MsmIsTheSumOfItsMimAndMlmPieces) {
   torch::Tensor chosen = masks.mlm_labels.ne(-100);
   const double ce = F::cross_entropy(m->mlm_logits(text.index({chosen})), masks.mlm_labels.index({chosen})).item<double>();
   EXPECT_NEAR(mlm.item<double>(), ce, 1e-5);
-  EXPECT_NEAR(l.mlm, ce, 1e-5);
+  EXPECT_NEAR(l.mlm.item<double>(), ce, 1e-5);
   const double aux = 0.5 * (ea.aux + eb.aux).item<double>();
   EXPECT_NEAR(l.total.item<double>(), 0.7 * by_hand + 1.3 * ce + c.moe_lossweight * aux, 1e-5);
 }
