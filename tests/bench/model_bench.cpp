@@ -22,11 +22,11 @@
 //       gradient clipping + AdamW over the model's parameters: the per-tensor algorithm the
 //       trainers had (kept here as the baseline) against the flat buffers; aten operations
 //       per step (outermost calls), host syncs per step and time per step
-#include <ATen/record_function.h>
 //   eve-model-bench loader --data DIR [--split ids] [--config eve-base] [--res 224]
 //                          [--batch 32] [--batches 8] [--threads 1]
 //       eve-pretrain's loader alone (decode, random resized crop, flip, pixels to [-1, 1])
 //       plus its MIM/MLM mask drawing; prints samples/s and samples/s per loader thread
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <sys/resource.h>
@@ -36,8 +36,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,9 +46,9 @@
 #include "eve/model/moe.h"
 #include "eve/model/runtime.h"
 #include "eve/train/distributed.h"
-#include "eve/train/optim.h"
 #include "eve/train/loader.h"
 #include "eve/train/msm.h"
+#include "eve/train/optim.h"
 #include "eve/train/pretrain.h"
 #include "eve/train/run_common.h"
 
@@ -176,76 +176,6 @@ int model_bench(int argc, char** argv) {
   return 0;
 }
 
-// Resident memory now (from /proc/self/statm) and the process's peak so far, in MiB.
-double resident_mib() {
-  std::ifstream f("/proc/self/statm");
-  long pages = 0, resident = 0;
-  f >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
-double peak_resident_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-int train_memory_bench(int argc, char** argv) {
-  std::map<std::string, std::string> o{{"--config", "eve-base"}, {"--image-res", "384"}, {"--batch", "2"},
-                                       {"--threads", "2"},        {"--reps", "2"},        {"--checkpoint", "0"}};
-  for (int i = 2; i + 1 < argc; i += 2) {
-    auto it = o.find(argv[i]);
-    if (it == o.end()) {
-      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", argv[i]);
-      return 2;
-    }
-    it->second = argv[i + 1];
-  }
-  const std::string preset = o["--config"];
-  const int64_t batch = std::stoll(o["--batch"]), res = std::stoll(o["--image-res"]);
-  const int threads = std::stoi(o["--threads"]), reps = std::stoi(o["--reps"]);
-  const bool checkpointing = o["--checkpoint"] == "1";
-  at::set_num_threads(threads);
-  const char* memory = host_memory_setup();
-  torch::manual_seed(0);
-  ModelConfig c = load_config(preset);
-  c.image_res = static_cast<int>(res);
-  c.heads = {"vqa"};
-  c.gradient_checkpointing = checkpointing;
-  EveModel m(c);
-  m->train();
-  int64_t numel = 0;
-  for (const auto& p : m->parameters()) numel += p.numel();
-  const double weights_mib = 4.0 * static_cast<double>(numel) / (1 << 20);
-  EncoderInput in;
-  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
-  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
-  torch::Tensor targets = torch::rand({batch, c.num_answers}).lt(0.002).to(torch::kFloat);
-  const double before = resident_mib();
-  double best = 1e9;
-  for (int r = 0; r < reps; ++r) {
-    m->zero_grad();
-    double t0 = now();
-    EncoderOutput o = m->encode(Mode::vl, in);
-    torch::Tensor logits = m->vqa_logits(o.pooled);
-    // The official VQA loss: BCE averaged over the batch and scaled by the answer count.
-    torch::Tensor loss =
-        torch::binary_cross_entropy_with_logits(logits, targets) * static_cast<double>(c.num_answers) +
-        c.moe_lossweight * o.aux;
-    loss.backward();
-    best = std::min(best, now() - t0);
-  }
-  const double peak = peak_resident_mib();
-  std::printf("%s %lld px batch %lld, %lld tokens/sample, %d threads, %s, checkpointing %s\n",
-              preset.c_str(), (long long)res, (long long)batch,
-              (long long)(c.num_patches() + 1 + c.max_text_len), threads, memory,
-              checkpointing ? "on" : "off");
-  std::printf("step %.3f s; peak resident %.0f MiB, before the first step %.0f MiB, weights %.0f MiB; "
-              "peak - before - gradients %.0f MiB\n",
-              best, peak, before, weights_mib, peak - before - weights_mib);
-  return 0;
-}
-
 int moe_bench(int argc, char** argv) {
   std::vector<int64_t> tokens{4096, 16384};
   int64_t experts = 32, width = 768, inner = 3072, dense_max = 16384;
@@ -319,6 +249,111 @@ int syncs_bench(int argc, char** argv) {
     else if (k == "--batch") batch = std::stoll(v);
     else if (k == "--layout") layout = v;
     else if (k == "--experts") experts = std::stoll(v);
+    else {
+      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  torch::manual_seed(0);
+  ModelConfig c = load_config(preset);
+  if (experts > 0) c.moe_param.num_experts = experts;
+  EveModel m(c);
+  m->set_expert_layout(layout == "grouped"    ? ExpertLayout::grouped
+                       : layout == "by_device" ? ExpertLayout::by_device
+                                               : ExpertLayout::capacity);
+  m->set_want_load(false);  // a training step that does not log
+  m->train();
+  EncoderInput in;
+  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
+  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
+  in.text_mask = torch::ones_like(in.text_ids);
+  in.text_mask.narrow(1, c.max_text_len / 2, c.max_text_len / 2).zero_();  // padded text
+  std::printf("%s batch %lld, %lld experts, training step with padded text, %s layout\n",
+              preset.c_str(), (long long)batch, (long long)c.moe_param.num_experts, layout.c_str());
+  torch::Tensor loss;
+  {
+    OpCounter ops;
+    EncoderOutput o = m->encode(Mode::vl, in);
+    loss = o.hidden.mean() + o.aux;
+    print_counts("forward", ops.host_reads(), ops.total());
+  }
+  OpCounter ops;
+  loss.backward();
+  print_counts("backward", ops.host_reads(), ops.total());
+  return 0;
+}
+
+// Resident memory now (from /proc/self/statm) and the process's peak so far, in MiB.
+double resident_mib() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+double peak_resident_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+int train_memory_bench(int argc, char** argv) {
+  std::map<std::string, std::string> o{{"--config", "eve-base"}, {"--image-res", "384"}, {"--batch", "2"},
+                                       {"--threads", "2"},        {"--reps", "2"},        {"--checkpoint", "0"}};
+  for (int i = 2; i + 1 < argc; i += 2) {
+    auto it = o.find(argv[i]);
+    if (it == o.end()) {
+      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", argv[i]);
+      return 2;
+    }
+    it->second = argv[i + 1];
+  }
+  const std::string preset = o["--config"];
+  const int64_t batch = std::stoll(o["--batch"]), res = std::stoll(o["--image-res"]);
+  const int threads = std::stoi(o["--threads"]), reps = std::stoi(o["--reps"]);
+  const bool checkpointing = o["--checkpoint"] == "1";
+  at::set_num_threads(threads);
+  const char* memory = host_memory_setup();
+  torch::manual_seed(0);
+  ModelConfig c = load_config(preset);
+  c.image_res = static_cast<int>(res);
+  c.heads = {"vqa"};
+  c.gradient_checkpointing = checkpointing;
+  EveModel m(c);
+  m->train();
+  int64_t numel = 0;
+  for (const auto& p : m->parameters()) numel += p.numel();
+  const double weights_mib = 4.0 * static_cast<double>(numel) / (1 << 20);
+  EncoderInput in;
+  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
+  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
+  torch::Tensor targets = torch::rand({batch, c.num_answers}).lt(0.002).to(torch::kFloat);
+  const double before = resident_mib();
+  double best = 1e9;
+  for (int r = 0; r < reps; ++r) {
+    m->zero_grad();
+    double t0 = now();
+    EncoderOutput o = m->encode(Mode::vl, in);
+    torch::Tensor logits = m->vqa_logits(o.pooled);
+    // The official VQA loss: BCE averaged over the batch and scaled by the answer count.
+    torch::Tensor loss =
+        torch::binary_cross_entropy_with_logits(logits, targets) * static_cast<double>(c.num_answers) +
+        c.moe_lossweight * o.aux;
+    loss.backward();
+    best = std::min(best, now() - t0);
+  }
+  const double peak = peak_resident_mib();
+  std::printf("%s %lld px batch %lld, %lld tokens/sample, %d threads, %s, checkpointing %s\n",
+              preset.c_str(), (long long)res, (long long)batch,
+              (long long)(c.num_patches() + 1 + c.max_text_len), threads, memory,
+              checkpointing ? "on" : "off");
+  std::printf("step %.3f s; peak resident %.0f MiB, before the first step %.0f MiB, weights %.0f MiB; "
+              "peak - before - gradients %.0f MiB\n",
+              best, peak, before, weights_mib, peak - before - weights_mib);
+  return 0;
+}
+
+
 namespace {
 
 // ---- optim: operations and host syncs per optimiser step ----
@@ -398,53 +433,11 @@ int optim_bench(int argc, char** argv) {
     if (k == "--config") preset = v;
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--steps") steps = std::stoi(v);
-int loader_bench(int argc, char** argv) {
-  std::string data, split = "ids", preset = "eve-base";
-  int64_t res = 224, batch = 32, batches = 8;
-  int threads = 1;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--data") data = v;
-    else if (k == "--split") split = v;
-    else if (k == "--config") preset = v;
-    else if (k == "--res") res = std::stoll(v);
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--batches") batches = std::stoll(v);
-    else if (k == "--threads") threads = std::stoi(v);
     else {
       std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
       return 2;
     }
   }
-  torch::manual_seed(0);
-  ModelConfig c = load_config(preset);
-  if (experts > 0) c.moe_param.num_experts = experts;
-  EveModel m(c);
-  m->set_expert_layout(layout == "grouped"    ? ExpertLayout::grouped
-                       : layout == "by_device" ? ExpertLayout::by_device
-                                               : ExpertLayout::capacity);
-  m->set_want_load(false);  // a training step that does not log
-  m->train();
-  EncoderInput in;
-  in.image = torch::randn({batch, 3, c.image_res, c.image_res});
-  in.text_ids = torch::randint(5, c.vocab_size, {batch, c.max_text_len}, torch::kLong);
-  in.text_mask = torch::ones_like(in.text_ids);
-  in.text_mask.narrow(1, c.max_text_len / 2, c.max_text_len / 2).zero_();  // padded text
-  std::printf("%s batch %lld, %lld experts, training step with padded text, %s layout\n",
-              preset.c_str(), (long long)batch, (long long)c.moe_param.num_experts, layout.c_str());
-  torch::Tensor loss;
-  {
-    OpCounter ops;
-    EncoderOutput o = m->encode(Mode::vl, in);
-    loss = o.hidden.mean() + o.aux;
-    print_counts("forward", ops.host_reads(), ops.total());
-  }
-  OpCounter ops;
-  loss.backward();
-  print_counts("backward", ops.host_reads(), ops.total());
-  return 0;
-}
-
   at::set_num_threads(threads);
   torch::manual_seed(0);
   EveModel m(load_config(preset));
@@ -502,6 +495,25 @@ int loader_bench(int argc, char** argv) {
 
 }  // namespace
 
+
+int loader_bench(int argc, char** argv) {
+  std::string data, split = "ids", preset = "eve-base";
+  int64_t res = 224, batch = 32, batches = 8;
+  int threads = 1;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--data") data = v;
+    else if (k == "--split") split = v;
+    else if (k == "--config") preset = v;
+    else if (k == "--res") res = std::stoll(v);
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--batches") batches = std::stoll(v);
+    else if (k == "--threads") threads = std::stoi(v);
+    else {
+      std::fprintf(stderr, "eve-model-bench: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
   at::set_num_threads(1);
   ModelConfig config = load_config(preset);
   config.image_res = static_cast<int>(res);
@@ -525,14 +537,15 @@ int loader_bench(int argc, char** argv) {
   return 0;
 }
 
+
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
-  if (cmd == "loader") return loader_bench(argc, argv);
   if (cmd == "moe") return moe_bench(argc, argv);
   if (cmd == "model") return model_bench(argc, argv);
   if (cmd == "syncs") return syncs_bench(argc, argv);
   if (cmd == "train-memory") return train_memory_bench(argc, argv);
   if (cmd == "optim") return optim_bench(argc, argv);
+  if (cmd == "loader") return loader_bench(argc, argv);
   std::fprintf(stderr, "usage: eve-model-bench moe|model|syncs|train-memory|optim|loader [options]\n");
   return 2;
 }
