@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 #include <mutex>
 
 #include "eve/core/error.h"
@@ -75,11 +76,25 @@ Routing route(const torch::Tensor& logits_in, const RoutingOptions& opt,
   torch::Tensor first = one_hot_mask(r.top1, E);
   torch::Tensor second = logits.detach();
   if (opt.noise) {
-    // Drawn for every row, inactive ones included: the same distribution for each routed
-    // row as when only the routed rows were given, but with padding in the batch the rows
-    // take other numbers of the random stream than they did then.
-    torch::Tensor u = torch::rand_like(second).clamp(1e-20, 1.0 - 1e-7);
-    second = second - torch::log(-torch::log(u));
+    torch::Tensor u;
+    if (active.defined() && second.device().is_cpu()) {
+      // On the CPU the routed rows are known on the host for free: draw numbers for them
+      // alone, in row order, as routing only the real tokens does, so the random stream (and
+      // every later draw of the step) is the same with padding in the batch as without it.
+      // The rows are read through data_ptr, not an op that would read a device.
+      torch::Tensor a = active.to(torch::kBool).contiguous();
+      const bool* p = a.data_ptr<bool>();
+      std::vector<int64_t> rows;
+      for (int64_t i = 0; i < S; ++i)
+        if (p[i]) rows.push_back(i);
+      torch::Tensor drawn = torch::rand({static_cast<int64_t>(rows.size()), E}, second.options());
+      u = torch::full_like(second, 0.5).index_copy_(0, torch::tensor(rows, torch::kLong), drawn);
+    } else {
+      // Elsewhere every row draws (padding included), so nothing is read back: each routed
+      // row's noise has the same distribution, from other numbers of the stream.
+      u = torch::rand_like(second);
+    }
+    second = second - torch::log(-torch::log(u.clamp(1e-20, 1.0 - 1e-7)));
   }
   second = second.masked_fill(first, -std::numeric_limits<float>::infinity());
   r.top2 = second.argmax(1);
