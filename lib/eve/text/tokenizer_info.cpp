@@ -194,8 +194,13 @@ TokFile sniff(const std::string& path) {
   return c == '{' ? TokFile::json : TokFile::other;
 }
 
+// A bundle directory's tokenizer file.
+std::string bundle_tokenizer_path(const std::string& dir) {
+  return dir + (dir.empty() || dir.back() == '/' ? "" : "/") + "tokenizer.model";
+}
+
 std::string bundle_tokenizer(const std::string& dir) {
-  const std::string model = dir + (dir.empty() || dir.back() == '/' ? "" : "/") + "tokenizer.model";
+  const std::string model = bundle_tokenizer_path(dir);
   if (!io::file_exists(model))
     throw Error("is a directory without tokenizer.model", dir, {},
                 "pass the tokenizer's .model or tok.json file, or a bundle directory");
@@ -221,7 +226,7 @@ TokenizerInfo read_tokenizer_info(const std::string& path) {
 std::string sentencepiece_model_of(const std::string& path) {
   switch (sniff(path)) {
     case TokFile::directory: {
-      const std::string model = path + (path.back() == '/' ? "" : "/") + "tokenizer.model";
+      const std::string model = bundle_tokenizer_path(path);
       return io::file_exists(model) ? model : std::string();
     }
     case TokFile::other:

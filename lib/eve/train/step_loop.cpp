@@ -51,8 +51,7 @@ class Loop {
   Loop(const StepLoopOptions& o, const Schedule& schedule, AdamW& opt, ProcessGroup& pg, LoopState& st,
        const StepHooks& hooks)
       : o_(o), schedule_(schedule), opt_(opt), pg_(pg), st_(st), hooks_(hooks) {
-    for (const auto& kv : opt.params()) params_.push_back(kv.second);
-    if (!params_.empty()) device_ = params_.front().device();
+    if (!opt.params().empty()) device_ = opt.params().front().second.device();
     ok_ = torch::ones({}, torch::TensorOptions().dtype(torch::kBool).device(device_));
     first_bad_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
   }
@@ -285,7 +284,6 @@ class Loop {
   ProcessGroup& pg_;
   LoopState& st_;
   const StepHooks& hooks_;
-  std::vector<torch::Tensor> params_;
   std::unique_ptr<Progress> progress_;
   std::ofstream metrics_;
   torch::Device device_{torch::kCPU};   // where the parameters (and the flags below) live
