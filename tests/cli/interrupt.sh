@@ -35,30 +35,6 @@ stop_after() {
   set -e
 }
 
-# same_metrics NAME A B: the two metrics.jsonl files agree line by line but for timings.
-same_metrics() {
-  py - "$2" "$3" <<'EOF' || { echo "FAIL $1: metrics differ from the uninterrupted run"; fail=1; }
-import json, sys
-def rows(path):
-    out = []
-    for line in open(path):
-        r = json.loads(line)
-        r.pop("samples_per_s", None)
-        if "eval" in r:
-            r["eval"].pop("seconds", None)
-        out.append(r)
-    return out
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-if a != b:
-    print(f"  {len(a)} vs {len(b)} lines")
-    for x, y in zip(a, b):
-        if x != y:
-            print("  first difference:", x, "|", y)
-            break
-    sys.exit(1)
-EOF
-}
-
 # stopped_at RUN: the step of the only checkpoint in RUN, checked against the last training
 # step in its metrics (the step the run stopped at).
 stopped_at() {
@@ -100,10 +76,7 @@ for sig in INT TERM; do
 done
 
 # 2. eve-finetune (VQA, with evaluation every 10 steps: the after-step work is resumed too).
-"$B/eve-prep" -q vqa --questions train="$tmp/w/vqa/questions_train.json" --annotations train="$tmp/w/vqa/annotations_train.json" \
-  --questions val="$tmp/w/vqa/questions_val.json" --annotations val="$tmp/w/vqa/annotations_val.json" \
-  --images "$tmp/w/images" --size 0 --out "$tmp/vqa"
-for f in "$tmp"/vqa/*.jsonl; do "$B/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
+toy_vqa
 ft=(--task vqa --data "$tmp/vqa" --config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 1
     --batch-size 4 --max-steps 30 --save-every 0 --log-every 1 --eval-every 10 --seed 3)
 "$B/eve-finetune" -q "${ft[@]}" --out "$tmp/ffull"

@@ -116,18 +116,7 @@ done
 # uninterrupted run ends.
 same_run() {  # same_run NAME REF RUN: weights equal, metrics equal but timings
   cmp -s "$2/model.safetensors" "$3/model.safetensors" || { echo "FAIL $1: the rerun's weights differ"; fail=1; }
-  py - "$2/metrics.jsonl" "$3/metrics.jsonl" <<'EOF' || { echo "FAIL $1: the rerun's metrics differ"; fail=1; }
-import json, sys
-def rows(p):
-    out = []
-    for line in open(p):
-        r = json.loads(line)
-        r.pop("samples_per_s", None)
-        r.get("eval", {}).pop("seconds", None)
-        out.append(r)
-    return out
-sys.exit(rows(sys.argv[1]) != rows(sys.argv[2]))
-EOF
+  same_metrics "$1" "$2/metrics.jsonl" "$3/metrics.jsonl"
 }
 pt=(-q --data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 --batch-size 4
     --max-steps 24 --save-every 3 --keep 2 --seed 7)
@@ -138,10 +127,7 @@ for r in $(seq 1 $reps); do
   "$pre" "${pt[@]}" --out "$tmp/pt$r"
   same_run "pretrain@$d" "$tmp/pt.ref" "$tmp/pt$r"
 done
-"$B/eve-prep" -q vqa --questions train="$tmp/w/vqa/questions_train.json" --annotations train="$tmp/w/vqa/annotations_train.json" \
-  --questions val="$tmp/w/vqa/questions_val.json" --annotations val="$tmp/w/vqa/annotations_val.json" \
-  --images "$tmp/w/images" --size 0 --out "$tmp/vqa"
-for f in "$tmp"/vqa/*.jsonl; do "$B/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
+toy_vqa
 ft=(-q --task vqa --data "$tmp/vqa" --config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 1
     --batch-size 4 --max-steps 16 --save-every 3 --eval-every 5 --seed 3)
 ms=$(timed "$B/eve-finetune" "${ft[@]}" --out "$tmp/ft.ref")
