@@ -120,9 +120,10 @@ class ExpertList(nn.Module):
 class ModalityMoE(nn.Module):
     """Top-2 routing written as a per-expert loop (independent of eve's tensor program)."""
 
-    def __init__(self, d, f, e, type_route, act):
+    def __init__(self, d, f, e, type_route, act, noise=False):
         super().__init__()
         self.e = e
+        self.noise = noise  # Gumbel noise on the second choice while training
         self.gate = Gate(d, e)
         self.type_route = type_route
         if type_route:
@@ -139,6 +140,11 @@ class ModalityMoE(nn.Module):
         s = x.shape[0]
         first = gates.argmax(-1)
         masked = logits.detach().clone()
+        if self.training and self.noise:
+            # The released model draws standard Gumbel noise for every routed token and
+            # expert through torch.distributions (a uniform draw, then -log(-log(u))).
+            zero, one = torch.tensor(0.0), torch.tensor(1.0)
+            masked = masked + torch.distributions.gumbel.Gumbel(zero, one).rsample(masked.shape)
         masked[torch.arange(s), first] = float("-inf")
         second = masked.argmax(-1)
         frac = torch.bincount(first, minlength=self.e).float() / s
@@ -193,7 +199,7 @@ class Layer(nn.Module):
             self.norm2_vl = nn.LayerNorm(d, eps=eps)
             mp = cfg["moe_param"]
             self.mlp_moe = MoeHolder(ModalityMoE(d, f, mp["num_experts"], mp["type_route"],
-                                                 cfg["hidden_act"]))
+                                                 cfg["hidden_act"], cfg.get("moe_noise", False)))
         else:
             self.norm2 = nn.LayerNorm(d, eps=eps)
             self.mlp = Mlp(d, f, cfg["hidden_act"])
@@ -576,6 +582,9 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--draw-seed", type=int, default=None,
+                    help="outputs: seed torch's generator first, so a training pass draws dropout, "
+                         "drop-path and routing noise from a known stream")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.command == "bench":
@@ -595,6 +604,8 @@ def main():
     batch = eve_ref_io.load(inputs)
     if a.command == "outputs":
         model.train(a.train)
+        if a.draw_seed is not None:
+            torch.manual_seed(a.draw_seed)
         with torch.no_grad():
             eve_ref_io.save(out, outputs(model, batch))
         return
