@@ -9,6 +9,7 @@ ft=$EVE_BIN/eve-finetune
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
+source "$(dirname "$0")/lib.bash"
 W=$tmp/w
 "$EVE_BIN/eve-prep" synth --out "$W" --count 40 --size 32 --seed 2 -q
 "$EVE_BIN/eve-prep" -q vqa --questions train="$W/vqa/questions_train.json" --annotations train="$W/vqa/annotations_train.json" \
@@ -28,24 +29,6 @@ c = json.load(open(sys.argv[1]))
 c.update(drop_path_rate=0.0, text_dropout=0.0, moe_noise=False, moe_capacity_factor=2.0, moe_lossweight=0.0)
 json.dump(c, open(sys.argv[2], "w"))
 PY
-# same_weights LABEL ONE TWO MAX FRACTION: the bundles' weights differ by less than MAX, and at
-# most FRACTION of them by more than 1e-6.
-same_weights() {
-  "$EVE_PYTHON" - "$@" <<'PY' || fail=1
-import json, struct, sys
-import numpy as np
-def load(p):
-    b = open(p + "/model.safetensors", "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n]); d = b[8 + n:]
-    return {k: np.frombuffer(d[v["data_offsets"][0]:v["data_offsets"][1]], dtype=np.float32)
-            for k, v in h.items() if k != "__metadata__"}
-label, x, y, most, fraction = sys.argv[1], load(sys.argv[2]), load(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-assert x.keys() == y.keys()
-d = np.concatenate([np.abs(x[k] - y[k]) for k in sorted(x)])
-print(f"{label}: max |1 process - 2 processes| = {d.max():.3g}; {(d > 1e-6).mean():.2e} of {d.size} weights differ by more than 1e-6")
-if not (d.max() < most and (d > 1e-6).mean() <= fraction): print("FAIL weights differ"); sys.exit(1)
-PY
-}
 a=(--task vqa --data "$tmp/vqa" --config "$tmp/det.json" --tokenizer "$tmp/tok.json" --image-res 32 --threads 1 -q
    --batch-size 4 --max-steps 3 --seed 1 --flip 0 --val none)
 "$ft" "${a[@]}" --out "$tmp/one"
@@ -57,23 +40,13 @@ same_weights VQA "$tmp/one" "$tmp/two" 1e-5 1
 # and loss parts (within 1e-5 at step 1, 1e-4 later) and the same weights at the end. Adam
 # moves every weight by about +-lr whatever the size of its gradient, so a weight whose
 # gradient is ~0 moves the way float noise of the summation order says: the tolerance is that
-# at most 0.1 % of the weights differ by more than 1e-6 and none by more than 2e-3 (3 steps at
-# the heads' 10 x 3e-5; measured: 29 of 1.9 M weights, max 3.5e-5). The start is a bundle with
+# at most 0.1 % of the weights differ by more than 1e-6 and none by more than 1e-4 (measured:
+# 24 of 1.9 M weights, max 8.3e-6; 3.5e-5 with another build). The start is a bundle with
 # wide random weights (std 0.3): with eve-tiny's own initialisation every ITC feature is nearly
 # the same (ITC at ln(batch)) and the ITC gradient is float noise everywhere.
 "$ft" --task retrieval --data "$tmp/ret" --config "$tmp/det.json" --tokenizer "$tmp/tok.json" --image-res 32 --threads 1 \
   -q --batch-size 8 --max-steps 1 --val none --out "$tmp/wide"
-"$EVE_PYTHON" - "$tmp/wide/model.safetensors" <<'PY'
-import json, struct, sys
-import numpy as np
-b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); d = bytearray(b[8 + n:])
-rng = np.random.default_rng(0)
-for k, v in h.items():
-    if k != "__metadata__" and len(v["shape"]) >= 2:
-        s, e = v["data_offsets"]
-        d[s:e] = rng.normal(0, 0.3, (e - s) // 4).astype(np.float32).tobytes()
-open(sys.argv[1], "wb").write(b[:8 + n] + bytes(d))
-PY
+widen_weights "$tmp/wide"
 b=(--task retrieval --data "$tmp/ret" --init "$tmp/wide" --image-res 32 --threads 1 -q --batch-size 8 --max-steps 3
    --seed 1 --flip 0 --k-test 2)
 "$ft" "${b[@]}" --out "$tmp/r1"
@@ -93,5 +66,5 @@ for a, b in zip(t1, t2):
 res = json.load(open(two + "/results.json"))["splits"]["val"]
 assert res["images"] == 4 and res["k_test"] == 2, res
 PY
-same_weights retrieval "$tmp/r1" "$tmp/r2" 2e-3 1e-3
+same_weights retrieval "$tmp/r1" "$tmp/r2" 1e-4 1e-3
 exit $fail
