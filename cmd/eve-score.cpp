@@ -39,8 +39,12 @@ int main(int argc, char** argv) {
   eve::eval::RetrievalScoreOptions retrieval;
   auto* retrieval_cmd = app.add_subcommand("retrieval", "Image-text retrieval recall (R@1/5/10)");
   retrieval_cmd->add_option("--ann", retrieval.annotations,
-                            "Test annotation: [{\"image\", \"caption\": [...]}, ...]")
-      ->required();
+                            "Test annotation: [{\"image\", \"caption\": [...]}, ...]");
+  retrieval_cmd->add_option("--data", retrieval.data,
+                            "Dataset dir of eve-prep: its --split records are the annotation, or, with "
+                            "--ann, give the images their store keys (the ids eve-embed writes)")
+      ->option_text("DIR");
+  retrieval_cmd->add_option("--split", retrieval.split, "The split of --data")->capture_default_str();
   retrieval_cmd->add_option("--i2t", retrieval.i2t_scores, "Image-to-text scores .npy (images x texts)");
   retrieval_cmd->add_option("--t2i", retrieval.t2i_scores, "Text-to-image scores .npy (texts x images)");
   retrieval_cmd->add_option("--i2t-ranks", retrieval.i2t_ranks, "Image-query rank lists, JSONL");

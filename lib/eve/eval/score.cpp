@@ -178,8 +178,24 @@ ordered_json score_retrieval(const RetrievalScoreOptions& options) {
   if (lists && (options.i2t_ranks.empty() || options.t2i_ranks.empty())) {
     throw UsageError("--i2t-ranks and --t2i-ranks go together");
   }
-  RetrievalAnnotations ann =
-      parse_retrieval_annotations(io::read_file(options.annotations), display(options.annotations));
+  if (options.annotations.empty() && options.data.empty()) {
+    throw UsageError("give the test annotation (--ann FILE) or the dataset dir (--data DIR --split SPLIT), or both");
+  }
+  RetrievalAnnotations records;
+  if (!options.data.empty()) {
+    const std::string file = options.data + "/" + options.split + ".jsonl";
+    if (!io::file_exists(file)) {
+      throw Error("the dataset dir has no split " + options.split + " (no " + file + ")", options.data);
+    }
+    records = parse_retrieval_annotations(io::read_file(file), file);
+  }
+  RetrievalAnnotations ann;
+  if (options.annotations.empty()) {
+    ann = std::move(records);
+  } else {
+    ann = parse_retrieval_annotations(io::read_file(options.annotations), display(options.annotations));
+    if (!options.data.empty()) add_image_keys(ann, records);
+  }
   size_t captionless = 0;
   for (size_t i = 0; i < ann.image_count(); ++i) captionless += ann.text_offsets[i + 1] == ann.text_offsets[i];
   if (captionless) {

@@ -26,6 +26,9 @@ struct Nlvr2ScoreOptions {
 
 struct RetrievalScoreOptions {
   std::string annotations;  // Karpathy-split test JSON (or eve-prep retrieval JSONL)
+  // A dataset dir of eve-prep and its split: alone, DATA/SPLIT.jsonl is the annotation; with
+  // `annotations`, its records give the images their store keys as further ids.
+  std::string data, split = "test";
   std::string i2t_scores, t2i_scores;  // .npy matrices: images x texts, texts x images
   std::string i2t_ranks, t2i_ranks;    // or JSONL rank lists
   int threads = 0;
@@ -37,7 +40,8 @@ ordered_json score_vqa(const VqaScoreOptions& options);
 // {"accuracy", "consistency"} as fractions, plus "examples" and "groups".
 ordered_json score_nlvr2(const Nlvr2ScoreOptions& options);
 // {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1", ..., "r_mean"} in percent, plus
-// "images" and "texts". Exactly one of the two input pairs must be given (else UsageError).
+// "images" and "texts". Exactly one of the two input pairs must be given, and the annotations
+// or the dataset dir or both (else UsageError).
 ordered_json score_retrieval(const RetrievalScoreOptions& options);
 
 // A plain-text table of any of the results above, one "name  value" row per number, nested
