@@ -14,6 +14,7 @@
 #include "eve/eval/input_text.h"
 #include "eve/eval/nlvr2_eval.h"
 #include "eve/eval/retrieval_eval.h"
+#include "eve/eval/submission.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
 #include "eve/io/npy.h"
@@ -75,6 +76,9 @@ class ScoreMatrix {
 }  // namespace
 
 ordered_json score_vqa(const VqaScoreOptions& options) {
+  if (options.check_submission) return check_vqa_submission_file(options);
+  if (!options.split.empty()) throw UsageError("--split goes with --check-submission");
+  if (options.annotations.empty()) throw UsageError("vqa needs --ann (or --check-submission)");
   const VqaEvaluator evaluator = parse_vqa_evaluator(options.evaluator);
   int inputs_from_stdin = (options.annotations == "-") + (options.questions == "-") + (options.results == "-");
   if (inputs_from_stdin > 1) throw UsageError("only one input can be read from standard input");
@@ -134,6 +138,42 @@ ordered_json score_vqa(const VqaScoreOptions& options) {
   for (const auto& [k, v] : s.per_question_type) out["perQuestionType"][k] = v;
   out["questions"] = s.questions;
   out["evaluator"] = vqa_evaluator_name(evaluator);
+  return out;
+}
+
+ordered_json check_vqa_submission_file(const VqaScoreOptions& options) {
+  if (!options.annotations.empty()) {
+    throw UsageError("--check-submission takes no --ann: test answers are scored by the server");
+  }
+  if (options.questions == "-" && options.results == "-") {
+    throw UsageError("only one input can be read from standard input");
+  }
+  VqaQuestions questions;
+  {
+    InputText in(options.questions);
+    questions = parse_vqa_questions(in.view(), in.name());
+  }
+  InputText in(options.results);
+  const VqaSubmissionCheck c = check_vqa_submission(questions, in.view(), in.name(), options.split);
+  for (const auto& w : c.warnings) log::warn("{}", w);
+  if (c.normalised) {
+    log::warn("{}: the server's normalisation changes {} answer(s); it scores them as{}:", in.name(),
+              c.normalised, c.normalised > c.normalised_first.size() ? " (the first 20)" : "");
+    for (const auto& n : c.normalised_first) {
+      log::warn("  question {}: \"{}\" -> \"{}\"", n.question_id, n.answer, n.scored_as);
+    }
+  }
+  if (!c.problems.empty()) {
+    for (const auto& p : c.problems) log::error("{}", p);
+    throw Error(fmt::format("{} problem(s): the evaluation server would refuse this file", c.problems.size()),
+                in.name());
+  }
+  ordered_json out;
+  out["submission"] = in.name();
+  out["split"] = c.split;
+  out["questions"] = c.questions;
+  out["answers"] = c.answers;
+  out["normalised"] = c.normalised;
   return out;
 }
 

@@ -17,6 +17,10 @@ struct VqaScoreOptions {
   std::string results;      // [{"question_id", "answer"}, ...]
   std::string evaluator = "current";  // current | legacy2017
   int threads = 0;          // 0 = all cores
+  // With check_submission, no annotations: the results are checked as an upload to the
+  // evaluation server for `split` ("" = the questions' data_subtype).
+  bool check_submission = false;
+  std::string split;
 };
 
 struct Nlvr2ScoreOptions {
@@ -37,6 +41,9 @@ struct RetrievalScoreOptions {
 // {"overall", "perAnswerType", "perQuestionType"} in percent (rounded as the official Python 2
 // evaluator does), plus "questions" and "evaluator".
 ordered_json score_vqa(const VqaScoreOptions& options);
+// The results checked as an upload (submission.h): warnings logged; problems logged one a line,
+// then eve::Error. Returns {"submission", "split", "questions", "answers", "normalised"}.
+ordered_json check_vqa_submission_file(const VqaScoreOptions& options);
 // {"accuracy", "consistency"} as fractions, plus "examples" and "groups".
 ordered_json score_nlvr2(const Nlvr2ScoreOptions& options);
 // {"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1", ..., "r_mean"} in percent, plus
