@@ -7,19 +7,24 @@
 #include "eve/model/runtime.h"
 #include "eve/model/summary.h"
 #include "eve/search/embed.h"
+#include "eve/search/embed_inputs.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Embed images or texts with an EVE bundle into .npy matrices", "eve-embed"};
   eve::cli::CommonOptions common;
   eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
   eve::search::EmbedOptions o;
-  std::string describe, shard;
+  std::string describe, shard, split;
   app.add_option("-m,--model", o.model, "Model bundle directory (needs the itc head)")
       ->option_text("BUNDLE");
   app.add_option("--images", o.images,
                  "Images: dataset dirs, .tar shards, JPEG/PNG files, or files of image paths "
                  "('-' = paths on stdin)")
       ->option_text("SRC ...");
+  app.add_option("--split", split,
+                 "With dataset dirs in --images: only the images of this split's records "
+                 "(DIR/SPLIT.jsonl), in record order")
+      ->option_text("SPLIT");
   app.add_option("--texts", o.texts,
                  "Records with \"ids\" or \"ids_list\" from eve-tokenize encode ('-' = stdin)")
       ->option_text("RECORDS");
@@ -52,6 +57,7 @@ int main(int argc, char** argv) {
       std::fputs(eve::model::format_summary(eve::model::summarize_bundle(describe)).c_str(), stdout);
       return 0;
     }
+    if (!split.empty()) o.images = eve::search::split_image_sources(o.images, split);
     if (!shard.empty()) eve::search::parse_shard(shard, o.shard_index, o.shard_count);
     eve::search::run_embed(o, common);
     return 0;

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
 
   eve::eval::VqaScoreOptions vqa;
   auto* vqa_cmd = app.add_subcommand("vqa", "VQA v2 accuracy (official evaluator)");
-  vqa_cmd->add_option("--ann", vqa.annotations, "Annotations JSON (v2_mscoco_*_annotations.json)")
-      ->required();
+  vqa_cmd->add_option("--ann", vqa.annotations,
+                      "Annotations JSON (v2_mscoco_*_annotations.json); required unless --check-submission");
   vqa_cmd->add_option("--ques", vqa.questions, "Questions JSON (v2_OpenEnded_mscoco_*_questions.json)")
       ->required();
   vqa_cmd->add_option("--pred", vqa.results, "Results JSON: [{\"question_id\", \"answer\"}, ...]")
@@ -28,6 +28,14 @@ int main(int argc, char** argv) {
                       "current (2021 official) or legacy2017 (the LAVIS/BLIP logic)")
       ->check(CLI::IsMember({"current", "legacy2017"}))
       ->capture_default_str();
+  vqa_cmd->add_flag("--check-submission", vqa.check_submission,
+                    "Check --pred as an upload to the evaluation server against the test questions "
+                    "--ques: every question answered once, no unknown ids, string answers, the file "
+                    "named vqa_<split>_<method>_results.json; warns where the server's normalisation "
+                    "changes an answer. Exits 1 listing the problems");
+  vqa_cmd->add_option("--split", vqa.split,
+                      "With --check-submission: the server's split (default: the questions' data_subtype)")
+      ->check(CLI::IsMember({"test-dev2015", "test2015"}));
 
   eve::eval::Nlvr2ScoreOptions nlvr2;
   auto* nlvr2_cmd = app.add_subcommand("nlvr2", "NLVR2 accuracy and consistency");
@@ -39,8 +47,12 @@ int main(int argc, char** argv) {
   eve::eval::RetrievalScoreOptions retrieval;
   auto* retrieval_cmd = app.add_subcommand("retrieval", "Image-text retrieval recall (R@1/5/10)");
   retrieval_cmd->add_option("--ann", retrieval.annotations,
-                            "Test annotation: [{\"image\", \"caption\": [...]}, ...]")
-      ->required();
+                            "Test annotation: [{\"image\", \"caption\": [...]}, ...]");
+  retrieval_cmd->add_option("--data", retrieval.data,
+                            "Dataset dir of eve-prep: its --split records are the annotation, or, with "
+                            "--ann, give the images their store keys (the ids eve-embed writes)")
+      ->option_text("DIR");
+  retrieval_cmd->add_option("--split", retrieval.split, "The split of --data")->capture_default_str();
   retrieval_cmd->add_option("--i2t", retrieval.i2t_scores, "Image-to-text scores .npy (images x texts)");
   retrieval_cmd->add_option("--t2i", retrieval.t2i_scores, "Text-to-image scores .npy (texts x images)");
   retrieval_cmd->add_option("--i2t-ranks", retrieval.i2t_ranks, "Image-query rank lists, JSONL");

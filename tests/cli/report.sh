@@ -82,8 +82,9 @@ PY
 import json, re, tarfile
 exp = json.load(open("expected.json"))
 page = open("page/index.html", encoding="utf-8").read()
-assert page.count("<img ") == 21, page.count("<img ")
-summary = "R@1 = %.2f%% &middot; R@5 = %.2f%% over all 30 queries" % (exp["r1"], exp["r5"])
+# 7 queries x 3 results, and the correct image of the 3 queries whose image is ranked below them.
+assert page.count("<img ") == 24, page.count("<img ")
+summary = "R@1 = %.2f%% &middot; R@5 = %.2f%% &middot; R@10 = 100.00%% over all 30 queries" % (exp["r1"], exp["r5"])
 assert summary in page, (summary, re.findall(r'class="summary">[^<]*', page))
 sections = page.split('<section class="query">')[1:]
 assert len(sections) == 7, len(sections)
@@ -93,8 +94,16 @@ first = sections[0]
 assert first.count('class="result correct"') == 1 and first.count(">correct<") == 1, first
 assert re.search(r'<figure class="result correct"><img src="img/%s\.jpg"' % k0, first), first
 assert "%s#0" % k0 in first
-# Query 2 (caption 1) has its image last, rank 6, not among the 3 shown: no mark, a note.
-assert 'class="result correct"' not in sections[1] and "the first correct result is at rank 6" in sections[1], sections[1]
+# Query 2 (caption 1) has its image last, rank 6, not among the 3 shown: none of them is
+# marked, and its image is shown below them with its rank and score.
+shown, outside = sections[1].split('<div class="outside">')
+assert 'class="result correct"' not in shown, shown
+assert re.search(r'<img src="img/%s\.jpg".*correct image: <b>rank 6</b> <span class="score">0\.4000</span>' % k0,
+                 outside), outside
+assert '<div class="outside">' not in sections[0]
+# No meta file beside the ranks: the page says so.
+assert "scores: not described (no t2i.meta.json)" in page
+assert (exp["r1"], exp["r5"]) == (60.0, 80.0), exp
 assert (exp["r1"], exp["r5"]) == (60.0, 80.0), exp
 # The copied images are the dataset's bytes.
 tar = tarfile.open("ret/images-00000.tar")
@@ -115,7 +124,34 @@ assert "R@1 = %.2f%%" % exp["i2t_r1"] in page
 sections = page.split('<section class="query">')[1:]
 assert sections[0].count('<li class="result correct">') == 5, sections[0]   # image 0: its 5 captions first
 assert sections[1].count('<li class="result correct">') == 0, sections[1]   # image 1: image 2's captions
+# ... and its own captions, not among the 8 ranked, follow them.
+assert "the correct texts: <b>not in the ranked top 8</b>" in sections[1], sections[1]
 PY
+
+# Failures first, and what made the scores from the meta file eve-rank writes beside the ranks.
+printf '%s\n' '{"format": "eve-rank-meta 1", "rerank": {"bundle": "runs/coco", "model_sha256": "0123456789abcdef", "k_test": 16},' \
+  '"model_sha256": {"queries": ["fedcba9876543210"], "gallery": ["fedcba9876543210"]}}' >t2i.meta.json
+"$EVE_PYTHON" "$report" retrieval --data ret --ranks t2i.jsonl -o page-fail --queries 30 --top 3 --failures-first 2>log.txt ||
+  fail "retrieval --failures-first: $(cat log.txt)"
+grep -qF "scores: ITM logits of the matching head (top 16 re-ranked); bundle runs/coco, weights sha256 0123456789ab" log.txt ||
+  fail "no score kind in: $(cat log.txt)"
+"$EVE_PYTHON" - <<'PY' || fail "retrieval --failures-first page"
+import re
+page = open("page-fail/index.html", encoding="utf-8").read()
+assert "ITM logits of the matching head (top 16 re-ranked); bundle runs/coco" in page
+# Ranks of the first correct image per shown query: the 6 at rank 6 first, then the 6 at
+# rank 4, then the 18 at rank 1 (file order kept within each).
+ranks = []
+for section in page.split('<section class="query">')[1:]:
+    m = re.search(r"correct image: <b>rank (\d+)</b>", section)
+    ranks.append(int(m.group(1)) if m else 1)
+assert ranks == [6] * 6 + [4] * 6 + [1] * 18, ranks
+PY
+printf '%s\n' '{"rerank": null, "model_sha256": {"queries": ["fedcba9876543210"], "gallery": ["fedcba9876543210"]}}' >t2i.meta.json
+"$EVE_PYTHON" "$report" retrieval --data ret --ranks t2i.jsonl -o page-itc --queries 1 2>log.txt || fail "itc: $(cat log.txt)"
+grep -qF "ITC cosine similarity (inner product of the L2-normalised embeddings); bundle weights sha256 fedcba987654" log.txt ||
+  fail "no ITC score kind in: $(cat log.txt)"
+rm t2i.meta.json
 
 # VQA: 8 samples of 24 predictions.
 "$EVE_PYTHON" "$report" vqa --data vqa --split val --pred pred.json -o page-vqa --samples 8 2>log.txt ||
@@ -131,6 +167,18 @@ summary = "%d right &middot; %d partly right &middot; %d wrong of all %d predict
     v.count("right"), v.count("partly"), v.count("wrong"), len(v))
 assert summary in page, summary
 PY
+# The page's accuracy is eve-score's for the same predictions.
+official=$("$EVE_BIN/eve-score" vqa --ann w/vqa/annotations_val.json --ques w/vqa/questions_val.json --pred pred.json |
+  "$EVE_PYTHON" -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["overall"])')
+grep -qF "VQA accuracy <b class=\"official\">$official</b> over 24 questions" page-vqa/index.html ||
+  fail "vqa page: no official accuracy $official: $(grep -o 'VQA accuracy[^/]*' page-vqa/index.html)"
+grep -qF "VQA accuracy $official;" log.txt || fail "vqa log: $(cat log.txt)"
+[[ $official != 100.00 && $official != 0.00 ]] || fail "vqa fixture: accuracy $official says nothing"
+
+# --version as the C++ programs print it: the same version number.
+version=$("$EVE_PYTHON" "$report" --version)
+want=$("$EVE_BIN/eve-score" --version | cut -d' ' -f2)
+[[ $version =~ ^eve-report\ $want\ \(Python\ [0-9.]+\)$ ]] || fail "--version: '$version', eve-score has $want"
 
 # Curves: two runs, train lines (mlm on every other step) and eval lines.
 mkdir run-a run-b

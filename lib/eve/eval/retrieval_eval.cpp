@@ -105,13 +105,24 @@ class IdResolver {
 
   size_t image_named(const std::string& name, const std::string& where) {
     if (by_name_.empty()) {
+      auto add = [&](const std::string& name, size_t i) {
+        auto [it, fresh] = by_name_.emplace(name, i);
+        if (!fresh && it->second != i) it->second = kAmbiguous;
+      };
       for (size_t i = 0; i < ann_.image_count(); ++i) {
-        auto [it, fresh] = by_name_.emplace(ann_.images[i], i);
-        if (!fresh) it->second = kAmbiguous;
+        add(ann_.images[i], i);
+        if (i < ann_.keys.size() && !ann_.keys[i].empty()) add(ann_.keys[i], i);
       }
     }
     auto it = by_name_.find(name);
-    if (it == by_name_.end()) throw Error("unknown image \"" + name + "\"", path_, where);
+    if (it == by_name_.end()) {
+      // Store keys have no '/' or '.', paths do: a key against a file without keys gets the way out.
+      const bool key_like = name.find_first_of("/.") == std::string::npos;
+      throw Error("unknown image \"" + name + "\"", path_, where,
+                  ann_.keys.empty() && key_like
+                      ? "ids of eve-embed are the keys of a dataset dir: add --data DIR --split SPLIT"
+                      : std::string());
+    }
     if (it->second == kAmbiguous) {
       throw Error("image \"" + name + "\" appears more than once in " + ann_.path, path_, where,
                   "use entry positions (integers) as ids");
@@ -160,6 +171,7 @@ RetrievalAnnotations parse_retrieval_annotations(std::string_view text, const st
     ann.images.push_back(image_of(entry));
     for (size_t k = 0; k < captions.size(); ++k) {
       ann.text_image.push_back(static_cast<uint32_t>(ann.images.size() - 1));
+      ann.texts.push_back(std::move(captions[k]));
     }
     ann.text_offsets.push_back(static_cast<uint32_t>(ann.text_image.size()));
   };
@@ -174,6 +186,35 @@ RetrievalAnnotations parse_retrieval_annotations(std::string_view text, const st
   }
   if (ann.images.empty()) throw Error("no images in the annotation", path);
   return ann;
+}
+
+void add_image_keys(RetrievalAnnotations& ann, const RetrievalAnnotations& records) {
+  // Caption lists joined by a byte no caption holds identify an image.
+  auto captions = [](const RetrievalAnnotations& a, size_t i) {
+    std::string joined;
+    for (uint32_t t = a.text_offsets[i]; t < a.text_offsets[i + 1]; ++t) joined += a.texts[t] + '\x1f';
+    return joined;
+  };
+  constexpr size_t kSeveral = static_cast<size_t>(-1);
+  std::unordered_map<std::string, size_t> entry_of;
+  for (size_t i = 0; i < ann.image_count(); ++i) {
+    auto [it, fresh] = entry_of.emplace(captions(ann, i), i);
+    if (!fresh) it->second = kSeveral;
+  }
+  ann.keys.assign(ann.image_count(), {});
+  for (size_t r = 0; r < records.image_count(); ++r) {
+    const std::string where = std::to_string(r + 1);
+    auto it = entry_of.find(captions(records, r));
+    if (it == entry_of.end()) {
+      throw Error(fmt::format("image \"{}\": no entry of {} has its captions", records.images[r], ann.path),
+                  records.path, where, "give the test file this split was prepared from");
+    }
+    if (it->second == kSeveral) {
+      throw Error(fmt::format("image \"{}\": several entries of {} have its captions", records.images[r], ann.path),
+                  records.path, where, "score against the dataset dir alone (--data without --ann)");
+    }
+    ann.keys[it->second] = records.images[r];
+  }
 }
 
 std::vector<int64_t> image_to_text_ranks(const RetrievalAnnotations& ann, const float* i2t,

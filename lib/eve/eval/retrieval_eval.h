@@ -24,6 +24,9 @@ struct RetrievalAnnotations {
   std::vector<std::string> images;     // the entries' "image" values ("" when absent)
   std::vector<uint32_t> text_offsets;  // texts of image i: [text_offsets[i], text_offsets[i+1])
   std::vector<uint32_t> text_image;    // image of each text
+  std::vector<std::string> texts;      // the captions, image by image
+  // Another name of each image ("" = none): the store key eve-prep gave it (add_image_keys).
+  std::vector<std::string> keys;
 
   size_t image_count() const { return images.size(); }
   size_t text_count() const { return text_image.size(); }
@@ -32,6 +35,13 @@ struct RetrievalAnnotations {
 // A JSON list of {"image": str, "caption": [str, ...]} (the Karpathy-split test files of
 // ALBEF/X-VLM/EVE), or JSON Lines of {"image", "texts": [...]} (eve-prep retrieval records).
 RetrievalAnnotations parse_retrieval_annotations(std::string_view text, const std::string& path);
+
+// Names each image of `ann` also by its key in a dataset dir, so that rank ids of eve-embed
+// (store keys, "<key>#<k>" for texts) resolve against a test file that names image paths.
+// `records` is the dataset dir's split (eve-prep retrieval records, keys as "image"); a record
+// is the entry whose caption list is the same. A record that matches no entry, or several,
+// throws eve::Error naming it; entries without a record keep their one name.
+void add_image_keys(RetrievalAnnotations& ann, const RetrievalAnnotations& records);
 
 // A rank no query reaches: an image without captions, or a ground truth absent from a list.
 constexpr int64_t kNotRetrieved = std::numeric_limits<int64_t>::max();
@@ -46,7 +56,7 @@ std::vector<int64_t> text_to_image_ranks(const RetrievalAnnotations& ann, const 
 // Ranks from JSON Lines {"query": id, "results": [[id, score], ...]}, one line per query, every
 // query exactly once. Ids are entry positions (integers: image i = i-th entry, text t = t-th
 // caption counted image by image) or strings: an image by its "image" value (unique in the
-// annotation), a text as "<image>#<k>", its k-th caption (k from 0). A query's rank is the
+// annotation) or its key, a text as "<image>#<k>", its k-th caption (k from 0). A query's rank is the
 // number of listed results scoring strictly higher than its best-scoring ground truth;
 // a query whose ground truth is not listed is not retrieved.
 enum class RetrievalDirection { image_to_text, text_to_image };

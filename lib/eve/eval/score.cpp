@@ -14,6 +14,7 @@
 #include "eve/eval/input_text.h"
 #include "eve/eval/nlvr2_eval.h"
 #include "eve/eval/retrieval_eval.h"
+#include "eve/eval/submission.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
 #include "eve/io/npy.h"
@@ -75,6 +76,9 @@ class ScoreMatrix {
 }  // namespace
 
 ordered_json score_vqa(const VqaScoreOptions& options) {
+  if (options.check_submission) return check_vqa_submission_file(options);
+  if (!options.split.empty()) throw UsageError("--split goes with --check-submission");
+  if (options.annotations.empty()) throw UsageError("vqa needs --ann (or --check-submission)");
   const VqaEvaluator evaluator = parse_vqa_evaluator(options.evaluator);
   int inputs_from_stdin = (options.annotations == "-") + (options.questions == "-") + (options.results == "-");
   if (inputs_from_stdin > 1) throw UsageError("only one input can be read from standard input");
@@ -137,6 +141,42 @@ ordered_json score_vqa(const VqaScoreOptions& options) {
   return out;
 }
 
+ordered_json check_vqa_submission_file(const VqaScoreOptions& options) {
+  if (!options.annotations.empty()) {
+    throw UsageError("--check-submission takes no --ann: test answers are scored by the server");
+  }
+  if (options.questions == "-" && options.results == "-") {
+    throw UsageError("only one input can be read from standard input");
+  }
+  VqaQuestions questions;
+  {
+    InputText in(options.questions);
+    questions = parse_vqa_questions(in.view(), in.name());
+  }
+  InputText in(options.results);
+  const VqaSubmissionCheck c = check_vqa_submission(questions, in.view(), in.name(), options.split);
+  for (const auto& w : c.warnings) log::warn("{}", w);
+  if (c.normalised) {
+    log::warn("{}: the server's normalisation changes {} answer(s); it scores them as{}:", in.name(),
+              c.normalised, c.normalised > c.normalised_first.size() ? " (the first 20)" : "");
+    for (const auto& n : c.normalised_first) {
+      log::warn("  question {}: \"{}\" -> \"{}\"", n.question_id, n.answer, n.scored_as);
+    }
+  }
+  if (!c.problems.empty()) {
+    for (const auto& p : c.problems) log::error("{}", p);
+    throw Error(fmt::format("{} problem(s): the evaluation server would refuse this file", c.problems.size()),
+                in.name());
+  }
+  ordered_json out;
+  out["submission"] = in.name();
+  out["split"] = c.split;
+  out["questions"] = c.questions;
+  out["answers"] = c.answers;
+  out["normalised"] = c.normalised;
+  return out;
+}
+
 ordered_json score_nlvr2(const Nlvr2ScoreOptions& options) {
   if (options.gold == "-" && options.predictions == "-") {
     throw UsageError("only one input can be read from standard input");
@@ -178,8 +218,24 @@ ordered_json score_retrieval(const RetrievalScoreOptions& options) {
   if (lists && (options.i2t_ranks.empty() || options.t2i_ranks.empty())) {
     throw UsageError("--i2t-ranks and --t2i-ranks go together");
   }
-  RetrievalAnnotations ann =
-      parse_retrieval_annotations(io::read_file(options.annotations), display(options.annotations));
+  if (options.annotations.empty() && options.data.empty()) {
+    throw UsageError("give the test annotation (--ann FILE) or the dataset dir (--data DIR --split SPLIT), or both");
+  }
+  RetrievalAnnotations records;
+  if (!options.data.empty()) {
+    const std::string file = options.data + "/" + options.split + ".jsonl";
+    if (!io::file_exists(file)) {
+      throw Error("the dataset dir has no split " + options.split + " (no " + file + ")", options.data);
+    }
+    records = parse_retrieval_annotations(io::read_file(file), file);
+  }
+  RetrievalAnnotations ann;
+  if (options.annotations.empty()) {
+    ann = std::move(records);
+  } else {
+    ann = parse_retrieval_annotations(io::read_file(options.annotations), display(options.annotations));
+    if (!options.data.empty()) add_image_keys(ann, records);
+  }
   size_t captionless = 0;
   for (size_t i = 0; i < ann.image_count(); ++i) captionless += ann.text_offsets[i + 1] == ann.text_offsets[i];
   if (captionless) {

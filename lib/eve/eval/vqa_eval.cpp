@@ -419,6 +419,8 @@ std::string vqa_clean_whitespace(std::string_view s) {
   return std::string(py::strip(t, py::Flavor::python2));
 }
 
+std::string vqa_normalized_answer(std::string_view s) { return normalize(vqa_clean_whitespace(s)); }
+
 double vqa_question_accuracy(const std::vector<std::string>& human_answers,
                              std::string_view prediction, VqaEvaluator evaluator) {
   if (human_answers.empty()) throw Error("a question needs at least one human answer");
@@ -476,6 +478,9 @@ VqaQuestions parse_vqa_questions(std::string_view text, const std::string& path)
       });
   if (auto it = top.find("task_type"); it != top.end() && it->is_string()) {
     out.task_type = it->get<std::string>();
+  }
+  if (auto it = top.find("data_subtype"); it != top.end() && it->is_string()) {
+    out.data_subtype = it->get<std::string>();
   }
   if (out.task_type == "Multiple Choice") out.multiple_choices = std::move(choices);
   return out;

@@ -38,6 +38,10 @@ std::string vqa_process_punctuation(std::string_view s);
 std::string vqa_process_digit_article(std::string_view s);
 // "\n" and "\t" become spaces, then Python 2's unicode.strip().
 std::string vqa_clean_whitespace(std::string_view s);
+// The current evaluator's fully normalised form of an answer (whitespace cleaned, then
+// punctuation, digits, articles and contractions): what a prediction is compared as when the
+// human answers of its question differ.
+std::string vqa_normalized_answer(std::string_view s);
 
 // One question scored from plain strings (each human answer a distinct record, as in the
 // official data with distinct answer_id): the mean over held-out records of
@@ -66,6 +70,7 @@ struct VqaAnnotations {
 struct VqaQuestions {
   std::string path;
   std::string task_type;  // "Open-Ended" or "Multiple Choice" (VQA v1)
+  std::string data_subtype;  // "val2014", "test-dev2015", "test2015", ... ("" when absent)
   std::vector<int64_t> question_ids;
   // Only for "Multiple Choice": the allowed answers of each question, in question order.
   std::vector<std::vector<std::string>> multiple_choices;

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "eve/core/error.h"
 #include "eve/image/codec.h"
@@ -54,7 +55,53 @@ bool looks_like_image(const std::string& path) {
   return image::detect_format(std::string_view(head, n)) != image::Format::unknown;
 }
 
+// A records file beside images.idx: the split file of a dataset dir.
+bool is_split_file(const std::string& spec) {
+  if (spec == "-" || !ends_with_ci(spec, ".jsonl")) return false;
+  const std::string dir = fs::path(spec).parent_path().string();
+  return io::file_exists(spec) && io::file_exists(io::image_index_path(dir.empty() ? "." : dir, "images"));
+}
+
+// The store keys that a split file's records name, each once, in record order; a key the
+// store lacks is an error naming the record.
+std::vector<std::string> split_keys(const std::string& spec, const io::ImageStore& store) {
+  std::vector<std::string> keys;
+  std::set<std::string> seen;
+  io::JsonlReader reader(spec);
+  io::json rec;
+  auto add = [&](const io::json& v) {
+    if (!v.is_string()) throw Error("an image field must hold store keys (strings)", spec, reader.where());
+    const std::string& key = v.get_ref<const std::string&>();
+    if (!store.contains(key)) {
+      throw Error("image \"" + key + "\" is not in the dataset dir's images.idx", spec, reader.where());
+    }
+    if (seen.insert(key).second) keys.push_back(key);
+  };
+  while (reader.next(rec)) {
+    if (auto it = rec.find("image"); it != rec.end()) add(*it);
+    if (auto it = rec.find("images"); it != rec.end() && it->is_array()) {
+      for (const auto& v : *it) add(v);
+    }
+  }
+  return keys;
+}
+
 }  // namespace
+
+std::vector<std::string> split_image_sources(const std::vector<std::string>& specs, const std::string& split) {
+  if (specs.empty()) throw UsageError("--split goes with --images (dataset dirs)");
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& s : specs) {
+    if (s == "-" || !fs::is_directory(s, ec) || !io::file_exists(io::image_index_path(s, "images"))) {
+      throw UsageError("--split selects records of a dataset dir; this is not one", s == "-" ? "<stdin>" : s);
+    }
+    const std::string file = (fs::path(s) / (split + ".jsonl")).string();
+    if (!io::file_exists(file)) throw UsageError("the dataset dir has no split " + split + " (no " + file + ")", s);
+    out.push_back(file);
+  }
+  return out;
+}
 
 ImageSources::ImageSources(std::vector<std::string> specs) : specs_(std::move(specs)) {}
 ImageSources::~ImageSources() = default;
@@ -75,6 +122,11 @@ bool ImageSources::open_next() {
                   "give a dataset dir written by eve-prep, tar shards, image files or a list of paths");
     stores_.push_back(std::make_unique<io::ImageStore>(s));
     keys_ = stores_.back()->keys();
+    kind_ = Kind::store;
+  } else if (is_split_file(s)) {
+    const std::string dir = fs::path(s).parent_path().string();
+    stores_.push_back(std::make_unique<io::ImageStore>(dir.empty() ? "." : dir));
+    keys_ = split_keys(s, *stores_.back());
     kind_ = Kind::store;
   } else if (s != "-" && ends_with_ci(s, ".tar")) {
     io::TarReadOptions topt;

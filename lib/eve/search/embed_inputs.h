@@ -31,8 +31,16 @@ struct ImageItem {
   std::string problem;
 };
 
+// The image sources of `specs` restricted to one split: every dataset dir D becomes D's split
+// file D/<split>.jsonl, a source that yields the images its records name (fields "image" and
+// "images"), each once, in record order. A spec that is not a dataset dir, or a dir without
+// that split, throws eve::UsageError naming it.
+std::vector<std::string> split_image_sources(const std::vector<std::string>& specs, const std::string& split);
+
 class ImageSources {
  public:
+  // specs: dataset dirs, split files of a dataset dir (D/<split>.jsonl, as above), .tar
+  // archives, image files, or files of image paths ("-": stdin).
   explicit ImageSources(std::vector<std::string> specs);
   ~ImageSources();
   // The next image; with need_data false the item may come without its bytes (it is only

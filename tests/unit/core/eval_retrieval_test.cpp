@@ -169,3 +169,47 @@ TEST(Retrieval, AnnotationErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+// The dataset dir's records of kAnn's images, as eve-prep writes them: store keys for the
+// paths, in another order, one image (b.jpg) left out.
+const char* kRecords =
+    "{\"image\": \"images_c\", \"texts\": [\"c0\", \"c1\", \"c2\"]}\n"
+    "{\"image\": \"images_a\", \"texts\": [\"a0\", \"a1\"]}\n";
+
+TEST(Retrieval, DatasetKeysNameTheTestFilesImages) {
+  auto ann = parse_retrieval_annotations(kAnn, "test.json");
+  eve::eval::add_image_keys(ann, parse_retrieval_annotations(kRecords, "test.jsonl"));
+  EXPECT_EQ(ann.keys, (std::vector<std::string>{"images_a", "", "images_c"}));
+  // Keys and paths resolve to the same entries, queries and results alike.
+  const char* ranks =
+      "{\"query\": \"images_a\", \"results\": [[\"images_c#0\", 0.9], [\"a.jpg#1\", 0.8]]}\n"
+      "{\"query\": \"b.jpg\", \"results\": [[\"b.jpg#0\", 0.9]]}\n"
+      "{\"query\": \"images_c\", \"results\": [[\"images_c#2\", 0.9]]}\n";
+  EXPECT_EQ(parse_rank_lists(ranks, "i2t.jsonl", ann, RetrievalDirection::image_to_text),
+            (std::vector<int64_t>{1, 0, 0}));
+}
+
+TEST(Retrieval, DatasetKeysMustMatchOneEntry) {
+  auto ann = parse_retrieval_annotations(kAnn, "test.json");
+  auto other = parse_retrieval_annotations("{\"image\": \"images_x\", \"texts\": [\"x0\"]}\n", "test.jsonl");
+  EXPECT_EQ(error_of([&] { eve::eval::add_image_keys(ann, other); }),
+            "test.jsonl:1: image \"images_x\": no entry of test.json has its captions (give the test file this "
+            "split was prepared from)");
+  auto twice = parse_retrieval_annotations(R"([{"image": "a.jpg", "caption": ["a0"]},
+                                               {"image": "b.jpg", "caption": ["a0"]}])",
+                                           "dup.json");
+  auto one = parse_retrieval_annotations("{\"image\": \"images_a\", \"texts\": [\"a0\"]}\n", "test.jsonl");
+  EXPECT_NE(error_of([&] { eve::eval::add_image_keys(twice, one); }).find("several entries of dup.json"),
+            std::string::npos);
+  // Without keys, an eve-prep key is unknown, and the message says how to add them.
+  auto plain = parse_retrieval_annotations(kAnn, "test.json");
+  EXPECT_NE(error_of([&] {
+              parse_rank_lists("{\"query\": \"images_a\", \"results\": []}\n", "i2t.jsonl", plain,
+                               RetrievalDirection::image_to_text);
+            }).find("add --data DIR --split SPLIT"),
+            std::string::npos);
+}
+
+}  // namespace
