@@ -266,7 +266,11 @@ std::string HelpFormatter::make_option_desc(const CLI::Option* opt) const {
   if (opt->get_type_size() != 0) {
     const std::string checks = split_type(opt).second;
     if (!checks.empty()) add(checks);
-    if (!opt->get_default_str().empty()) add("default: " + opt->get_default_str());
+    std::string def = opt->get_default_str();
+    // A list of one shows as its value: "[train.ids]" -> "train.ids".
+    if (def.size() > 2 && def.front() == '[' && def.back() == ']' && def.find(',') == std::string::npos)
+      def = def.substr(1, def.size() - 2);
+    if (!def.empty()) add("default: " + def);
   }
   if (opt->get_required()) add("required");
   if (!opt->get_envname().empty()) add("env: " + opt->get_envname());

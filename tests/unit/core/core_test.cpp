@@ -203,7 +203,8 @@ struct TestApp {
   eve::cli::CommonOptions common;
   int k = 10, steps = 0;
   bool flip = true;
-  std::string train = "train.ids", data;
+  std::string data;
+  std::vector<std::string> train{"train.ids"};  // a list, as eve-finetune's --train
   TestApp() {
     eve::cli::add_common(app, common, eve::cli::kTorchFree);
     auto* synth = app.add_subcommand("synth", "Toy world");
@@ -263,6 +264,7 @@ TEST(Cli, HelpShowsDefaultsAndRequiredWithoutFlagValues) {
   EXPECT_NE(help.find("--no-flip"), std::string::npos) << help;
   EXPECT_EQ(help.find('{'), std::string::npos) << help;
   EXPECT_EQ(help.find("=train.ids"), std::string::npos) << help;
+  EXPECT_EQ(help.find("[train.ids]"), std::string::npos) << help;
   const std::string top = t.app.help();
   EXPECT_NE(top.find("(0 or more) (default: 30)"), std::string::npos) << top;
   EXPECT_NE(top.find("(env: EVE_THREADS)"), std::string::npos) << top;
