@@ -11,7 +11,8 @@
 # examples small enough to run in seconds on two cores. A block that cannot run here (real
 # datasets, several machines, a GPU) is marked by a roff comment on the line before its .nf:
 #   .\" example-skip: needs the COCO images
-# and is counted and listed, not run. A failure names the page and the command.
+# and is counted and listed, not run. The first failure names the page and the command
+# and ends the test.
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
 tmp=$(mktemp -d)
@@ -72,8 +73,10 @@ while IFS=$'\x1f' read -r page skip cmd; do
   ran=$((ran + 1))
   if ! bash -eo pipefail -c "$cmd" >"$tmp/out.txt" 2>&1 </dev/null; then
     echo "FAIL $page: $cmd"; tail -n 5 "$tmp/out.txt" | sed 's/^/  | /'; fail=1
+    # Later examples use what earlier ones made: their failures would only repeat this one.
+    break
   fi
 done <"$tmp/examples.txt"
-echo "$ran examples ran, $skipped skipped"
+echo "$ran examples ran, $skipped skipped$([[ $fail == 0 ]] || echo ", stopped at the first failure")"
 [[ $ran -gt 0 ]] || { echo "FAIL no example found"; fail=1; }
 exit $fail
