@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Progress off a terminal (stderr to a file, as under nohup or Slurm): a plain line every
 # --progress-every seconds with the count of the total, the loss of the last logging step
-# (trainers), the throughput and the ETA; --progress-every 0 prints none. The number of
-# lines depends on the machine's speed, so the test checks that lines appear and parse.
+# (trainers), the throughput and the ETA; --progress-every 0 prints none; the bar on a
+# terminal shows the loss as well. The number of lines depends on the machine's speed, so
+# the test checks that lines appear and parse.
 source "$(dirname "$0")/pretrain_common.bash"
 toy_pairs 24 64 4 120
 has_lines() {  # has_lines NAME LOG REGEX: at least one line, and every progress line matches
@@ -30,6 +31,13 @@ for line in open(sys.argv[1]):
     if m and m.group(1) not in logged:
         print("FAIL pretrain: a progress line shows loss", m.group(1), "that no logging step read"); sys.exit(1)
 PY
+# On a terminal (script(1) gives the run one) the bar shows the loss too.
+if command -v script >/dev/null; then
+  script -qec "'$pre' --data '$tmp/d' --split ids --tokenizer '$tmp/tok.json' --threads 2 --batch-size 4 \
+    --max-steps 60 --log-every 5 --out '$tmp/tty'" /dev/null >"$tmp/tty.log"
+  grep -qaE "pretrain \[[#.]+\] [0-9]+/60 loss $num $num steps/s ETA " "$tmp/tty.log" ||
+    { echo "FAIL the bar on a terminal shows no loss"; tr '\r' '\n' <"$tmp/tty.log" | sed 's/^/  | /'; fail=1; }
+fi
 # eve-prep: images, no loss.
 "$EVE_BIN/eve-prep" pairs --ann "$tmp/w/pairs_train.json" --images "$tmp/w" --out "$tmp/p" --threads 1 \
   --progress-every 0.0001 2>"$tmp/prep.log"
