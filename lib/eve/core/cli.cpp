@@ -248,6 +248,20 @@ std::pair<std::string, std::string> split_type(const CLI::Option* opt) {
   return {full.substr(0, colon), full.substr(colon + 1)};
 }
 
+// CLI11's names for its own checks, in words ("FILE" -> "an existing file", "{a,b}" -> "one
+// of a, b"); ours are words already.
+std::string check_words(const std::string& check) {
+  if (check == "FILE") return "an existing file";
+  if (check == "DIR") return "an existing directory";
+  if (check == "PATH(existing)") return "an existing path";
+  if (check.size() > 2 && check.front() == '{' && check.back() == '}') {
+    std::string list = check.substr(1, check.size() - 2);
+    for (size_t at = list.find(','); at != std::string::npos; at = list.find(',', at + 2)) list.replace(at, 1, ", ");
+    return "one of " + list;
+  }
+  return check;
+}
+
 }  // namespace
 
 std::string HelpFormatter::make_option_opts(const CLI::Option* opt) const {
@@ -265,7 +279,7 @@ std::string HelpFormatter::make_option_desc(const CLI::Option* opt) const {
   const auto add = [&](const std::string& note) { out += (out.empty() ? "(" : " (") + note + ")"; };
   if (opt->get_type_size() != 0) {
     const std::string checks = split_type(opt).second;
-    if (!checks.empty()) add(checks);
+    if (!checks.empty()) add(check_words(checks));
     std::string def = opt->get_default_str();
     // A list of one shows as its value: "[train.ids]" -> "train.ids".
     if (def.size() > 2 && def.front() == '[' && def.back() == ']' && def.find(',') == std::string::npos)

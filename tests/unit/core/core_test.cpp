@@ -203,7 +203,7 @@ struct TestApp {
   eve::cli::CommonOptions common;
   int k = 10, steps = 0;
   bool flip = true;
-  std::string data;
+  std::string data, format = "json";
   std::vector<std::string> train{"train.ids"};  // a list, as eve-finetune's --train
   TestApp() {
     eve::cli::add_common(app, common, eve::cli::kTorchFree);
@@ -212,6 +212,7 @@ struct TestApp {
     synth->add_option("--data", data, "Dataset dir")->required();
     synth->add_option("--train", train, "Split")->capture_default_str();
     synth->add_flag("!--no-flip", flip, "No flip");
+    synth->add_option("--format", format, "Output")->check(CLI::IsMember({"json", "table"}));
     auto* group = synth->add_option_group("Schedule", "When to stop");
     group->add_option("--max-steps", steps, "Steps");
     app.add_subcommand("merge", "Join parts");
@@ -265,6 +266,8 @@ TEST(Cli, HelpShowsDefaultsAndRequiredWithoutFlagValues) {
   EXPECT_EQ(help.find('{'), std::string::npos) << help;
   EXPECT_EQ(help.find("=train.ids"), std::string::npos) << help;
   EXPECT_EQ(help.find("[train.ids]"), std::string::npos) << help;
+  EXPECT_NE(help.find("(at least 1) (default: 10)"), std::string::npos) << help;
+  EXPECT_NE(help.find("Output (one of json, table)"), std::string::npos) << help;
   const std::string top = t.app.help();
   EXPECT_NE(top.find("(0 or more) (default: 30)"), std::string::npos) << top;
   EXPECT_NE(top.find("(env: EVE_THREADS)"), std::string::npos) << top;
