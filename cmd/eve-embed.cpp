@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch-size", o.batch_size,
                  "Inputs per forward pass (default 64; texts for a compat official model: 256, as "
                  "the released evaluation embeds them, since its outputs depend on the batch)")
-      ->check(CLI::PositiveNumber);
+      ->check(eve::cli::at_least(1));
   app.add_option("--part-size", o.part_size,
                  "Inputs per numbered output part (0 = one output unless --shard)")
       ->capture_default_str();
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
                "other options (without it they are refused)");
   app.add_option("--shard", shard, "Make only the parts p with p % N == I")->option_text("I/N");
   app.add_option("--max-bad", o.max_bad, "Exit 3 when more than this fraction of images is bad")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(eve::cli::between(0, 1));
   app.add_option("--describe", describe,
                  "Print a summary of the bundle BUNDLE (parameters total and active per token, "
                  "layers, experts, resolution, heads) and exit")

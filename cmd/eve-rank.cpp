@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   app.add_option("--gallery-ids", o.gallery_ids,
                  "Gallery ids (.ids.jsonl parts; default: beside each .npy, else row numbers)")
       ->check(CLI::ExistingFile);
-  app.add_option("-k,--k", o.k, "Results per query")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("-k,--k", o.k, "Results per query")->capture_default_str()->check(eve::cli::at_least(1));
   app.add_option("-o,--out", o.out, "Ranks JSONL ('-' = stdout)")->capture_default_str();
   app.add_option("--scores-out", o.scores_out, "Also write the full score matrix (.npy float32)");
   app.add_flag("--allow-mixed", o.allow_mixed,
@@ -36,10 +36,10 @@ int main(int argc, char** argv) {
       ->option_text("RECORDS");
   rr->add_option("--id-field", o.id_field, "Texts: record field holding the row id (as for eve-embed)");
   rr->add_option("--k-test", o.k_test, "Candidates re-ranked per query")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(eve::cli::at_least(1));
   rr->add_option("-b,--batch-size", o.batch_size,
                  "Pairs per fusion pass (default 64; for a compat official model, each query's "
                  "--k-test candidates in one pass, as the released evaluation)")
-      ->check(CLI::PositiveNumber);
+      ->check(eve::cli::at_least(1));
   return eve::cli::run(app, argc, argv, common, [&] { return eve::search::run_rank(o, common); });
 }

@@ -19,7 +19,7 @@ void add_bad_options(CLI::App* app, eve::text::BadRecordOptions& bad) {
                 "Skip records that cannot be processed, count them and report on stderr");
   app->add_option("--max-bad", bad.max_bad,
                   "With --skip-bad: fail (exit 3) when more than this fraction is skipped")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(eve::cli::between(0, 1))
       ->capture_default_str();
 }
 
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   t->add_option("--character-coverage", train.character_coverage,
                 "Fraction of characters the vocabulary must cover")
-      ->check(CLI::Range(0.9, 1.0))
+      ->check(eve::cli::between(0.9, 1))
       ->capture_default_str();
   t->add_option("--field", train.fields,
                 "JSONL field to read (repeatable; default: text, texts, question, sentence)");
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
                     "Cleaning: caption, question or none (default: question for \"question\", "
                     "caption otherwise)");
   e->add_option("--max-tokens", enc.max_tokens, "Keep at most this many ids, [CLS] and [SEP] included")
-      ->check(CLI::Range(3, 1 << 30))
+      ->check(eve::cli::at_least(3))
       ->capture_default_str();
   e->add_flag("--plain", enc.plain, "Text lines in, lines of space-separated ids out");
   add_bad_options(e, enc.bad);

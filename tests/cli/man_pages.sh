@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Every long option printed by a program's --help (and by each subcommand's --help) must
-# appear in its man page, and every program must have one.
+# appear in its man page, and every program and script must have one. (That the pages'
+# examples run is man_examples.sh.)
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}"
 fail=0
 programs=(eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-score)
 [[ -f $EVE_SOURCE/man/man7/eve.7 ]] || { echo "missing man/man7/eve.7"; fail=1; }
+for s in "$EVE_SOURCE"/scripts/eve-*; do
+  [[ -f $EVE_SOURCE/man/man1/$(basename "$s").1 ]] || { echo "missing man page for scripts/$(basename "$s")"; fail=1; }
+done
 for p in "${programs[@]}"; do
   page=$EVE_SOURCE/man/man1/$p.1
   if [[ ! -f $page ]]; then
@@ -27,4 +31,7 @@ for p in "${programs[@]}"; do
     grep -qw -- "$s" <<<"$text" || { echo "$p: subcommand $s is not in man/man1/$p.1"; fail=1; }
   done
 done
+# eve-rank writes no checkpoint and counts no bad inputs: its exit status must not say so.
+status=$(sed -n '/^\.SH EXIT STATUS/,/^\.SH/p' "$EVE_SOURCE/man/man1/eve-rank.1")
+if grep -nE 'checkpoint|^3 |; 3 ' <<<"$status"; then echo "eve-rank.1: EXIT STATUS names what eve-rank does not do"; fail=1; fi
 exit $fail

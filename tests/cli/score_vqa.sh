@@ -42,5 +42,5 @@ expect_error "missing file" 1 "nope.json" "$score" vqa "${args[@]}" --pred "$tmp
 expect_error "unknown evaluator" 2 "--evaluator" \
   "$score" vqa "${args[@]}" --pred "$fx/vqa_results.json" --evaluator 2017
 expect_error "missing --pred" 2 "--pred is required" "$score" vqa "${args[@]}"
-expect_error "no subcommand" 2 "subcommand" "$score"
+expect_error "no subcommand" 2 "a command is required; commands: vqa, " "$score"
 exit $fail

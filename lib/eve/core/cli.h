@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace eve::cli {
 
@@ -27,20 +29,51 @@ struct CommonOptions {
   bool no_tf32 = false;  // torch programs: full float32 matrix products on GPUs with fp32
   bool quiet = false;
   bool verbose = false;
+  double progress_every = 30;  // seconds between plain progress lines off a terminal (0 = none)
 };
 
 enum ProgramKind { kTorchFree = 0, kTorch = 1 };
 
-// Adds --threads, --seed, --quiet, --verbose (and --device, --precision,
+// Adds --threads, --seed, --progress-every, --quiet, --verbose (and --device, --precision,
 // --deterministic-routing, --no-tf32 for torch programs) in the
 // "Common" group, each also read from an EVE_* environment variable, plus --version.
 void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
                 const std::string& version_extra = {});
 
-// Parses argv, applies logging options, installs signal handlers, runs body and maps
-// errors: CLI parse errors and eve::UsageError -> 2, eve::Error -> its exit_code(),
-// anything else -> 1. Every error is printed as one line "program: error: ...".
+// Parses argv, applies logging and progress options, installs signal handlers, runs body
+// and maps errors: CLI parse errors and eve::UsageError -> 2, eve::Error -> its
+// exit_code(), anything else -> 1. Every error is printed as one line "program: error: ...";
+// parse errors in the words of parse_error_message.
 int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
         const std::function<int()>& body);
+
+// Number checks whose failures say what the option accepts, in the option's own words:
+// "--k: must be at least 1, got 0". `min_means` names what the smallest value does when it
+// is a special case: at_least(0, "all cores") -> "must be 0 (all cores) or more, got -1".
+CLI::Validator at_least(double min, const std::string& min_means = {});
+// lo <= value <= hi: "must be between 0 and 1, got 2".
+CLI::Validator between(double lo, double hi);
+
+// The number of single-character insertions, deletions and substitutions that turn a into b.
+size_t edit_distance(std::string_view a, std::string_view b);
+// The candidate nearest to `word` when it is near enough to be a typo of it (about a third
+// of its letters, at least one edit), else "". Between equally near candidates, one with
+// the same first letter wins, then the earlier one.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+// What a parse error of `app` (after app.parse threw it) tells the user: an unknown command
+// named with the commands there are, an unknown option with the nearest known one, anything
+// else as the parser said it.
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e);
+
+// The --help layout of every program (installed by add_common): option names without
+// CLI11's flag defaults ("--no-flip{false}"), then the description followed by what the
+// value must be, "(default: X)" and "(required)".
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override;
+  std::string make_option_opts(const CLI::Option* opt) const override;
+  std::string make_option_desc(const CLI::Option* opt) const override;
+};
 
 }  // namespace eve::cli

@@ -3,11 +3,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "eve/core/log.h"
 
 namespace eve {
+
+namespace {
+// Long enough that a day-long run writes a few thousand lines, short enough that a look at
+// the log shows a run that moves.
+std::atomic<double> g_plain_every{30.0};
+}  // namespace
+
+void Progress::set_plain_every(double seconds) { g_plain_every = std::max(0.0, seconds); }
+double Progress::plain_every() { return g_plain_every; }
 
 Progress::Progress(std::string label, uint64_t total, std::string unit)
     : label_(std::move(label)),
@@ -49,6 +59,12 @@ void Progress::set_total(uint64_t total) {
   total_ = total;
 }
 
+void Progress::set_loss(double loss) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  loss_ = loss;
+  has_loss_ = true;
+}
+
 void Progress::resume_at(uint64_t done) {
   std::lock_guard<std::mutex> lock(mutex_);
   done_ = base_ = done;
@@ -56,14 +72,16 @@ void Progress::resume_at(uint64_t done) {
 
 void Progress::draw(bool force) {
   if (!log::enabled(log::Level::info)) return;
+  const double every = tty_ ? 0.2 : plain_every();  // a TTY redraws 5 times a second
+  if (!tty_ && every <= 0 && !force) return;
   auto now = std::chrono::steady_clock::now();
   double since = std::chrono::duration<double>(now - last_draw_).count();
-  // A TTY redraws 5 times a second; a log file gets a line every 30 s.
-  if (!force && since < (tty_ ? 0.2 : 30.0)) return;
+  if (!force && since < every) return;
   last_draw_ = now;
   double el = std::chrono::duration<double>(now - start_).count();
   const uint64_t ran = done_ - std::min(base_, done_);
   double rate = el > 0 ? ran / el : 0.0;
+  const std::string loss = has_loss_ ? fmt::format(", loss {:.4f}", loss_) : "";
   std::string line;
   if (total_ > 0) {
     double frac = std::min(1.0, static_cast<double>(done_) / total_);
@@ -71,14 +89,15 @@ void Progress::draw(bool force) {
     if (tty_) {
       const int width = 24;
       int filled = static_cast<int>(frac * width);
-      line = fmt::format("{} [{}{}] {}/{} {:.1f} {}/s ETA {}", label_, std::string(filled, '#'),
-                         std::string(width - filled, '.'), done_, total_, rate, unit_, eta);
+      line = fmt::format("{} [{}{}] {}/{}{} {:.1f} {}/s ETA {}", label_, std::string(filled, '#'),
+                         std::string(width - filled, '.'), done_, total_,
+                         has_loss_ ? fmt::format(" loss {:.4f}", loss_) : "", rate, unit_, eta);
     } else {
-      line = fmt::format("{}: {}/{} ({:.0f}%) {:.1f} {}/s ETA {}", label_, done_, total_,
-                         100 * frac, rate, unit_, eta);
+      line = fmt::format("{}: {}/{} {} ({:.0f}%){}, {:.1f} {}/s, ETA {}", label_, done_, total_, unit_,
+                         100 * frac, loss, rate, unit_, eta);
     }
   } else {
-    line = fmt::format("{}: {} {} {:.1f} {}/s", label_, done_, unit_, rate, unit_);
+    line = fmt::format("{}: {} {}{}, {:.1f} {}/s", label_, done_, unit_, loss, rate, unit_);
   }
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s: %s", log::program().c_str(), line.c_str());

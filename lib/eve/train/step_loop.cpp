@@ -264,7 +264,12 @@ class Loop {
         write_line(j);
         since_log_ = 0;
       }
-      if (progress_) progress_->set(static_cast<uint64_t>(now));
+      if (progress_) {
+        // The progress display shows the loss of the last step read back; steps between
+        // reads show it again rather than stall the device for their own.
+        progress_->set_loss(v.loss);
+        progress_->set(static_cast<uint64_t>(now));
+      }
       if (evaluates) hooks_.evaluate(v.loss);
       if (cadence) save(v.loss);
       if (stops) {

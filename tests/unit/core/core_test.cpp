@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "eve/core/cli.h"
 #include "eve/core/error.h"
 #include "eve/core/progress.h"
 #include "eve/core/sha256.h"
@@ -145,6 +146,131 @@ TEST(Progress, DurationFormatting) {
   EXPECT_EQ(eve::Progress::format_duration(3.21), "3.2s");
   EXPECT_EQ(eve::Progress::format_duration(245), "4m05s");
   EXPECT_EQ(eve::Progress::format_duration(7380), "2h03m");
+}
+
+TEST(Progress, PlainLinesCarryCountLossRateAndEta) {
+  // Off a terminal (gtest's capture is a file) a line comes out whenever the interval has
+  // passed: an interval of a nanosecond makes every update one.
+  eve::Progress::set_plain_every(1e-9);
+  testing::internal::CaptureStderr();
+  {
+    eve::Progress p("pretrain", 200, "steps");
+    p.set(10);
+    p.set_loss(2.5);
+    p.set(40);
+  }
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("pretrain: 10/200 steps (5%), "), std::string::npos) << err;
+  EXPECT_EQ(err.find("10/200 steps (5%), loss"), std::string::npos) << err;
+  EXPECT_NE(err.find("pretrain: 40/200 steps (20%), loss 2.5000, "), std::string::npos) << err;
+  EXPECT_NE(err.find(" steps/s, ETA "), std::string::npos) << err;
+  // 0: no periodic lines at all.
+  eve::Progress::set_plain_every(0);
+  testing::internal::CaptureStderr();
+  {
+    eve::Progress p("embed", 0, "img");
+    p.set(5);
+  }
+  err = testing::internal::GetCapturedStderr();
+  eve::Progress::set_plain_every(30);
+  EXPECT_EQ(err, "");
+}
+
+TEST(Cli, EditDistanceCountsASwapAsOneEdit) {
+  EXPECT_EQ(eve::cli::edit_distance("synth", "snyth"), 1u);
+  EXPECT_EQ(eve::cli::edit_distance("synth", "sythn"), 2u);  // the n moved: out and in again
+  EXPECT_EQ(eve::cli::edit_distance("--max-step", "--max-steps"), 1u);
+  EXPECT_EQ(eve::cli::edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(eve::cli::edit_distance("", "abc"), 3u);
+  EXPECT_EQ(eve::cli::edit_distance("same", "same"), 0u);
+}
+
+TEST(Cli, DidYouMeanOnlyForNearMisses) {
+  const std::vector<std::string> opts{"--max-bad", "--max-steps", "--seed", "-k"};
+  EXPECT_EQ(eve::cli::did_you_mean("--max-step", opts), "--max-steps");
+  EXPECT_EQ(eve::cli::did_you_mean("--sede", opts), "--seed");
+  EXPECT_EQ(eve::cli::did_you_mean("--frobnicate", opts), "");
+  // About a third of the letters: two edits are too many for a four-letter word.
+  EXPECT_EQ(eve::cli::did_you_mean("--sxxd", opts), "");
+  EXPECT_EQ(eve::cli::did_you_mean("sythn", {"caption", "synth", "merge"}), "synth");
+  // As near as --out, but starting the same.
+  EXPECT_EQ(eve::cli::did_you_mean("--cout", {"--out", "--count"}), "--count");
+}
+
+// A program of commands as the mains build them: options in groups and subcommands.
+struct TestApp {
+  CLI::App app{"test", "eve-test"};
+  eve::cli::CommonOptions common;
+  int k = 10, steps = 0;
+  bool flip = true;
+  std::string data, format = "json";
+  std::vector<std::string> train{"train.ids"};  // a list, as eve-finetune's --train
+  TestApp() {
+    eve::cli::add_common(app, common, eve::cli::kTorchFree);
+    auto* synth = app.add_subcommand("synth", "Toy world");
+    synth->add_option("-k,--k", k, "Results")->check(eve::cli::at_least(1))->capture_default_str();
+    synth->add_option("--data", data, "Dataset dir")->required();
+    synth->add_option("--train", train, "Split")->capture_default_str();
+    synth->add_flag("!--no-flip", flip, "No flip");
+    synth->add_option("--format", format, "Output")->check(CLI::IsMember({"json", "table"}));
+    auto* group = synth->add_option_group("Schedule", "When to stop");
+    group->add_option("--max-steps", steps, "Steps");
+    app.add_subcommand("merge", "Join parts");
+    app.require_subcommand(1);
+  }
+  std::string error(std::vector<std::string> args) {
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    try {
+      app.parse(args);
+    } catch (const CLI::ParseError& e) {
+      return eve::cli::parse_error_message(app, e);
+    }
+    return "parsed";
+  }
+};
+
+TEST(Cli, ParseErrorsNameWhatWasMeant) {
+  EXPECT_EQ(TestApp().error({"sythn"}), "unknown command 'sythn' (did you mean 'synth'?); commands: synth, merge");
+  EXPECT_EQ(TestApp().error({"--seed", "3", "bake"}), "unknown command 'bake'; commands: synth, merge");
+  EXPECT_EQ(TestApp().error({}), "a command is required; commands: synth, merge");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "--max-step", "2"}),
+            "unknown option --max-step (did you mean --max-steps?)");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "--trian=x"}), "unknown option --trian (did you mean --train?)");
+  // --data is missing because it was misspelt: the slip is what to report.
+  EXPECT_EQ(TestApp().error({"synth", "--dta", "d"}), "unknown option --dta (did you mean --data?)");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "-k", "0"}), "--k: must be at least 1, got 0");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "-k", "many"}), "--k: must be a number, got 'many'");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "--threads", "-1"}),
+            "--threads: must be 0 (all cores) or more, got -1");
+  EXPECT_EQ(TestApp().error({"synth", "--data", "d", "--progress-every", "0.5"}), "parsed");
+}
+
+TEST(Cli, BetweenNamesBothEnds) {
+  double x = 0;
+  CLI::App app{"test", "eve-test"};
+  app.add_option("--max-bad", x)->check(eve::cli::between(0, 1));
+  try {
+    app.parse(std::vector<std::string>{"2", "--max-bad"});
+    FAIL() << "2 passed";
+  } catch (const CLI::ParseError& e) {
+    EXPECT_EQ(eve::cli::parse_error_message(app, e), "--max-bad: must be between 0 and 1, got 2");
+  }
+}
+
+TEST(Cli, HelpShowsDefaultsAndRequiredWithoutFlagValues) {
+  TestApp t;
+  const std::string help = t.app.get_subcommand("synth")->help();
+  EXPECT_NE(help.find("(default: train.ids)"), std::string::npos) << help;
+  EXPECT_NE(help.find("Dataset dir (required)"), std::string::npos) << help;
+  EXPECT_NE(help.find("--no-flip"), std::string::npos) << help;
+  EXPECT_EQ(help.find('{'), std::string::npos) << help;
+  EXPECT_EQ(help.find("=train.ids"), std::string::npos) << help;
+  EXPECT_EQ(help.find("[train.ids]"), std::string::npos) << help;
+  EXPECT_NE(help.find("(at least 1) (default: 10)"), std::string::npos) << help;
+  EXPECT_NE(help.find("Output (one of json, table)"), std::string::npos) << help;
+  const std::string top = t.app.help();
+  EXPECT_NE(top.find("(0 or more) (default: 30)"), std::string::npos) << top;
+  EXPECT_NE(top.find("(env: EVE_THREADS)"), std::string::npos) << top;
 }
 
 TEST(Version, LineNamesProgramAndVersion) {
