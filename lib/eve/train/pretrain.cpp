@@ -193,14 +193,9 @@ struct Trainer {
                           ojson{{"stage", "vl"}, {"freeze", ojson::array()}});
     const CheckpointRef& ck = rp.checkpoint;
     if (rp.found()) {
-      const ojson& state = rp.state;
-      seed = state["options"]["seed"].get<uint64_t>();
-      model::Bundle b = model::load_bundle(ck.dir);
+      model::Bundle b = resume_model(rp, seed, st);
       model = b.model;
       config = b.config;
-      st.step = state["step"].get<int64_t>();
-      st.resumed_from = ck.dir;
-      st.saved = st.step;
     } else {
       if (o.tokenizer.empty() && o.init.empty())
         throw UsageError("--tokenizer is required (the tok.json written beside the tokenizer model)");

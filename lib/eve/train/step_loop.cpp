@@ -43,6 +43,14 @@ ResumePoint find_resume_point(const std::string& run_dir, bool resume, const ojs
   return p;
 }
 
+model::Bundle resume_model(const ResumePoint& rp, uint64_t& seed, LoopState& state) {
+  seed = rp.state["options"]["seed"].get<uint64_t>();
+  state.step = rp.state["step"].get<int64_t>();
+  state.resumed_from = rp.checkpoint.dir;
+  state.saved = state.step;
+  return model::load_bundle(rp.checkpoint.dir);
+}
+
 namespace {
 
 // One run of the loop: what stays between steps.

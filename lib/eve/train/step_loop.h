@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "eve/model/bundle.h"
 #include "eve/model/eve_model.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/optim.h"
@@ -96,6 +97,10 @@ struct LoopState {
   int64_t saved = 0;           // the step of the last checkpoint written or resumed from
   std::string resumed_from;    // the checkpoint dir the run resumed from ("" = none)
 };
+
+// The model a found resume point holds (its bundle: weights and config); sets `seed` to the
+// seed the run was started with and `state` to the checkpoint's step, resumed from and saved.
+model::Bundle resume_model(const ResumePoint& rp, uint64_t& seed, LoopState& state);
 
 // Trains from state.step to o.total. Returns 0; throws eve::Interrupted after a checkpoint
 // when a signal asked to stop, and rethrows any failure after saving the last complete

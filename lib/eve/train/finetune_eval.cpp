@@ -1,0 +1,244 @@
+// eve-finetune: validation and predictions of each task; retrieval scores and their ITM re-rank.
+#include "eve/train/finetuner.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unordered_map>
+
+#include "eve/core/error.h"
+#include "eve/core/log.h"
+#include "eve/core/paths.h"
+#include "eve/core/rng.h"
+#include "eve/core/threads.h"
+#include "eve/eval/retrieval_eval.h"
+#include "eve/eval/vqa_eval.h"
+#include "eve/io/file.h"
+#include "eve/io/image_store.h"
+#include "eve/io/jsonl.h"
+#include "eve/io/npy.h"
+#include "eve/model/bundle.h"
+#include "eve/train/checkpoint.h"
+#include "eve/train/contrastive.h"
+
+namespace eve::train {
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+using ojson = nlohmann::ordered_json;
+using torch::Tensor;
+
+std::unique_ptr<Loader> Finetuner::eval_loader(const TaskRecords& data) {
+  LoaderOptions lo;
+  lo.dir = o.data;
+  lo.global_batch = 1;
+  lo.max_text_len = config.max_text_len;
+  lo.pad_id = config.pad_token_id;
+  lo.threads = resolve_threads(common.threads);
+  lo.augment.res = config.image_res;
+  return std::make_unique<Loader>(data.samples, lo);
+}
+
+// Evaluates one split; with `out_stem` non-empty (rank 0) writes the predictions there.
+ojson Finetuner::evaluate(const std::string& split, const std::string& out_stem, bool rerank) {
+  torch::NoGradGuard guard;
+  model->eval();
+  TaskRecords data = read_task_records(task, o.data, split, config.vocab_size, false);
+  if (rank0()) warn_long_texts(data, config.max_text_len, split_stem(split));
+  ojson m{{"split", split_stem(split)}};
+  if (task == Task::retrieval) {
+    evaluate_retrieval(data, out_stem, rerank, m);
+  } else {
+    auto ld = eval_loader(data);
+    const int64_t n = ld->samples();
+    std::vector<int64_t> pred(static_cast<size_t>(n));
+    for_batches(n, [&](const std::vector<int64_t>& idx) {
+      Batch b = ld->load(idx);
+      Tensor logits;
+      nn::Autocast autocast(precision, device.str());
+      if (task == Task::vqa) {
+        model::EncoderInput in;
+        in.image = b.images.to(device);
+        in.text_ids = b.ids.to(device);
+        in.text_mask = b.mask.to(device);
+        logits = model->vqa_logits(model->encode(model::Mode::vl, in).pooled);
+      } else {
+        logits = nlvr2_forward(b.images.to(device), b.images2.to(device), b.ids.to(device), b.mask.to(device),
+                               nullptr).first;
+      }
+      Tensor a = logits.argmax(1).cpu();
+      for (size_t i = 0; i < idx.size(); ++i) pred[static_cast<size_t>(idx[i])] = a[static_cast<int64_t>(i)].item<int64_t>();
+    });
+    double correct = 0;
+    std::string text;
+    const bool labelled = data.labelled();
+    if (task == Task::vqa) {
+      ojson list = ojson::array();
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string& ans = answers[static_cast<size_t>(pred[static_cast<size_t>(i)])];
+        list.push_back(ojson{{"question_id", data.question_ids[static_cast<size_t>(i)]}, {"answer", ans}});
+        if (labelled)
+          correct += eval::vqa_question_accuracy(data.human_answers[static_cast<size_t>(i)], ans,
+                                                 eval::VqaEvaluator::current);
+      }
+      text = list.dump() + "\n";
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t p = pred[static_cast<size_t>(i)];
+        text += data.identifiers[static_cast<size_t>(i)] + "," + (p == 1 ? "True" : "False") + "\n";
+        if (labelled) correct += p == data.labels[static_cast<size_t>(i)];
+      }
+    }
+    if (labelled) m["accuracy"] = 100.0 * correct / static_cast<double>(n);
+    m["examples"] = n;
+    if (!out_stem.empty())
+      io::write_file_atomic(out_stem + (task == Task::vqa ? ".json" : ".csv"), text);
+  }
+  model->train();
+  return m;
+}
+
+void Finetuner::evaluate_retrieval(const TaskRecords& data, const std::string& out_stem, bool rerank, ojson& m) {
+  model::RetrievalEncoder enc(model, device, o.run_dir, rerank);
+  auto ld = eval_loader(data);
+  const int64_t ni = ld->samples(), nt = static_cast<int64_t>(data.texts.size());
+  std::vector<Tensor> fv, ft;
+  for_batches(ni, [&](const std::vector<int64_t>& idx) { fv.push_back(enc.images(ld->load(idx).images)); });
+  // A compat official model's outputs depend on the batch: texts go 256 at a time, as the
+  // released evaluation embeds them.
+  const int64_t text_batch = config.official() ? 256 : o.eval_batch_size;
+  for_batches(nt, text_batch, [&](const std::vector<int64_t>& idx) {
+    std::vector<const std::vector<int64_t>*> tok;
+    for (int64_t i : idx) tok.push_back(&data.texts[static_cast<size_t>(i)]);
+    ft.push_back(enc.texts(tok));
+  });
+  Tensor i2t = torch::matmul(torch::cat(fv), torch::cat(ft).t()).contiguous();
+  Tensor t2i = i2t.t().contiguous();
+  std::vector<uint32_t> text_image(static_cast<size_t>(nt));
+  for (int64_t i = 0; i < ni; ++i)
+    for (uint32_t t = data.text_offsets[static_cast<size_t>(i)]; t < data.text_offsets[static_cast<size_t>(i) + 1]; ++t)
+      text_image[t] = static_cast<uint32_t>(i);
+  if (rerank && r.k_test > 0) {
+    std::tie(i2t, t2i) = config.official() ? rerank_itm_per_query(enc, *ld, data, i2t, t2i)
+                                           : rerank_itm(enc, *ld, data, i2t, t2i);
+    m["k_test"] = r.k_test;
+  }
+  eval::RetrievalAnnotations ann;
+  ann.path = data.path;
+  ann.images = data.image_keys;
+  ann.text_offsets = data.text_offsets;
+  ann.text_image = text_image;
+  auto ri = eval::image_to_text_ranks(ann, i2t.data_ptr<float>(), "i2t", nullptr);
+  auto rt = eval::text_to_image_ranks(ann, t2i.data_ptr<float>(), "t2i", nullptr);
+  eval::RetrievalScores s = eval::retrieval_recall(ri, rt);
+  m["txt_r1"] = s.txt_r1;
+  m["txt_r5"] = s.txt_r5;
+  m["txt_r10"] = s.txt_r10;
+  m["img_r1"] = s.img_r1;
+  m["img_r5"] = s.img_r5;
+  m["img_r10"] = s.img_r10;
+  m["r_mean"] = s.r_mean;
+  m["images"] = ni;
+  m["texts"] = nt;
+  if (out_stem.empty()) return;
+  std::vector<std::string> text_ids;
+  for (int64_t t = 0; t < nt; ++t) {
+    const uint32_t img = text_image[static_cast<size_t>(t)];
+    text_ids.push_back(data.image_keys[img] + "#" + std::to_string(t - data.text_offsets[img]));
+  }
+  auto write = [&](const Tensor& scores, const std::string& dir, const std::vector<std::string>& qids,
+                   const std::vector<std::string>& gids) {
+    io::write_npy(out_stem + "." + dir + ".npy",
+                  io::make_npy_f32({scores.size(0), scores.size(1)},
+                                   std::vector<float>(scores.data_ptr<float>(),
+                                                      scores.data_ptr<float>() + scores.numel())));
+    const int64_t k = std::min<int64_t>(10, scores.size(1));
+    auto top = scores.topk(k, 1);
+    Tensor val = std::get<0>(top), ix = std::get<1>(top);
+    std::string text;
+    for (int64_t q = 0; q < scores.size(0); ++q) {
+      ojson res = ojson::array();
+      for (int64_t j = 0; j < k; ++j)
+        res.push_back(ojson::array({gids[static_cast<size_t>(ix[q][j].item<int64_t>())], val[q][j].item<float>()}));
+      text += io::to_jsonl_line(ojson{{"query", qids[static_cast<size_t>(q)]}, {"results", res}});
+    }
+    io::write_file_atomic(out_stem + "." + dir + ".ranks.jsonl", text);
+  };
+  write(i2t, "i2t", data.image_keys, text_ids);
+  write(t2i, "t2i", text_ids, data.image_keys);
+}
+
+// EVE's re-rank: each query's top k_test candidates by ITC get the ITM match logit, every
+// other entry -100. Pairs are scored image by image so only a batch of images is in memory.
+std::pair<Tensor, Tensor> Finetuner::rerank_itm(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+                                     const Tensor& i2t, const Tensor& t2i) {
+  const int64_t ni = i2t.size(0), nt = i2t.size(1);
+  Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1));
+  Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1));
+  std::vector<std::set<int64_t>> pairs(static_cast<size_t>(ni));  // image -> texts to score
+  auto tt = top_t.accessor<int64_t, 2>();
+  auto ti = top_i.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < ni; ++i)
+    for (int64_t j = 0; j < top_t.size(1); ++j) pairs[static_cast<size_t>(i)].insert(tt[i][j]);
+  for (int64_t t = 0; t < nt; ++t)
+    for (int64_t j = 0; j < top_i.size(1); ++j) pairs[static_cast<size_t>(ti[t][j])].insert(t);
+  Tensor logit = torch::full({ni, nt}, std::nanf(""));
+  for_batches(ni, [&](const std::vector<int64_t>& idx) {
+    Tensor pixels = ld.load(idx).images;
+    std::vector<int64_t> rows, img, txt;
+    std::vector<const std::vector<int64_t>*> tok;
+    auto flush = [&]() {
+      if (rows.empty()) return;
+      Tensor s = enc.match(pixels.index_select(0, torch::tensor(rows)), tok);
+      logit.index_put_({torch::tensor(img), torch::tensor(txt)}, s);
+      rows.clear();
+      img.clear();
+      txt.clear();
+      tok.clear();
+    };
+    for (size_t k = 0; k < idx.size(); ++k)
+      for (int64_t t : pairs[static_cast<size_t>(idx[k])]) {
+        rows.push_back(static_cast<int64_t>(k));
+        img.push_back(idx[k]);
+        txt.push_back(t);
+        tok.push_back(&data.texts[static_cast<size_t>(t)]);
+        if (static_cast<int>(rows.size()) == o.eval_batch_size) flush();
+      }
+    flush();
+  });
+  Tensor a = torch::full({ni, nt}, -100.0f), b = torch::full({nt, ni}, -100.0f);
+  a.scatter_(1, top_t, logit.gather(1, top_t));
+  b.scatter_(1, top_i, logit.t().contiguous().gather(1, top_i));
+  return {a.contiguous(), b.contiguous()};
+}
+
+// The re-rank of a compat official model, batched as the released evaluation does: each
+// query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
+// then text queries), since capacity limits make a pair's logit depend on its batch. A
+// pair among both an image's and a text's candidates is scored in each batch.
+std::pair<Tensor, Tensor> Finetuner::rerank_itm_per_query(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
+                                               const Tensor& i2t, const Tensor& t2i) {
+  const int64_t ni = i2t.size(0), nt = i2t.size(1);
+  Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1)).contiguous();
+  Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1)).contiguous();
+  Tensor a = torch::full({ni, nt}, -100.0f), b = torch::full({nt, ni}, -100.0f);
+  std::vector<const std::vector<int64_t>*> tok;
+  for (int64_t i = 0; i < ni; ++i) {
+    Tensor cand = top_t[i];
+    tok.clear();
+    for (int64_t j = 0; j < cand.size(0); ++j) tok.push_back(&data.texts[static_cast<size_t>(cand[j].item<int64_t>())]);
+    Tensor px = ld.load({i}).images;
+    a[i].index_put_({cand}, enc.match(px.expand({cand.size(0), -1, -1, -1}), tok));
+  }
+  for (int64_t t = 0; t < nt; ++t) {
+    Tensor cand = top_i[t];
+    std::vector<int64_t> idx(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.size(0));
+    tok.assign(idx.size(), &data.texts[static_cast<size_t>(t)]);
+    b[t].index_put_({cand}, enc.match(ld.load(idx).images, tok));
+  }
+  return {a, b};
+}
+
+}  // namespace eve::train
