@@ -18,9 +18,9 @@ g[55] = g[50]                       # an exact copy
 np.save("a.npy", g)
 with open("a.ids.jsonl", "w") as f:
     f.writelines(json.dumps(f"a{i}") + "\n" for i in range(60))
-# the same rows with one id used twice (rows 3 and 4), for --exclude-self
+# the same rows with one id used twice (rows 7 and 30, near-copies), for --exclude-self
 with open("rep.ids.jsonl", "w") as f:
-    f.writelines(json.dumps("a3" if i == 4 else f"a{i}") + "\n" for i in range(60))
+    f.writelines(json.dumps("a7" if i == 30 else f"a{i}") + "\n" for i in range(60))
 # a "test" collection: 3 near-copies of "train" rows among 12
 t = unit(rng.standard_normal((12, 16)))
 t[2] = near(g[5]); t[6] = near(g[12]); t[9] = g[50]
@@ -47,7 +47,7 @@ def oracle(ids, k, smin=None):
         out.append([ids[j] for j in order[:k]])
     return out
 ids = [f"a{i}" for i in range(60)]
-rep = ["a3" if i == 4 else x for i, x in enumerate(ids)]
+rep = ["a7" if i == 30 else x for i, x in enumerate(ids)]
 for name, want_ids, want in (("self", ids, oracle(ids, 5)), ("rep", rep, oracle(rep, 5)),
                              ("near", ids, oracle(ids, 2, 0.99)), ("near50", ids, oracle(ids, 50, 0.99))):
     got = [json.loads(l) for l in open(name + ".jsonl")]
