@@ -41,7 +41,7 @@ class RankReader {
   explicit RankReader(const std::string& path);
   ~RankReader();
   bool next(RankLine& line);
-  // "FILE:LINE" of the line last read.
+  // The number of the line last read (1-based), as Error's "where" takes it.
   std::string where() const;
   const std::string& path() const { return path_; }
 
