@@ -12,6 +12,8 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
   # reference implementations used by the tests and benchmarks (Debian's /usr/bin/python3)
   python3-torch python3-numpy python3-pil python3-sentencepiece
+  # real pictures for tests/cli/rank_dupes_photos.sh (three wallpapers, 0.8 MB, no dependencies)
+  lxde-common
   # peers of the benchmarks only (make bench; the tests never need them)
   python3-faiss  # tests/bench/bench_rank_faiss.sh: faiss's exact inner-product index
   chromium  # headless: tests/cli/report.sh checks that the eve-report pages render

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string_view>
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
@@ -21,6 +22,7 @@
 #include "eve/model/runtime.h"
 #include "eve/search/embed.h"
 #include "eve/search/embed_inputs.h"
+#include "eve/search/rank_file.h"
 #include "eve/search/topk.h"
 
 #include <unordered_map>
@@ -274,6 +276,14 @@ class ItmReranker {
   int64_t batch_ = 64;
 };
 
+// The largest number of rows that share one id (1 when ids are distinct).
+int most_rows_per_id(const std::vector<std::string>& ids) {
+  std::unordered_map<std::string_view, int> count;
+  int most = 0;
+  for (const auto& id : ids) most = std::max(most, ++count[id]);
+  return most;
+}
+
 }  // namespace
 
 std::string default_ids_path(const std::string& npy_path) {
@@ -350,8 +360,6 @@ void check_one_space(const RankOptions& o, const std::vector<io::ordered_json>& 
 // "<out without .jsonl>.meta.json": what a ranks file holds and what it was made from.
 void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& qm,
                      const std::vector<io::ordered_json>& gm, int64_t query_rows, int64_t gallery_rows) {
-  std::string stem = o.out;
-  if (stem.size() > 6 && stem.compare(stem.size() - 6, 6, ".jsonl") == 0) stem.resize(stem.size() - 6);
   auto fingerprints = [](const std::vector<io::ordered_json>& metas) {
     io::ordered_json a = io::ordered_json::array();
     for (const auto& m : metas)
@@ -381,7 +389,9 @@ void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& 
     m["score"] = "inner product of the embeddings";
     m["rerank"] = nullptr;
   }
-  io::write_file_atomic(stem + ".meta.json", m.dump(2) + "\n");
+  m["exclude_self"] = o.exclude_self;
+  m["min_score"] = std::isnan(o.min_score) ? io::ordered_json(nullptr) : io::ordered_json::parse(fmt::format("{}", o.min_score));
+  io::write_file_atomic(rank_meta_path(o.out), m.dump(2) + "\n");
 }
 
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
@@ -427,14 +437,26 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
     write_scores(queries, gallery, opts);
   }
 
+  // A query's own row (or rows, where ids repeat) may take places in the search that the
+  // written hits must not lose: search that many more, drop them, keep the rest.
+  const int self_rows = opts.exclude_self ? most_rows_per_id(gids) : 0;
+  const int keep = opts.rerank ? opts.k_test : opts.k;
   TopkOptions to;
-  to.k = opts.rerank ? opts.k_test : opts.k;
+  to.k = keep + self_rows;
   to.threads = common.threads;
   io::AtomicWriter out(opts.out);
   Progress progress("rank", static_cast<uint64_t>(queries.rows()), "queries");
+  const bool by_score = !std::isnan(opts.min_score);
   std::string buf;
   topk_search(queries, gallery, to, [&](int64_t first, std::vector<std::vector<Hit>>& hits) {
     buf.clear();
+    if (self_rows > 0)
+      for (size_t i = 0; i < hits.size(); ++i) {
+        const std::string& self = qids[first + static_cast<int64_t>(i)];
+        auto& h = hits[i];
+        h.erase(std::remove_if(h.begin(), h.end(), [&](const Hit& x) { return gids[x.index] == self; }), h.end());
+        if (h.size() > static_cast<size_t>(keep)) h.resize(static_cast<size_t>(keep));
+      }
     if (reranker) {
       std::vector<float> row(rerank_scores ? gallery.rows() : 0);
       for (size_t i = 0; i < hits.size(); ++i) {
@@ -444,16 +466,15 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
       }
     }
     for (size_t i = 0; i < hits.size(); ++i) {
-      buf += "{\"query\": ";
-      buf += qids[first + i];
-      buf += ", \"results\": [";
+      begin_rank_line(buf, qids[first + i]);
       for (size_t j = 0; j < hits[i].size(); ++j) {
         if (!std::isfinite(hits[i][j].score))
           throw_score(queries, gallery, first + static_cast<int64_t>(i), hits[i][j].index, hits[i][j].score, {});
-        if (j) buf += ", ";
-        buf += fmt::format("[{}, {}]", gids[hits[i][j].index], hits[i][j].score);
+        // Hits are best first: the first below the threshold ends the query's list.
+        if (by_score && !(hits[i][j].score >= opts.min_score)) break;
+        add_rank_hit(buf, j, gids[hits[i][j].index], fmt::format("{}", hits[i][j].score));
       }
-      buf += "]}\n";
+      end_rank_line(buf);
     }
     out.write(buf);
     progress.add(hits.size());

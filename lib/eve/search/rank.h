@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -17,6 +18,14 @@ struct RankOptions {
   std::vector<std::string> query_ids;    // .ids.jsonl parts (default: beside each .npy)
   std::vector<std::string> gallery_ids;  // .ids.jsonl parts (default: beside each .npy)
   int k = 10;
+  // Queries and gallery may hold the same modality (image to image, text to text): nothing
+  // here depends on which side is which, except --rerank (an image against a text).
+  // With exclude_self, a gallery row whose id equals the query's id is never a hit; the
+  // query still gets k hits when the gallery has them.
+  bool exclude_self = false;
+  // When set (not NaN), only hits scoring at least this are written, still at most k per
+  // query (a query may get none): near-duplicate detection.
+  float min_score = std::numeric_limits<float>::quiet_NaN();
   std::string out = "-";         // ranks JSONL
   std::string scores_out;        // optional full score matrix (.npy, float32)
   int64_t max_scores = int64_t{1} << 28;  // refuse --scores-out above this many cells

@@ -1,0 +1,57 @@
+// Ranks files as text: the one place that writes a ranks line, and a reader that keeps
+// every id and score exactly as written, so that tools which rewrite ranks (merge, dupes,
+// leakage) change no byte of what they pass on. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eve::io {
+class LineReader;
+}
+
+namespace eve::search {
+
+// One result: the gallery id (JSON text), the score as written and its float32 value.
+struct RankHit {
+  std::string id;
+  std::string score_text;
+  float score = 0;
+};
+
+// One line of a ranks file: {"query": ID, "results": [[ID, SCORE], ...]}.
+struct RankLine {
+  std::string query;  // JSON text
+  std::vector<RankHit> hits;
+};
+
+// The line eve-rank writes (with its newline), appended to buf piece by piece.
+void begin_rank_line(std::string& buf, std::string_view query);
+void add_rank_hit(std::string& buf, size_t position, std::string_view id, std::string_view score);
+void end_rank_line(std::string& buf);
+void append_rank_line(std::string& buf, const RankLine& line);
+
+// Reads a ranks file line by line. Anything else (not JSON, another shape, a score that is
+// not a finite float32, results not best first) is an Error naming the file and line.
+class RankReader {
+ public:
+  explicit RankReader(const std::string& path);
+  ~RankReader();
+  bool next(RankLine& line);
+  // The number of the line last read (1-based), as Error's "where" takes it.
+  std::string where() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<io::LineReader> lines_;
+  std::string text_;
+};
+
+// "<ranks without .jsonl>.meta.json": where eve-rank describes a ranks file.
+std::string rank_meta_path(const std::string& ranks);
+
+}  // namespace eve::search
