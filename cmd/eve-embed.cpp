@@ -6,6 +6,7 @@
 #include "eve/core/cli.h"
 #include "eve/model/runtime.h"
 #include "eve/model/summary.h"
+#include "eve/core/error.h"
 #include "eve/search/embed.h"
 #include "eve/search/embed_inputs.h"
 
@@ -52,7 +53,25 @@ int main(int argc, char** argv) {
                  "Print a summary of the bundle BUNDLE (parameters total and active per token, "
                  "layers, experts, resolution, heads) and exit")
       ->option_text("BUNDLE");
+  std::string classes;
+  std::vector<std::string> templates;
+  app.add_option("--group-by", o.group_by,
+                 "Texts: one row per value of this record field, the l2-normalised mean of its texts' "
+                 "rows (class embeddings from several prompts), with the value as id")
+      ->option_text("FIELD")->group("Zero-shot classes");
+  app.add_option("--classes", classes,
+                 "Print one record {\"class\", \"texts\"} per class name in FILE (one per line) with "
+                 "the --template prompts, for eve-tokenize encode and --group-by class, and exit")
+      ->option_text("FILE")->group("Zero-shot classes");
+  app.add_option("--template", templates, "A prompt with {} for the class name (repeatable; the default is 'a photo of a {}.')")
+      ->option_text("T")->group("Zero-shot classes");
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
+    if (!classes.empty()) {
+      if (templates.empty()) templates = {"a photo of a {}."};
+      std::fputs(eve::search::class_prompts(classes, templates).c_str(), stdout);
+      return std::fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (!templates.empty()) throw eve::UsageError("--template goes with --classes");
     if (!describe.empty()) {
       std::fputs(eve::model::format_summary(eve::model::summarize_bundle(describe)).c_str(), stdout);
       return 0;

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "eve/core/cli.h"
+#include "eve/eval/classify_eval.h"
 #include "eve/eval/score.h"
 
 int main(int argc, char** argv) {
@@ -57,6 +58,23 @@ int main(int argc, char** argv) {
   retrieval_cmd->add_option("--t2i", retrieval.t2i_scores, "Text-to-image scores .npy (texts x images)");
   retrieval_cmd->add_option("--i2t-ranks", retrieval.i2t_ranks, "Image-query rank lists, JSONL");
   retrieval_cmd->add_option("--t2i-ranks", retrieval.t2i_ranks, "Text-query rank lists, JSONL");
+
+  eve::eval::ClassifyScoreOptions classify;
+  auto* classify_cmd = app.add_subcommand(
+      "classify", "Zero-shot classification: top-1/top-5 and per-class accuracy, most confused pairs");
+  classify_cmd->add_option("--gold", classify.gold,
+                           "Labels, JSON Lines: one record per image with its id and the --field attribute "
+                           "(a class, or a list of classes any of which is correct)")
+      ->required()->option_text("LABELS");
+  classify_cmd->add_option("--ranks", classify.ranks,
+                           "eve-rank output with the images as queries and the class embeddings as gallery")
+      ->required()->option_text("RANKS");
+  classify_cmd->add_option("--field", classify.field, "The gold attribute scored (e.g. colors, background)")
+      ->required();
+  classify_cmd->add_option("--id-field", classify.id_field, "The gold field holding the image id")
+      ->capture_default_str();
+  classify_cmd->add_option("--confused", classify.confused, "How many of the most confused pairs to list")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.require_subcommand(1);
 
   return eve::cli::run(app, argc, argv, common, [&]() -> int {
@@ -66,6 +84,8 @@ int main(int argc, char** argv) {
       result = eve::eval::score_vqa(vqa);
     } else if (nlvr2_cmd->parsed()) {
       result = eve::eval::score_nlvr2(nlvr2);
+    } else if (classify_cmd->parsed()) {
+      result = eve::eval::score_classify(classify);
     } else {
       retrieval.threads = common.threads;
       result = eve::eval::score_retrieval(retrieval);

@@ -101,7 +101,30 @@ done_or t2i.ranks.jsonl || {
   eve-rank --queries test-texts.npy --gallery test-images.npy -k 10 "${rr[@]}" -o t2i.ranks.jsonl
 }
 
-stage "10. eve-score: fine-tuned predictions and the baselines they must beat (majority answer, majority label, random ranking)"
+stage "10. Zero-shot classification: the test images labelled by colour, shape and background through the retrieval model's ITC heads"
+# A class is the mean of its prompts' embeddings (eve-embed --group-by); world/labels.jsonl
+# says what each image shows, read off the scene it was drawn from.
+printf '%s\n' red green blue yellow purple orange > colors.txt
+printf '%s\n' circle square triangle star diamond > shapes.txt
+printf '%s\n' plain striped checkered dotted > background.txt
+zero_shot() {  # zero_shot ATTRIBUTE TEMPLATE... (every class ranked, so chance counts them all)
+  local attr=$1 tpl=() t k
+  shift
+  k=$(wc -l < "$attr.txt")
+  for t in "$@"; do tpl+=(--template "$t"); done
+  done_or "$attr.ranks.jsonl" && return 0
+  eve-embed --classes "$attr.txt" "${tpl[@]}" | eve-tokenize encode -m ft-retrieval/tokenizer.model |
+    eve-embed -m ft-retrieval --texts - --group-by class -o "$attr-classes" --threads "$THREADS"
+  eve-rank --queries test-images.npy --gallery "$attr-classes.npy" -k "$k" -o "$attr.ranks.jsonl" --threads "$THREADS"
+}
+zero_shot colors 'a {} shape' 'there is a {} shape' 'one {} shape'
+zero_shot shapes 'a {}' 'there is a {}' 'an image of a {}'
+zero_shot background 'a {} background' 'shapes on a {} background' 'a {} pattern'
+for attr in colors shapes background; do
+  eve-score classify --gold world/labels.jsonl --field "$attr" --ranks "$attr.ranks.jsonl" > "score_classify_$attr.json"
+done
+
+stage "11. eve-score: fine-tuned predictions and the baselines they must beat (majority answer, majority label, random ranking)"
 EVE_REF="$here/tests/reference" "$PY" - <<'PYEOF'
 import collections, json, os, random, sys
 sys.path.insert(0, os.environ["EVE_REF"])
@@ -159,7 +182,7 @@ eve-score retrieval --ann data/retrieval/test.jsonl --i2t-ranks i2t.ranks.jsonl 
   --json vqa_by_form_vg_val.json > vqa_by_form_vg_val.txt
 "$PY" "$BY_FORM" nlvr2 --world world --split test1 --pred ft-nlvr2/predictions/test1.csv > nlvr2_by_kind.txt
 
-stage "11. eve-report: loss curves and pages to look at"
+stage "12. eve-report: loss curves and pages to look at"
 REPORT="$here/scripts/eve-report"
 "$PY" "$REPORT" curves pretrain --keys loss,mim,mlm -o curves-pretrain.svg
 "$PY" "$REPORT" curves ft-vqa ft-colors ft-nlvr2 ft-retrieval --keys loss -o curves-finetune.svg
@@ -196,6 +219,10 @@ rows = [
     ("Retrieval R mean (test)", r["r_mean"], "random scores", rb["r_mean"]),
     ("  via eve-embed + eve-rank", rr["img_r1"], "(IR@1 from rank lists)", rb["img_r1"]),
 ]
+for attr, name in (("colors", "colour"), ("shapes", "shape"), ("background", "background")):
+    z = load("score_classify_%s.json" % attr)
+    rows += [("Zero-shot %s (test)" % name, z["top1"], "chance (%d classes)" % z["classes"], z["chance_top1"]),
+             ("", z["top1"], "majority (%s)" % z["majority_class"], z["majority_top1"])]
 print("%-28s %10s   %-24s %8s" % ("metric", "eve-tiny", "baseline", "value"))
 for name, x, b, y in rows:
     print("%-28s %10.2f   %-24s %8.2f" % (name, x, b, y))
@@ -204,4 +231,6 @@ print("numbers by eve-score on the toy world, except the colour questions' (eve-
 print("VQA on vg_val (6,400 questions about the NLVR2 dev images, which pick the model) by the reference")
 print("evaluator in tests/reference; 'best constant per form' is the most one answer per question form gets there.")
 print("Per question form and statement kind: vqa_by_form_vg_val.txt, vqa_by_form.txt, nlvr2_by_kind.txt.")
+print("Zero-shot: top-1 from the retrieval model's image and prompt embeddings, never trained on the labels; a hit is")
+print("a colour or shape the image has (per class and the most confused pairs in score_classify_*.json).")
 PYEOF

@@ -14,6 +14,7 @@
 #include "eve/core/log.h"
 #include "eve/core/threads.h"
 #include "eve/core/version.h"
+#include "eve/data/prep.h"
 #include "eve/data/synth_world.h"
 #include "eve/image/codec.h"
 #include "eve/io/file.h"
@@ -104,6 +105,28 @@ void render_to(const synth::Scene& scene, const SynthOptions& o, Rng rng, const 
   write_small_file(path, image::encode_jpeg(synth::render(scene, o.size, rng), enc));
 }
 
+// Collects labels.jsonl: one record per image with the id a dataset dir prepared from the
+// world's root gives it (eve-prep's own key rule, through a Collection, so the two never
+// disagree), its path, its split and the scene's attributes.
+class LabelWriter {
+ public:
+  void add(const std::string& image, const std::string& split, const synth::Scene& scene) {
+    const synth::SceneLabels l = synth::scene_labels(scene);
+    const std::string& key = keys_.images[keys_.image(image, image)].key;
+    ojson rec = {{"id", key}, {"image", image}, {"split", split}, {"background", l.background},
+                 {"colors", l.colors}, {"shapes", l.shapes}, {"count", l.count}};
+    text_ += rec.dump() + "\n";
+    ++records_;
+  }
+  int records() const { return records_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  Collection keys_;
+  std::string text_;
+  int records_ = 0;
+};
+
 }  // namespace
 
 SynthReport write_synth_world(const SynthOptions& o) {
@@ -140,6 +163,7 @@ SynthReport write_synth_world(const SynthOptions& o) {
   report.images = o.count;
 
   std::string corpus;
+  LabelWriter labels;
   std::map<std::string, int> answer_counts;
   std::map<std::string, ojson> colors = {{"train", ojson::array()}, {"val", ojson::array()}};
   for (const auto& sp : splits) {
@@ -148,6 +172,7 @@ SynthReport write_synth_world(const SynthOptions& o) {
       const int image_id = i + 1;
       const std::string rel = "images/" + image_name(image_id);
       const auto& c = caps[static_cast<size_t>(i)];
+      labels.add(rel, sp.name, scenes[static_cast<size_t>(i)]);
       report.captions += static_cast<int>(c.size());
       if (sp.name == "train") {
         pairs.push_back({{"image", rel}, {"caption", c}});
@@ -285,6 +310,12 @@ SynthReport write_synth_world(const SynthOptions& o) {
     render_to(job.right, o, Rng(o.seed, kNlvrNoise, j * 2 + 1), base + "-img1.jpg");
   });
   report.nlvr_images = static_cast<int>(jobs.size()) * 2;
+  for (const auto& job : jobs)
+    for (int side = 0; side < 2; ++side)
+      labels.add("nlvr2/images/" + job.split + "/" + job.stem + "-img" + std::to_string(side) + ".jpg",
+                 "nlvr2_" + job.split, side == 0 ? job.left : job.right);
+  io::write_file_atomic(dir + "labels.jsonl", labels.text());
+  report.labels = labels.records();
   for (const char* split : {"train", "dev", "test1"})
     io::write_file_atomic(dir + "nlvr2/" + split + ".json", nlvr_lines[split]);
   io::write_file_atomic(dir + "corpus.txt", corpus);
@@ -301,7 +332,8 @@ SynthReport write_synth_world(const SynthOptions& o) {
   for (const auto& sp : splits) meta["splits"][sp.name] = sp.count;
   meta["counts"] = {{"images", report.images}, {"nlvr_images", report.nlvr_images}, {"captions", report.captions},
                     {"questions", report.questions}, {"color_questions", report.color_questions},
-                    {"vg_questions", report.vg_questions}, {"statements", report.statements}};
+                    {"vg_questions", report.vg_questions}, {"statements", report.statements},
+                    {"labels", report.labels}};
   write_json(dir + "synth.json", meta);
   return report;
 }

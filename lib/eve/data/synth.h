@@ -19,6 +19,15 @@
 //   nlvr2/{train,dev,test1}.json                 NLVR2 JSON lines
 //   nlvr2/images/<split>/<split>-<set>-<pair>-img{0,1}.jpg
 //   corpus.txt                                   training text for the tokenizer
+//   labels.jsonl                                 per-image attributes, one record per image of
+//                                                the pool and of NLVR2: {"id", "image", "split",
+//                                                "background", "colors", "shapes", "count"}; id
+//                                                is the key eve-prep gives the image when the
+//                                                world's root is its --images (so eve-embed's
+//                                                row id), image the path under the root, split
+//                                                train/val/test or nlvr2_train/_dev/_test1;
+//                                                colours and shapes are lists of the distinct
+//                                                ones present, read off the drawn scene
 //   synth.json                                   options and counts
 #pragma once
 
@@ -40,6 +49,7 @@ struct SynthOptions {
 
 struct SynthReport {
   int images = 0, nlvr_images = 0, captions = 0, questions = 0, color_questions = 0, vg_questions = 0, statements = 0;
+  int labels = 0;  // records of labels.jsonl
 };
 
 SynthReport write_synth_world(const SynthOptions& options);

@@ -114,6 +114,22 @@ const char* shape_name(Shape s) { return kShapeNames[static_cast<int>(s)]; }
 const char* color_name(Color c) { return kColorNames[static_cast<int>(c)]; }
 const char* pattern_name(Pattern p) { return kPatternNames[static_cast<int>(p)]; }
 
+SceneLabels scene_labels(const Scene& scene) {
+  SceneLabels l;
+  l.background = pattern_name(scene.pattern);
+  bool color[kColors] = {}, shape[kShapes] = {};
+  for (const auto& o : scene.objects) {
+    color[static_cast<int>(o.color)] = true;
+    shape[static_cast<int>(o.shape)] = true;
+  }
+  for (int c = 0; c < kColors; ++c)
+    if (color[c]) l.colors.push_back(kColorNames[c]);
+  for (int s = 0; s < kShapes; ++s)
+    if (shape[s]) l.shapes.push_back(kShapeNames[s]);
+  l.count = static_cast<int>(scene.objects.size());
+  return l;
+}
+
 Object random_object(Rng& rng) {
   Object o;
   o.shape = static_cast<Shape>(rng.below(kShapes));

@@ -47,6 +47,16 @@ bool place_object(Scene& scene, Object o, Rng& rng);
 // Renders at size x size pixels (supersampled edges, texture, a little sensor noise).
 image::Image render(const Scene& scene, int size, Rng& rng);
 
+// What a classifier or a probe is asked about one image, read off the scene the renderer
+// draws (never from pixels): the background pattern, the distinct colours and shapes present
+// (each list in the order of the enums above) and the number of shapes.
+struct SceneLabels {
+  std::string background;
+  std::vector<std::string> colors, shapes;
+  int count = 0;
+};
+SceneLabels scene_labels(const Scene& scene);
+
 // The 3x3 region name of a point ("top left", "center", ...).
 std::string region_name(double x, double y);
 

@@ -233,6 +233,54 @@ EmbedReport embed_stream(Source& src, const EmbedOptions& o, const ordered_json&
   return rep;
 }
 
+// --group-by: the texts' rows summed per group (in float64, so the order of the additions
+// hardly matters), then each sum l2-normalised: one row per group, in order of first
+// appearance. The classes of a zero-shot run are few, so the sums stay in memory and the
+// output is written once at the end.
+EmbedReport embed_groups(TextSource& src, const EmbedOptions& o, const ordered_json& made_from, int64_t cols,
+                         model::RetrievalEncoder& enc) {
+  EmbedReport rep;
+  if (PartPlan(o, made_from).finished(-1)) {
+    log::info("embed: {} exists already, made from these inputs, bundle and options; nothing to do",
+              embed_output_path(o.out, -1, false));
+    rep.parts_skipped = 1;
+    return rep;
+  }
+  std::vector<std::string> names;
+  std::map<std::string, size_t> index;
+  std::vector<torch::Tensor> sums;
+  int64_t texts = 0;
+  for (bool more = true; more;) {
+    signals::throw_if_stopped();
+    std::vector<TextItem> batch;
+    TextItem item;
+    while (static_cast<int>(batch.size()) < o.batch_size && (more = src.next(item))) batch.push_back(std::move(item));
+    if (batch.empty()) break;
+    std::vector<const std::vector<int64_t>*> toks;
+    for (const auto& t : batch) toks.push_back(&t.tokens);
+    const torch::Tensor rows = enc.texts(toks).to(torch::kCPU, torch::kDouble);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto [it, fresh] = index.emplace(batch[i].group, names.size());
+      if (fresh) {
+        names.push_back(batch[i].group);
+        sums.push_back(torch::zeros({cols}, torch::kDouble));
+      }
+      sums[it->second] += rows[static_cast<int64_t>(i)];
+    }
+    texts += static_cast<int64_t>(batch.size());
+  }
+  torch::Tensor out = sums.empty() ? torch::empty({0, cols}, torch::kDouble) : torch::stack(sums);
+  // A group whose prompts point in opposite directions sums to ~0; PartWriter then reports the
+  // non-finite row by name instead of writing it.
+  out = (out / out.norm(2, 1, true)).to(torch::kFloat32);
+  PartWriter writer(o, made_from, -1, cols);
+  writer.append(out, names);
+  rep.rows = writer.finish();
+  rep.parts_written = 1;
+  log::info("embed: {} texts averaged into {} rows by \"{}\"", texts, rep.rows, o.group_by);
+  return rep;
+}
+
 }  // namespace
 
 void parse_shard(const std::string& text, int& index, int& count) {
@@ -328,6 +376,12 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   if (o.part_size < 0) throw UsageError("--part-size must not be negative");
   if (o.shard_count > 1 && o.part_size == 0)
     throw UsageError("--shard needs --part-size", {}, {}, "shards are made of whole parts");
+  if (!o.group_by.empty()) {
+    if (o.texts.empty()) throw UsageError("--group-by averages texts: give --texts");
+    if (o.part_size > 0 || o.shard_count > 1)
+      throw UsageError("--group-by writes one output: drop --part-size and --shard");
+    if (!o.id_field.empty()) throw UsageError("--group-by names the rows by its field: drop --id-field");
+  }
   io::prepare_output(o.out);  // a directory named as the output is an error, not a sibling
   io::prepare_output(embed_output_path(o.out, -1, false));
   const std::string device = nn::init_runtime(common);
@@ -345,6 +399,7 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   made_from["modality"] = texts ? "text" : "image";
   made_from["inputs"] = texts ? ordered_json(o.texts) : ordered_json(o.images);
   if (texts) made_from["id_field"] = o.id_field;
+  if (!o.group_by.empty()) made_from["group_by"] = o.group_by;
   made_from["model_sha256"] = sha256_file(o.model + "/model.safetensors");
   if (texts && io::file_exists(o.model + "/tokenizer.model"))
     made_from["tokenizer_sha256"] = sha256_file(o.model + "/tokenizer.model");
@@ -352,7 +407,8 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   made_from["inference_routing"] = model::inference_routing_key(bundle.config);
   made_from["embedding"] = std::string("CLS ") + (bundle.config.official() ? "before" : "after") +
                            " the final LayerNorm, " + (texts ? "itc_text_proj" : "itc_vision_proj") +
-                           " head, l2-normalised";
+                           " head, l2-normalised" +
+                           (o.group_by.empty() ? "" : ", summed per group-by value and l2-normalised again");
   if (texts) {
     made_from["max_text_len"] = bundle.config.max_text_len;
   } else {
@@ -366,8 +422,10 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   check_existing_outputs(o, made_from);
 
   if (texts) {
-    TextSource src(o.texts, o.id_field, bundle.config.vocab_size);
-    EmbedReport rep = embed_stream<TextSource, TextItem>(
+    const bool grouped = !o.group_by.empty();
+    TextSource src(o.texts, grouped ? o.group_by : o.id_field, bundle.config.vocab_size,
+                   grouped ? "--group-by" : "--id-field");
+    EmbedReport rep = grouped ? embed_groups(src, o, made_from, cols, enc) : embed_stream<TextSource, TextItem>(
         src, o, made_from, cols, "texts", [](Batch<TextItem>&) {},
         [&](Batch<TextItem>& b, std::vector<std::string>& ids) {
           std::vector<const std::vector<int64_t>*> toks;

@@ -21,6 +21,13 @@
 // Texts are padded to the model's max_text_len; longer ones are cut there with [SEP] kept
 // last.
 //
+// Grouped texts (group_by FIELD, zero-shot class embeddings): every text's l2-normalised row
+// is added to the sum of its record's FIELD value, and each sum is l2-normalised again, so a
+// class is the direction of the mean of its prompts' embeddings, as CLIP-style evaluations
+// ensemble their templates. One row per distinct value, in order of first appearance, with
+// the value as its id; all texts of an "ids_list" belong to their record's value. A record
+// without FIELD is an error naming the file and line. Written as one output (no parts).
+//
 // Outputs: with part_size 0 and no sharding, OUT.npy + OUT.ids.jsonl; otherwise numbered
 // parts OUT-00000.npy + OUT-00000.ids.jsonl, part p holding inputs [p*part_size,
 // (p+1)*part_size) minus bad images. Every file is written atomically (ids first, then the
@@ -59,6 +66,7 @@ struct EmbedOptions {
   std::string texts;                 // text records ("-" = stdin)
   std::string out;                   // OUT or OUT.npy
   std::string id_field;              // texts: row id field ("" = the defaults above)
+  std::string group_by;              // texts: average the rows of each value of this field
   int batch_size = 0;                // inputs per pass; 0 = default_embed_batch()
   int64_t part_size = 0;             // inputs per part; 0 = one output
   bool half = false;                 // float16 instead of float32

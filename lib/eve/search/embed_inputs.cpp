@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "eve/core/error.h"
@@ -235,9 +236,10 @@ std::string load_image(const ImageItem& it, int res, float* out) {
   return {};
 }
 
-TextSource::TextSource(const std::string& path, std::string id_field, int64_t vocab_size)
+TextSource::TextSource(const std::string& path, std::string id_field, int64_t vocab_size,
+                       std::string id_option)
     : reader_(std::make_unique<io::JsonlReader>(path)), id_field_(std::move(id_field)),
-      vocab_(vocab_size) {}
+      id_option_(std::move(id_option)), vocab_(vocab_size) {}
 TextSource::~TextSource() = default;
 
 bool TextSource::next(TextItem& item) {
@@ -267,7 +269,7 @@ bool TextSource::next(TextItem& item) {
     // The id value (JSON) and whether one was found.
     const io::json* idv = nullptr;
     if (!id_field_.empty()) {
-      if (!rec.contains(id_field_)) fail("no id field \"" + id_field_ + "\"", "pick another with --id-field");
+      if (!rec.contains(id_field_)) fail("no id field \"" + id_field_ + "\"", "pick another with " + id_option_);
       idv = &rec[id_field_];
     } else {
       for (const char* f : {"id", "question_id", "identifier", "image"})
@@ -276,6 +278,8 @@ bool TextSource::next(TextItem& item) {
           break;
         }
     }
+    const std::string group =
+        idv ? idv->dump(-1, ' ', false, io::json::error_handler_t::replace) : std::to_string(rows_);
     if (rec.contains("ids_list")) {
       const io::json& lists = rec["ids_list"];
       if (!lists.is_array()) fail("\"ids_list\" must be a list of token id lists");
@@ -284,6 +288,7 @@ bool TextSource::next(TextItem& item) {
         t.tokens = tokens_of(lists[k], "ids_list");
         std::string base = !idv ? std::to_string(rows_) : idv->is_string() ? idv->get<std::string>() : idv->dump();
         t.id = json_string(base + "#" + std::to_string(k));
+        t.group = group;
         t.where = where;
         pending_.push_back(std::move(t));
       }
@@ -292,7 +297,8 @@ bool TextSource::next(TextItem& item) {
     } else if (rec.contains("ids")) {
       TextItem t;
       t.tokens = tokens_of(rec["ids"], "ids");
-      t.id = idv ? idv->dump(-1, ' ', false, io::json::error_handler_t::replace) : std::to_string(rows_);
+      t.id = group;
+      t.group = group;
       t.where = where;
       pending_.push_back(std::move(t));
       ++rows_;
@@ -303,6 +309,36 @@ bool TextSource::next(TextItem& item) {
   item = std::move(pending_.front());
   pending_.pop_front();
   return true;
+}
+
+std::string class_prompts(const std::string& classes_path, const std::vector<std::string>& templates) {
+  if (templates.empty()) throw UsageError("--classes needs at least one --template, e.g. 'a photo of a {}.'");
+  for (const auto& t : templates)
+    if (t.find("{}") == std::string::npos)
+      throw UsageError("--template '" + t + "' has no {} where the class name goes");
+  io::LineReader lines(classes_path);
+  std::map<std::string, uint64_t> first_line;
+  std::string out, line;
+  while (lines.next(line)) {
+    const size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r");
+    if (a == std::string::npos) continue;
+    const std::string name = line.substr(a, b - a + 1);
+    auto [it, fresh] = first_line.emplace(name, lines.line_number());
+    if (!fresh) throw repeated_id_on_line(lines.path() == "-" ? "<stdin>" : lines.path(), lines.line_number(), "class",
+                                          json_string(name), it->second);
+    io::ordered_json rec;
+    rec["class"] = name;
+    rec["texts"] = io::ordered_json::array();
+    for (const auto& t : templates) {
+      std::string prompt;
+      size_t from = 0;
+      for (size_t at; (at = t.find("{}", from)) != std::string::npos; from = at + 2) prompt += t.substr(from, at - from) + name;
+      rec["texts"].push_back(prompt + t.substr(from));
+    }
+    out += io::to_jsonl_line(rec, lines.where());
+  }
+  if (out.empty()) throw Error("no class names (one per line)", lines.path() == "-" ? "<stdin>" : lines.path());
+  return out;
 }
 
 }  // namespace eve::search

@@ -67,23 +67,34 @@ std::string load_image(const ImageItem& item, int res, float* out);
 
 struct TextItem {
   std::string id;               // the row id as JSON text
+  std::string group;            // the id field's value as JSON text, one for all rows of a record
   std::vector<int64_t> tokens;  // as in the record
   std::string where;            // "file:line" for messages
 };
 
 class TextSource {
  public:
-  // id_field "" = the default fields; tokens must lie in [0, vocab_size).
-  TextSource(const std::string& path, std::string id_field, int64_t vocab_size);
+  // id_field "" = the default fields; tokens must lie in [0, vocab_size). `id_option` is the
+  // flag that named id_field, for the message when a record lacks it.
+  TextSource(const std::string& path, std::string id_field, int64_t vocab_size,
+             std::string id_option = "--id-field");
   ~TextSource();
   bool next(TextItem& item);
 
  private:
   std::unique_ptr<io::JsonlReader> reader_;
-  std::string id_field_;
+  std::string id_field_, id_option_;
   int64_t vocab_;
   int64_t rows_ = 0;
   std::deque<TextItem> pending_;
 };
+
+// Zero-shot class prompts: one JSONL record {"class": NAME, "texts": [prompt, ...]} per line
+// of `classes_path` (a class name per line; blank lines ignored, surrounding spaces dropped),
+// each template with every "{}" replaced by the name, in the order given. eve-tokenize encode
+// turns "texts" into "ids_list" and carries "class" through, ready for eve-embed --group-by
+// class. Throws UsageError for a template without "{}", eve::Error naming the file and line
+// for a repeated class, and for a file without classes.
+std::string class_prompts(const std::string& classes_path, const std::vector<std::string>& templates);
 
 }  // namespace eve::search
