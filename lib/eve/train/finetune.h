@@ -50,11 +50,13 @@
 #include <vector>
 
 #include "eve/core/cli.h"
+#include "eve/train/probe.h"
 
 namespace eve::train {
 
 struct FinetuneOptions {
-  std::string task;                    // vqa | nlvr2 | retrieval
+  std::string task;                    // vqa | nlvr2 | retrieval | probe
+  ProbeOptions probe;                  // probe: its own flags (init, out, batch size shared)
   std::string recipe;                  // name in share/eve/tasks or a JSON file; "" = the task's
   std::string data;                    // dataset dir
   std::vector<std::string> train = {"train.ids"};  // records files <data>/<split>.jsonl
