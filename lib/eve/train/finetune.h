@@ -29,6 +29,8 @@
 //              texts x images, rows in record order, texts image by image) and top-10
 //              rank lists (ids: the image key, "<key>#<k>" for texts, as eve-embed and
 //              eve-score use them).
+//   probe      no fine-tuning: a linear probe of the --init bundle's frozen vision backbone
+//              on a labels file (probe.h); FinetuneOptions::probe holds its own flags.
 // The aux loss is left out of the VQA loss only with compat "official" (the released code
 // computes it but never adds it).
 //
