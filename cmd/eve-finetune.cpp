@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   eve::train::FinetuneOptions o;
   bool show_recipe = false;
   const char* d = "Task, data and model";
-  app.add_option("--task", o.task, "vqa, nlvr2 or retrieval")->group(d);
+  app.add_option("--task", o.task, "vqa, nlvr2, retrieval, or probe (a linear probe of the --init backbone)")
+      ->group(d);
   app.add_option("--recipe", o.recipe, "Task recipe: a name in share/eve/tasks or a JSON file (default: the task's)")
       ->group(d);
   app.add_flag("--show-recipe", show_recipe, "Print the recipe with the flags applied and exit")->group(d);
@@ -68,6 +69,19 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume, "Continue the run in --out (automatic when it holds a checkpoint)")->group(c);
   app.add_option("--log-every", o.log_every, "metrics.jsonl line every N steps")->capture_default_str()->group(c);
   app.add_option("--prefetch", o.prefetch, "Micro-batches decoded ahead")->capture_default_str()->group(c);
+  const char* p = "Linear probe (--task probe; also --init, --out, --batch-size)";
+  app.add_option("--labels", o.probe.labels, "Labels JSONL: id, image, split and the probed fields per record")
+      ->group(p);
+  app.add_option("--images", o.probe.images, "Root the records' image paths are relative to")->group(p);
+  app.add_option("--field", o.probe.fields, "Field probed (repeatable): a class per record, or a list of values")
+      ->group(p);
+  app.add_option("--features", o.probe.features, "Pooled vision features: cls, mean (of the patches) or both")
+      ->capture_default_str()->group(p);
+  app.add_option("--baseline", o.probe.baseline, "fresh: the same probe on a new model of the config (--seed)")
+      ->group(p);
+  app.add_option("--holdout", o.probe.holdout, "Fraction of the records held out for scoring")
+      ->capture_default_str()->group(p);
+  app.add_option("--split", o.probe.splits, "Keep only records whose split is one of these (repeatable)")->group(p);
   const char* x = "Distributed";
   app.add_option("--nproc-per-node", o.nproc_per_node, "Start N local workers (one per GPU with NCCL on --device cuda, else Gloo on loopback)")->group(x);
   app.add_option("--dist-timeout", o.dist_timeout, "Seconds a rendezvous or collective may wait")

@@ -132,6 +132,13 @@ void Finetuner::finish() {
 std::string resolved_recipe(const FinetuneOptions& options) { return recipe_json(resolve_recipe(options)).dump(2) + "\n"; }
 
 int run_finetune(const FinetuneOptions& options, const cli::CommonOptions& common) {
+  if (options.task == "probe") {  // no training of the backbone: a task of its own (probe.h)
+    ProbeOptions p = options.probe;
+    p.init = options.init;
+    p.out = options.run_dir;
+    if (options.batch_size > 0) p.batch_size = options.batch_size;
+    return run_probe(p, common);
+  }
   if (options.data.empty()) throw UsageError("--data is required");
   if (options.run_dir.empty()) throw UsageError("--out is required");
   if (options.train.empty() && !options.eval_only) throw UsageError("--train needs at least one split");

@@ -29,6 +29,8 @@
 //              texts x images, rows in record order, texts image by image) and top-10
 //              rank lists (ids: the image key, "<key>#<k>" for texts, as eve-embed and
 //              eve-score use them).
+//   probe      no fine-tuning: a linear probe of the --init bundle's frozen vision backbone
+//              on a labels file (probe.h); FinetuneOptions::probe holds its own flags.
 // The aux loss is left out of the VQA loss only with compat "official" (the released code
 // computes it but never adds it).
 //
@@ -50,11 +52,13 @@
 #include <vector>
 
 #include "eve/core/cli.h"
+#include "eve/train/probe.h"
 
 namespace eve::train {
 
 struct FinetuneOptions {
-  std::string task;                    // vqa | nlvr2 | retrieval
+  std::string task;                    // vqa | nlvr2 | retrieval | probe
+  ProbeOptions probe;                  // probe: its own flags (init, out, batch size shared)
   std::string recipe;                  // name in share/eve/tasks or a JSON file; "" = the task's
   std::string data;                    // dataset dir
   std::vector<std::string> train = {"train.ids"};  // records files <data>/<split>.jsonl
