@@ -3,7 +3,8 @@
 # reference learner (tests/reference/toy_learner.py: a small convolutional network modulated
 # by the question) trained for three minutes on the demo's world answers the VG QA
 # validation questions well above the best that any constant answer per question form gets,
-# and on most forms; the same learner with grey images gets no more than the text allows.
+# and on most forms; the same learner with grey images, trained for as many steps, gets no
+# more than the text allows (measured: 44.3 after 3,000 steps, as after 1,500).
 set -euo pipefail
 : "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
 tmp=$(mktemp -d)
@@ -12,7 +13,7 @@ cd "$tmp"
 "$EVE_BIN/eve-prep" synth --out world --seed 1 --nlvr-sets 2000 -q
 learner=$EVE_SOURCE/tests/reference/toy_learner.py
 "$EVE_PYTHON" "$learner" --world world --steps 3000 --json seeing.json 2>/dev/null | tee seeing.txt
-"$EVE_PYTHON" "$learner" --world world --steps 1500 --blind --json blind.json 2>/dev/null | tee blind.txt
+"$EVE_PYTHON" "$learner" --world world --steps 3000 --blind --json blind.json 2>/dev/null | tee blind.txt
 "$EVE_PYTHON" - <<'PY'
 import json, sys
 seeing, blind = json.load(open("seeing.json")), json.load(open("blind.json"))
