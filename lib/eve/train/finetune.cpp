@@ -136,7 +136,7 @@ int run_finetune(const FinetuneOptions& options, const cli::CommonOptions& commo
     ProbeOptions p = options.probe;
     p.init = options.init;
     p.out = options.run_dir;
-    if (options.batch_size > 0) p.batch_size = options.batch_size;
+    if (options.batch_size) p.batch_size = *options.batch_size;
     return run_probe(p, common);
   }
   if (options.data.empty()) throw UsageError("--data is required");

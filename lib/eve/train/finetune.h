@@ -48,6 +48,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,7 @@ struct FinetuneOptions {
   std::string recipe;                  // name in share/eve/tasks or a JSON file; "" = the task's
   std::string data;                    // dataset dir
   std::vector<std::string> train = {"train.ids"};  // records files <data>/<split>.jsonl
-  std::string val;                     // "" = val.ids (dev.ids for nlvr2); "none" = no validation
+  std::optional<std::string> val;      // unset: the recipe's (val.ids; dev.ids for nlvr2); "none": no validation
   std::vector<std::string> predict;    // splits predicted with the final model
   std::string init;                    // bundle to start from (pre-trained or fine-tuned)
   std::string config = "eve-tiny";     // preset or config.json when there is no --init
@@ -72,20 +73,19 @@ struct FinetuneOptions {
 
   // Task.
   std::string answers;                 // VQA answer list (JSON list of strings)
-  int num_answers = 0;                 // VQA: vocabulary size from training answers (0 = recipe)
-  std::string head;                    // NLVR2: pair | biattn ("" = recipe)
-  int k_test = -1;                     // retrieval re-rank depth (-1 = recipe; 0 = ITC only)
-
-  // Recipe values; 0 or negative = take the recipe's.
-  int image_res = 0;
-  int batch_size = 0;
+  // Task and recipe values: unset, each is the recipe's (share/eve/tasks/<task>.json).
+  std::optional<int> num_answers;      // VQA: vocabulary size from training answers
+  std::optional<std::string> head;     // NLVR2: pair | biattn
+  std::optional<int> k_test;           // retrieval re-rank depth (0 = ITC only)
+  std::optional<int> image_res;        // 0: the model's own
+  std::optional<int> batch_size;
   int accumulate = 1;
-  double epochs = 0;
-  int64_t max_steps = 0;
-  double lr = 0, lr_mult = 0, warmup = -1, clip = -1, weight_decay = -1;
-  std::string decay;
-  double crop_scale_min = 0;
-  int flip = -1, rand_augment = -1;    // -1 = recipe, 0 = off, 1 = on
+  std::optional<double> epochs;
+  std::optional<int64_t> max_steps;    // set: overrides epochs
+  std::optional<double> lr, lr_mult, warmup, clip, weight_decay;
+  std::optional<std::string> decay;
+  std::optional<double> crop_scale_min;
+  std::optional<bool> flip, rand_augment;
   bool grad_checkpoint = false;        // --grad-checkpoint: the model's gradient checkpointing on
                                        // for this run (EveModelImpl::set_gradient_checkpointing)
 

@@ -42,38 +42,46 @@ Recipe resolve_recipe(const FinetuneOptions& o) {
   r.task = get("task", o.task);
   if (r.task != o.task)
     throw UsageError("recipe " + r.path + " is for task " + r.task + ", not " + o.task);
-  r.image_res = o.image_res > 0 ? o.image_res : get("image_res", 0);
-  r.batch_size = o.batch_size > 0 ? o.batch_size : get("batch_size", 32);
-  r.epochs = o.epochs > 0 ? o.epochs : get("epochs", 10.0);
-  r.lr = o.lr > 0 ? o.lr : get("lr", 3e-5);
-  r.lr_mult = o.lr_mult > 0 ? o.lr_mult : get("lr_mult", 1.0);
-  r.warmup = o.warmup >= 0 ? o.warmup : get("warmup", 0.1);
-  r.decay = !o.decay.empty() ? o.decay : get("decay", std::string("linear"));
-  r.clip = o.clip >= 0 ? o.clip : get("clip", 1.0);
-  r.weight_decay = o.weight_decay >= 0 ? o.weight_decay : get("weight_decay", 0.01);
-  r.num_answers = o.num_answers > 0 ? o.num_answers : get("num_answers", 3128);
-  r.head = !o.head.empty() ? o.head : get("head", std::string("pair"));
-  r.k_test = o.k_test >= 0 ? o.k_test : get("k_test", 128);
-  r.crop_scale_min = o.crop_scale_min > 0 ? o.crop_scale_min : get("crop_scale_min", 0.5);
-  r.flip = o.flip >= 0 ? o.flip != 0 : get("flip", false);
-  r.rand_augment = o.rand_augment >= 0 ? o.rand_augment != 0 : get("rand_augment", false);
-  r.val = !o.val.empty() ? o.val : get("val", std::string(task == Task::nlvr2 ? "dev.ids" : "val.ids"));
+  // A value given on the command line, else the recipe's, else eve's default.
+  auto pick = [&](const auto& given, const char* key, auto fallback) {
+    using T = decltype(fallback);
+    return given ? static_cast<T>(*given) : get(key, fallback);
+  };
+  r.image_res = pick(o.image_res, "image_res", 0);
+  r.batch_size = pick(o.batch_size, "batch_size", 32);
+  r.epochs = pick(o.epochs, "epochs", 10.0);
+  r.lr = pick(o.lr, "lr", 3e-5);
+  r.lr_mult = pick(o.lr_mult, "lr_mult", 1.0);
+  r.warmup = pick(o.warmup, "warmup", 0.1);
+  r.decay = pick(o.decay, "decay", std::string("linear"));
+  r.clip = pick(o.clip, "clip", 1.0);
+  r.weight_decay = pick(o.weight_decay, "weight_decay", 0.01);
+  r.num_answers = pick(o.num_answers, "num_answers", 3128);
+  r.head = pick(o.head, "head", std::string("pair"));
+  r.k_test = pick(o.k_test, "k_test", 128);
+  r.crop_scale_min = pick(o.crop_scale_min, "crop_scale_min", 0.5);
+  r.flip = pick(o.flip, "flip", false);
+  r.rand_augment = pick(o.rand_augment, "rand_augment", false);
+  r.val = pick(o.val, "val", std::string(task == Task::nlvr2 ? "dev.ids" : "val.ids"));
   const std::string recipe_of = o.recipe.empty() || o.recipe.find_first_of("/.") == std::string::npos
                                     ? "the " + r.name + " recipe (" + r.path + ")"
                                     : "the recipe " + r.path;
   const std::string other_val = "; give --val SPLIT to validate on another split, or --val none to train without "
                                 "validation";
-  r.val_origin = !o.val.empty()      ? "given by --val" + other_val
+  r.val_origin = o.val               ? "given by --val" + other_val
                  : j.contains("val") ? "the validation split " + r.val + " is the default of " + recipe_of
                                      : "the validation split " + r.val + " is the default of --task " + o.task;
-  if (o.val.empty()) r.val_origin += other_val;
-  r.image_res_origin = o.image_res > 0 ? "--image-res " + std::to_string(r.image_res)
+  if (!o.val) r.val_origin += other_val;
+  r.image_res_origin = o.image_res ? (r.image_res > 0 ? "--image-res " + std::to_string(r.image_res)
+                                                      : std::string("the model's image_res, as --image-res 0 asks"))
                        : r.image_res > 0 ? "image_res " + std::to_string(r.image_res) + " of " + recipe_of +
                                                ", as --image-res was not given"
                                          : "the model's image_res, as --image-res was not given";
 
   auto bad = [](const std::string& m) { throw UsageError(m); };
   if (r.batch_size < 1) bad("--batch-size must be at least 1");
+  if (o.max_steps && *o.max_steps < 1) bad("--max-steps must be at least 1");
+  if (r.warmup < 0 || r.clip < 0 || r.weight_decay < 0) bad("--warmup, --clip and --weight-decay must be >= 0");
   if (o.accumulate < 1 || r.batch_size % o.accumulate != 0)
     bad("--accumulate must be at least 1 and divide --batch-size");
   if (!(r.epochs > 0) || !(r.lr > 0) || !(r.lr_mult > 0)) bad("--epochs, --lr and --lr-mult must be > 0");
@@ -82,9 +90,9 @@ Recipe resolve_recipe(const FinetuneOptions& o) {
   if (r.head != "pair" && r.head != "biattn") bad("--head " + r.head + ": expected pair or biattn");
   if (r.image_res < 0 || r.num_answers < 1 || r.k_test < 0) bad("--image-res, --num-answers and --k-test must be >= 0");
   if (!(r.crop_scale_min > 0 && r.crop_scale_min <= 1)) bad("--crop-scale-min must be in (0, 1]");
-  if (o.max_steps < 0 || o.eval_every < 0 || o.save_every < 0 || o.keep < 1 || o.log_every < 1 ||
+  if (o.eval_every < 0 || o.save_every < 0 || o.keep < 1 || o.log_every < 1 ||
       o.eval_batch_size < 1)
-    bad("--max-steps, --eval-every, --save-every >= 0; --keep, --log-every, --eval-batch-size >= 1");
+    bad("--eval-every, --save-every >= 0; --keep, --log-every, --eval-batch-size >= 1");
   return r;
 }
 

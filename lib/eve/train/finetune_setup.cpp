@@ -54,7 +54,7 @@ void copy_files(const fs::path& from, const fs::path& to, const std::vector<std:
 void Finetuner::load_model_from_init(bool keep_heads) {
   model::LoadOptions lo;
   lo.allow_partial = !keep_heads;
-  lo.image_res = keep_heads ? o.image_res : r.image_res;
+  lo.image_res = keep_heads ? o.image_res.value_or(0) : r.image_res;
   if (!keep_heads) {
     lo.replace_heads = true;
     lo.heads = task_heads(task, r);
@@ -85,7 +85,7 @@ void Finetuner::choose_answers() {
   if (!o.answers.empty()) {
     answers = read_answers(o.answers);
     answers_source = AnswerSource::file;
-  } else if (o.num_answers <= 0 && !o.init.empty() && io::file_exists(o.init + "/answers.json")) {
+  } else if (!o.num_answers && !o.init.empty() && io::file_exists(o.init + "/answers.json")) {
     answers = read_answers(o.init + "/answers.json");
     answers_source = AnswerSource::init;
   } else {
@@ -120,7 +120,7 @@ void Finetuner::setup() {
     if (o.predict.empty()) throw UsageError("--eval-only needs at least one --predict split");
     load_model_from_init(true);
     // An NLVR2 bundle carries one of the two heads: use the one it has unless --head says.
-    if (task == Task::nlvr2 && o.head.empty() && config.has_head("nlvr2_biattn") && !config.has_head("nlvr2"))
+    if (task == Task::nlvr2 && !o.head && config.has_head("nlvr2_biattn") && !config.has_head("nlvr2"))
       r.head = "biattn";
     for (const auto& h : task_heads(task, r))
       if (!config.has_head(h))
@@ -230,7 +230,7 @@ void Finetuner::setup() {
 
   const int64_t per_epoch = loader->batches_per_epoch();
   steps_per_epoch = std::max<int64_t>(1, per_epoch / o.accumulate);
-  total = o.max_steps > 0 ? o.max_steps : std::max<int64_t>(1, static_cast<int64_t>(r.epochs * steps_per_epoch));
+  total = o.max_steps ? *o.max_steps : std::max<int64_t>(1, static_cast<int64_t>(r.epochs * steps_per_epoch));
   eval_every = o.eval_every > 0 ? o.eval_every : steps_per_epoch;
   schedule.lr = r.lr;
   schedule.total = total;
