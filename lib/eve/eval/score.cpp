@@ -263,7 +263,10 @@ ordered_json score_retrieval(const RetrievalScoreOptions& options) {
     t2i = parse_rank_lists(io::read_file(options.t2i_ranks), display(options.t2i_ranks), ann,
                            RetrievalDirection::text_to_image);
   }
-  RetrievalScores s = retrieval_recall(i2t, t2i);
+  return retrieval_scores_json(retrieval_recall(i2t, t2i));
+}
+
+ordered_json retrieval_scores_json(const RetrievalScores& s) {
   ordered_json out;
   out["txt_r1"] = s.txt_r1;
   out["txt_r5"] = s.txt_r5;

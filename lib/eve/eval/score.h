@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "eve/eval/retrieval_eval.h"
+
 namespace eve::eval {
 
 using ordered_json = nlohmann::ordered_json;
@@ -50,6 +52,8 @@ ordered_json score_nlvr2(const Nlvr2ScoreOptions& options);
 // "images" and "texts". Exactly one of the two input pairs must be given, and the annotations
 // or the dataset dir or both (else UsageError).
 ordered_json score_retrieval(const RetrievalScoreOptions& options);
+// Those numbers of computed recalls, as eve-score retrieval and eve-finetune's results give them.
+ordered_json retrieval_scores_json(const RetrievalScores& scores);
 
 // A plain-text table of any of the results above, one "name  value" row per number, nested
 // objects as indented sections; percentages and fractions printed with their full value.

@@ -14,6 +14,7 @@
 #include "eve/core/rng.h"
 #include "eve/core/threads.h"
 #include "eve/eval/retrieval_eval.h"
+#include "eve/eval/score.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
 #include "eve/io/image_store.h"
@@ -132,16 +133,7 @@ void Finetuner::evaluate_retrieval(const TaskRecords& data, const std::string& o
   ann.text_image = text_image;
   auto ri = eval::image_to_text_ranks(ann, i2t.data_ptr<float>(), "i2t", nullptr);
   auto rt = eval::text_to_image_ranks(ann, t2i.data_ptr<float>(), "t2i", nullptr);
-  eval::RetrievalScores s = eval::retrieval_recall(ri, rt);
-  m["txt_r1"] = s.txt_r1;
-  m["txt_r5"] = s.txt_r5;
-  m["txt_r10"] = s.txt_r10;
-  m["img_r1"] = s.img_r1;
-  m["img_r5"] = s.img_r5;
-  m["img_r10"] = s.img_r10;
-  m["r_mean"] = s.r_mean;
-  m["images"] = ni;
-  m["texts"] = nt;
+  m.update(eval::retrieval_scores_json(eval::retrieval_recall(ri, rt)));
   if (out_stem.empty()) return;
   std::vector<std::string> text_ids;
   for (int64_t t = 0; t < nt; ++t) {
