@@ -38,7 +38,7 @@ for p in eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-
   grep -q -- "--threads INT  *Worker threads.*(default: 0)" <<<"$help" || { echo "FAIL $p --help: no default for --threads"; fail=1; }
 done
 # (Here-strings: grep -q stops reading early, and a program writing to a closed pipe fails.)
-grep -qE -- "--queries .*\(required\)" <<<"$("$EVE_BIN/eve-rank" --help)" ||
-  { echo "FAIL eve-rank --help: --queries not marked required"; fail=1; }
+grep -qE -- "--gold .*\(required\)" <<<"$("$EVE_BIN/eve-score" classify --help)" ||
+  { echo "FAIL eve-score classify --help: --gold not marked required"; fail=1; }
 grep -qE -- "--no-flip +No random" <<<"$("$EVE_BIN/eve-pretrain" --help)" || { echo "FAIL eve-pretrain --help: --no-flip"; fail=1; }
 exit $fail
