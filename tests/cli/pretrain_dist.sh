@@ -19,19 +19,7 @@ a=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config "$tmp/det.js
    --batch-size 4 --max-steps 3 --seed 1)
 "$pre" "${a[@]}" --out "$tmp/one"
 MASTER_PORT=$((29600 + RANDOM % 200)) "$pre" "${a[@]}" --out "$tmp/two" --nproc-per-node 2 --dist-timeout 30
-"$EVE_PYTHON" - "$tmp/one/model.safetensors" "$tmp/two/model.safetensors" <<'PY' || fail=1
-import json, struct, sys
-import numpy as np
-def load(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
-    return {k: np.frombuffer(d[v["data_offsets"][0]:v["data_offsets"][1]], dtype=np.float32)
-            for k, v in h.items() if k != "__metadata__"}
-x, y = load(sys.argv[1]), load(sys.argv[2])
-assert x.keys() == y.keys()
-diff = max(float(np.abs(x[k] - y[k]).max()) for k in x)
-print(f"max |1 process - 2 processes| = {diff:.3g}")
-if not diff < 1e-5: print("FAIL weights differ"); sys.exit(1)
-PY
+same_weights msm "$tmp/one" "$tmp/two" 1e-5 1  # every weight within 1e-5
 # The contrastive runs start from a bundle with wide random weights (widen_weights): with
 # eve-tiny's own initialisation every ITC feature is nearly the same and the ITC gradient is
 # float noise everywhere, which Adam's normalisation would turn into full steps.
