@@ -13,7 +13,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"Embed images or texts with an EVE bundle into .npy matrices", "eve-embed"};
   eve::cli::CommonOptions common;
-  eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
+  eve::cli::add_common(app, common, eve::cli::kTorch, eve::model::build_info());
   eve::search::EmbedOptions o;
   std::string describe, shard, split;
   app.add_option("-m,--model", o.model, "Model bundle directory (needs the itc head)")

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
                "formats",
                "eve-finetune"};
   eve::cli::CommonOptions common;
-  eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
+  eve::cli::add_common(app, common, eve::cli::kTorch, eve::model::build_info());
   eve::train::FinetuneOptions o;
   bool show_recipe = false;
   const char* d = "Task, data and model";

@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
                "VLMo-style ITC/ITM/MLM baseline and its image-only and text-only stages",
                "eve-pretrain"};
   eve::cli::CommonOptions common;
-  eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
+  eve::cli::add_common(app, common, eve::cli::kTorch, eve::model::build_info());
   eve::train::PretrainOptions o;
   const char* d = "Data and model";
   app.add_option("--data", o.data, "Dataset dir of caption pairs with token ids")->group(d);

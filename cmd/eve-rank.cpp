@@ -22,7 +22,7 @@ void add_dupes_options(CLI::App* s, eve::search::DupesOptions& o, const char* ou
 int main(int argc, char** argv) {
   CLI::App app{"Exact top-k search by inner product over embedding matrices", "eve-rank"};
   eve::cli::CommonOptions common;
-  eve::cli::add_common(app, common, eve::cli::kTorch, eve::nn::build_info());
+  eve::cli::add_common(app, common, eve::cli::kTorch, eve::model::build_info());
   eve::search::RankOptions o;
   // Not ->required(): the subcommands do without them (run_rank checks them).
   app.add_option("--queries", o.queries, "Query embeddings (.npy parts, in order; required to rank)")

@@ -63,7 +63,7 @@ double now() {
 // As the eve programs run (init_runtime): freed host memory kept for reuse unless
 // EVE_MALLOC=system, which shows what glibc's default costs.
 const char* host_memory_setup() {
-  return eve::nn::retain_host_memory() ? "freed memory retained" : "system malloc";
+  return eve::model::retain_host_memory() ? "freed memory retained" : "system malloc";
 }
 
 double matmul_gflops() {

@@ -54,7 +54,7 @@ void for_each_run(int64_t samples, const Body& body) {
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), samples));
   if (threads < 2 || !torch_shares_openmp()) {
     torch::NoGradGuard no_grad;
-    nn::NoAutocast full_precision;
+    model::NoAutocast full_precision;
     body(int64_t{0}, samples);
     return;
   }
@@ -66,7 +66,7 @@ void for_each_run(int64_t samples, const Body& body) {
     const int64_t first = samples * t / n, last = samples * (t + 1) / n;
     try {
       torch::NoGradGuard no_grad;
-      nn::NoAutocast full_precision;
+      model::NoAutocast full_precision;
       if (last > first) body(first, last - first);
     } catch (...) {
 #pragma omp critical(eve_attention_failure)

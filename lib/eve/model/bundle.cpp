@@ -200,7 +200,7 @@ Bundle load_bundle(const std::string& dir, const LoadOptions& opt) {
   if (opt.image_res > 0) b.config.image_res = opt.image_res;
   if (opt.replace_heads) b.config.heads = opt.heads;
   if (opt.num_answers > 0) b.config.num_answers = opt.num_answers;
-  if (nn::deterministic_routing_requested()) b.config.deterministic_routing = true;
+  if (model::deterministic_routing_requested()) b.config.deterministic_routing = true;
   b.config.validate(cfg_path);
   // Fresh initialisation only matters for what a partial load leaves untouched.
   b.model = EveModel(b.config, opt.allow_partial);

@@ -44,7 +44,7 @@ struct CheckpointState : torch::CustomClassHolder {
   Tensor cpu_rng;
   std::optional<c10::Device> cuda_device;  // the inputs' CUDA device, if any
   Tensor cuda_rng;
-  nn::AutocastState autocast;
+  model::AutocastState autocast;
 };
 
 // Sets the generators to the states forward started from, and back to where they were at the
@@ -101,7 +101,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
         break;
       }
     }
-    state->autocast = nn::autocast_state();
+    state->autocast = model::autocast_state();
     std::vector<Tensor> keep = inputs.vec();
     keep.insert(keep.end(), params.begin(), params.end());
     ctx->save_for_backward(keep);
@@ -127,7 +127,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     std::vector<Tensor> outputs;
     {
       ReplayRandom replay(*state);
-      nn::AutocastAs autocast(state->autocast);
+      model::AutocastAs autocast(state->autocast);
       NoCastCache no_cache;
       torch::AutoGradMode grad_on(true);
       outputs = state->fn(inputs);

@@ -103,7 +103,7 @@ Tensor AttentionImpl::forward(const Tensor& x, const Tensor& key_pad) {
   Tensor probs;
   {
     // Scores and softmax in float32 also under bf16 autocast (matmul would run in bf16).
-    nn::NoAutocast full_precision;
+    model::NoAutocast full_precision;
     Tensor scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1));
     if (key_pad.defined())
       scores = scores.masked_fill(key_pad.view({B, 1, 1, L}),
@@ -422,7 +422,7 @@ Tensor MimDecoderImpl::forward(const Tensor& vision, const Tensor& ids_keep, int
 // ---------------------------------------------------------------- the model
 
 EveModelImpl::EveModelImpl(ModelConfig c, bool initialise) : config_(std::move(c)) {
-  if (nn::deterministic_routing_requested()) config_.deterministic_routing = true;
+  if (model::deterministic_routing_requested()) config_.deterministic_routing = true;
   config_.validate();
   dispatch_ = parse_dispatch(config_.moe_dispatch);
   const ModelConfig& cf = config_;

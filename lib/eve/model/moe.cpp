@@ -207,7 +207,7 @@ MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality
   Routing r;
   {
     // The router runs in float32 also under bf16 autocast (which would cast the linear down).
-    nn::NoAutocast full_precision;
+    model::NoAutocast full_precision;
     torch::Tensor logits = torch::linear(xt.to(torch::kFloat), wg->weight.to(torch::kFloat));
     r = route(logits, opt, active);
   }

@@ -46,7 +46,7 @@ void RetrievalEncoder::text_batch(const std::vector<const std::vector<int64_t>*>
 
 torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
   torch::NoGradGuard no_grad;
-  nn::Autocast autocast(nn::run_precision(), device_.str());
+  model::Autocast autocast(model::run_precision(), device_.str());
   EncoderInput in;
   in.image = pixels.to(device_);
   auto out = model_->encode(Mode::vision, in);
@@ -55,7 +55,7 @@ torch::Tensor RetrievalEncoder::images(const torch::Tensor& pixels) {
 
 torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
-  nn::Autocast autocast(nn::run_precision(), device_.str());
+  model::Autocast autocast(model::run_precision(), device_.str());
   EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);
@@ -67,7 +67,7 @@ torch::Tensor RetrievalEncoder::texts(const std::vector<const std::vector<int64_
 torch::Tensor RetrievalEncoder::match(const torch::Tensor& pixels,
                                       const std::vector<const std::vector<int64_t>*>& tokens) {
   torch::NoGradGuard no_grad;
-  nn::Autocast autocast(nn::run_precision(), device_.str());
+  model::Autocast autocast(model::run_precision(), device_.str());
   EncoderInput in;
   text_batch(tokens, in.text_ids, in.text_mask);
   in.text_ids = in.text_ids.to(device_);

@@ -1,6 +1,6 @@
 // Batched inference passes for retrieval on a loaded bundle: ITC embeddings of images
 // (vision pass) and texts (text pass), and ITM match logits of image-text pairs (vl pass),
-// each pass under the run's --precision (nn::run_precision), as EVE's retrieval evaluation
+// each pass under the run's --precision (model::run_precision), as EVE's retrieval evaluation
 // computes them (docs/architecture.md, "Fine-tuning and retrieval evaluation"). eve-embed,
 // eve-rank --rerank and eve-finetune's retrieval evaluation all use it, so it lives below
 // search and train.

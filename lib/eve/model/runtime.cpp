@@ -22,7 +22,7 @@
 #define EVE_AUTOCAST_BY_DEVICE_TYPE 0
 #endif
 
-namespace eve::nn {
+namespace eve::model {
 
 namespace {
 
@@ -209,4 +209,4 @@ NoAutocast::~NoAutocast() {
   if (cuda_) set_autocast_enabled(true, true);
 }
 
-}  // namespace eve::nn
+}  // namespace eve::model

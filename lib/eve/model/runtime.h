@@ -5,7 +5,7 @@
 
 #include "eve/core/cli.h"
 
-namespace eve::nn {
+namespace eve::model {
 
 // "libtorch 1.13.0, CUDA no" for --version.
 std::string build_info();
@@ -101,4 +101,4 @@ class NoAutocast {
   bool cpu_ = false, cuda_ = false;
 };
 
-}  // namespace eve::nn
+}  // namespace eve::model

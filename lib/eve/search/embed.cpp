@@ -384,7 +384,7 @@ EmbedReport run_embed(const EmbedOptions& opts, const cli::CommonOptions& common
   }
   io::prepare_output(o.out);  // a directory named as the output is an error, not a sibling
   io::prepare_output(embed_output_path(o.out, -1, false));
-  const std::string device = nn::init_runtime(common);
+  const std::string device = model::init_runtime(common);
   model::Bundle bundle = model::load_bundle(o.model);
   model::RetrievalEncoder enc(bundle.model, torch::Device(device), o.model);
   const int64_t cols = enc.dim();

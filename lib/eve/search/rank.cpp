@@ -395,7 +395,7 @@ void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& 
 }
 
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
-  const std::string device = nn::init_runtime(common);
+  const std::string device = model::init_runtime(common);
   if (opts.queries.empty() || opts.gallery.empty())
     throw UsageError("--queries and --gallery are required");
   if (opts.k < 1) throw UsageError("-k must be at least 1");

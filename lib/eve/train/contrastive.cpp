@@ -67,7 +67,7 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
   Tensor g_all = gather ? pg->gather_rows(g) : g;
   Tensor itc;
   {
-    nn::NoAutocast full_precision;
+    model::NoAutocast full_precision;
     Tensor sim_i2t = torch::matmul(fv, ft_all.t()) / temp;
     Tensor sim_t2i = torch::matmul(ft, fv_all.t()) / temp;
     Tensor loss_i2t = -(F::log_softmax(sim_i2t, 1) * itc_targets(g, g_all)).sum(1).mean();
@@ -86,7 +86,7 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
     HardNegatives neg;
     {
       torch::NoGradGuard guard;
-      nn::NoAutocast full_precision;
+      model::NoAutocast full_precision;
       neg = sample_hard_negatives(torch::matmul(fv_all, ft_all.t()) / temp, g_all, o.negative_seed);
     }
     // Row r: the negatives of rank r's slice [r · b, (r + 1) · b) of the global draw; the chosen

@@ -58,7 +58,7 @@ ojson Finetuner::evaluate(const std::string& split, const std::string& out_stem,
     for_batches(n, [&](const std::vector<int64_t>& idx) {
       Batch b = ld->load(idx);
       Tensor logits;
-      nn::Autocast autocast(precision, device.str());
+      model::Autocast autocast(precision, device.str());
       if (task == Task::vqa) {
         model::EncoderInput in;
         in.image = b.images.to(device);

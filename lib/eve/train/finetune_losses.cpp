@@ -39,7 +39,7 @@ constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard nega
 // The loss of micro-batch `micro` (the step's micro-batches counted over the run), its forward
 // passes under the run's precision; losses in float32.
 MicroLoss Finetuner::task_loss(const Batch& b, int64_t micro) {
-  nn::Autocast autocast(precision, device.str());
+  model::Autocast autocast(precision, device.str());
   MicroLoss out;
   Tensor images = b.images.to(device), ids = b.ids.to(device), mask = b.mask.to(device);
   const double w_aux = config.moe_lossweight;

@@ -107,8 +107,8 @@ std::string Finetuner::answers_origin() const {
 void Finetuner::setup() {
   env = dist_env_from_environment();
   seed = common.seed;
-  const std::string dev = nn::init_runtime(common);
-  precision = nn::run_precision();
+  const std::string dev = model::init_runtime(common);
+  precision = model::run_precision();
   device = training_device(dev, env);
   pg = std::make_unique<ProcessGroup>(env, o.dist_timeout, device);
   manifest = read_dataset_manifest(o.data);
@@ -256,7 +256,7 @@ void Finetuner::setup() {
     log::info("finetune {}: {} samples, {} steps of {} ({} per epoch), lr {} (new heads x{}), {} px; rank {} of {}; "
               "precision {}",
               task_name(task), loader->samples(), total, r.batch_size, steps_per_epoch, r.lr, r.lr_mult,
-              config.image_res, env.rank, env.world, nn::precision_name(precision));
+              config.image_res, env.rank, env.world, model::precision_name(precision));
   }
 }
 
@@ -312,7 +312,7 @@ void Finetuner::finish_model_setup() {
 
 ojson Finetuner::run_json() const {
   ojson j{{"task", task_name(task)}, {"seed", seed}, {"world_size", env.world}, {"batch_size", r.batch_size},
-          {"accumulate", o.accumulate}, {"precision", nn::precision_name(precision)}};
+          {"accumulate", o.accumulate}, {"precision", model::precision_name(precision)}};
   j["recipe"] = recipe_json(r);
   return j;
 }

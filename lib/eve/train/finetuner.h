@@ -49,7 +49,7 @@ struct Finetuner {
   DistEnv env;
   std::unique_ptr<ProcessGroup> pg;
   torch::Device device{torch::kCPU};
-  nn::Precision precision = nn::Precision::fp32;
+  model::Precision precision = model::Precision::fp32;
   model::EveModel model{nullptr};
   model::ModelConfig config;
   std::vector<std::string> answers;

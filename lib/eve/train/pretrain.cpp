@@ -137,9 +137,9 @@ void check_options(const PretrainOptions& o) {
   if (o.nproc_per_node < 0 || o.dist_timeout < 1) bad("--nproc-per-node >= 0 and --dist-timeout >= 1");
 }
 
-ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed, int world, nn::Precision precision) {
+ojson options_json(const PretrainOptions& o, const Objective& obj, uint64_t seed, int world, model::Precision precision) {
   return ojson{{"seed", seed},           {"world_size", world},
-               {"precision", nn::precision_name(precision)},
+               {"precision", model::precision_name(precision)},
                {"batch_size", o.batch_size}, {"accumulate", o.accumulate},
                {"objective", obj.name()}, {"stage", obj.stage},
                {"freeze", o.freeze},      {"image_mask_ratio", o.image_mask_ratio},
@@ -167,7 +167,7 @@ struct Trainer {
   LoopState st;                         // steps done, last checkpoint, where the run resumed
   int64_t total = 0;
   uint64_t seed = 0;
-  nn::Precision precision = nn::run_precision();
+  model::Precision precision = model::run_precision();
   std::string runtime_device;           // what init_runtime resolved --device to
   torch::Device device{torch::kCPU};    // where this rank's model and batches live
 
@@ -279,7 +279,7 @@ struct Trainer {
       log::info("pretrain {} (stage {}): {} samples, {} micro-batches per epoch, {} steps of {} samples; "
                 "rank {} of {}; {} parameters with weight decay, {} without; precision {}",
                 obj.name(), obj.stage, loader ? loader->samples() : text_loader->samples(), per_epoch, total,
-                o.batch_size, env.rank, env.world, d, nd, nn::precision_name(precision));
+                o.batch_size, env.rank, env.world, d, nd, model::precision_name(precision));
     }
   }
 
@@ -460,7 +460,7 @@ struct Trainer {
     hooks.micro_loss = [&](int64_t micro) {
       MicroLoss l;
       {
-        nn::Autocast autocast(precision, device.str());  // forward only; backward outside
+        model::Autocast autocast(precision, device.str());  // forward only; backward outside
         const Batch batch = next_batch();
         census::phase("forward");
         l = micro_loss(batch, micro);
@@ -492,7 +492,7 @@ int run_pretrain(const PretrainOptions& options, const cli::CommonOptions& commo
     const int code = launch_local_workers(options.nproc_per_node, options.dist_timeout, &worker);
     if (!worker) return code;
   }
-  const std::string device = nn::init_runtime(common);
+  const std::string device = model::init_runtime(common);
   Trainer t(options, common, device);
   t.setup();
   return t.run();

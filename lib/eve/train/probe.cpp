@@ -223,7 +223,7 @@ torch::Tensor load_pixels(const ProbeOptions& o, const std::vector<Record>& recs
 torch::Tensor pool_features(model::EveModel& m, const torch::Tensor& pixels, const std::string& features,
                             const std::string& device) {
   torch::NoGradGuard no_grad;
-  nn::Autocast autocast(nn::run_precision(), device);
+  model::Autocast autocast(model::run_precision(), device);
   model::EncoderInput in;
   in.image = pixels.to(torch::Device(device));
   model::EncoderOutput out = m->encode(model::Mode::vision, in);
@@ -351,7 +351,7 @@ int run_probe(const ProbeOptions& o, const cli::CommonOptions& common) {
                             recs.size(), tests),
                 o.labels, {}, "both parts need records: change --holdout or --seed, or give more records");
 
-  const std::string device = nn::init_runtime(common);
+  const std::string device = model::init_runtime(common);
   model::Bundle bundle = model::load_bundle(o.init);
   std::vector<model::EveModel> models{bundle.model};
   if (o.baseline == "fresh") {

@@ -54,7 +54,7 @@ Pass train_pass(EveModel& m, const TensorMap& batch, bool bf16, uint64_t seed) {
   Pass p;
   torch::Tensor loss;
   {
-    nn::Autocast autocast(bf16 ? nn::Precision::bf16 : nn::Precision::fp32, "cpu");
+    model::Autocast autocast(bf16 ? model::Precision::bf16 : model::Precision::fp32, "cpu");
     EncoderOutput o = m->encode(Mode::vl, vl_input(batch));
     loss = o.hidden.to(torch::kFloat).pow(2).mean() +
            m->itm_logits(o.pooled).to(torch::kFloat).logsumexp(1).mean() +

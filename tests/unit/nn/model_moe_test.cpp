@@ -36,7 +36,7 @@ TEST(Runtime, FreedHostMemoryIsKeptForReuse) {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if ((tunables && std::strstr(tunables, "glibc.malloc.")) || std::getenv("EVE_MALLOC"))
     GTEST_SKIP() << "malloc configured by the environment";
-  ASSERT_TRUE(nn::retain_host_memory());
+  ASSERT_TRUE(model::retain_host_memory());
   // A tensor far above glibc's default mmap threshold (32 MiB at most) comes from the heap,
   // and once freed its memory stays there, where the next step's tensors find it without
   // page faults.
@@ -162,7 +162,7 @@ TEST(MoE, RouterStaysFloat32UnderBf16Autocast) {
   MoeResult full = c.moe->forward(c.x, c.modality, opt);
   MoeResult mixed;
   {
-    nn::Autocast bf16(nn::Precision::bf16, "cpu");
+    model::Autocast bf16(model::Precision::bf16, "cpu");
     mixed = c.moe->forward(c.x, c.modality, opt);
   }
   EXPECT_FALSE(torch::equal(mixed.y, full.y));  // autocast really ran (the experts in bf16)
