@@ -13,7 +13,7 @@ namespace {
 using Inputs = eve::data::PrepInputs;
 
 void add_output_options(CLI::App* s, eve::data::PrepOptions& o, Inputs& in) {
-  s->add_option("--out", o.out, "Output dataset dir")->required();
+  s->add_option("-o,--out", o.out, "Output dataset dir")->required();
   s->add_option("--size", o.size, "Resize so the shorter side is N pixels (0 keeps originals)")->capture_default_str();
   s->add_option("--quality", o.quality, "JPEG quality of re-encoded images")->capture_default_str();
   s->add_option("--max-bad", o.max_bad, "Fraction of bad images tolerated before exit 3")->capture_default_str();
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
 
   eve::data::SynthOptions synth;
   auto* s = app.add_subcommand("synth", "Build the built-in toy world (raw annotations + JPEGs)");
-  s->add_option("--out", synth.out, "Output directory")->required();
+  s->add_option("-o,--out", synth.out, "Output directory")->required();
   s->add_option("--count", synth.count, "Images in the pool (80/10/10 train/val/test)")->capture_default_str();
   s->add_option("--size", synth.size, "Image side in pixels")->capture_default_str();
   s->add_option("--questions", synth.questions_per_image, "VQA questions per image (the pool's and the VG QA's)")->capture_default_str();
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   eve::data::MergeOptions merge;
   bool copy = false;
   auto* mrg = app.add_subcommand("merge", "Merge dataset dirs (the parts of a --shard run) into one");
-  mrg->add_option("--out", merge.out, "Merged dataset dir (must not exist)")->required();
+  mrg->add_option("-o,--out", merge.out, "Merged dataset dir (must not exist)")->required();
   mrg->add_flag("--copy", copy, "Copy the image shards instead of hard-linking them");
   mrg->add_option("parts", merge.parts, "Dataset dirs, in the order their records are wanted")->required();
   mrg->callback([&] { command = "merge"; });

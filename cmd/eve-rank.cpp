@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   app.add_option("--gallery-ids", o.gallery_ids,
                  "Gallery ids (.ids.jsonl parts; default: beside each .npy, else row numbers)")
       ->check(CLI::ExistingFile);
-  app.add_option("-k,--k", o.k, "Results per query")->capture_default_str()->check(eve::cli::at_least(1));
+  auto* k = app.add_option("-k", o.k, "Results per query")->capture_default_str()->check(eve::cli::at_least(1));
+  eve::cli::add_deprecated_alias(&app, "--k", k);
   app.add_option("-o,--out", o.out, "Ranks JSONL ('-' = stdout)")->capture_default_str();
   app.add_option("--scores-out", o.scores_out, "Also write the full score matrix (.npy float32)");
   app.add_flag("--exclude-self", o.exclude_self,
@@ -69,7 +70,9 @@ int main(int argc, char** argv) {
       "merge", "Merge ranks made against disjoint gallery shards (same queries) into the global top-k");
   mrg->add_option("parts", merge.parts, "Ranks files, one per shard, in gallery order")
       ->required()->check(CLI::ExistingFile);
-  mrg->add_option("-k,--k", merge.k, "Results per query")->capture_default_str()->check(eve::cli::at_least(1));
+  auto* merge_k =
+      mrg->add_option("-k", merge.k, "Results per query")->capture_default_str()->check(eve::cli::at_least(1));
+  eve::cli::add_deprecated_alias(mrg, "--k", merge_k);
   mrg->add_option("-o,--out", merge.out, "Merged ranks JSONL ('-' = stdout)")->capture_default_str();
 
   eve::search::DupesOptions dupes, leakage;

@@ -19,10 +19,16 @@ int main(int argc, char** argv) {
 
   eve::eval::VqaScoreOptions vqa;
   auto* vqa_cmd = app.add_subcommand("vqa", "VQA v2 accuracy (official evaluator)");
-  vqa_cmd->add_option("--ann", vqa.annotations,
-                      "Annotations JSON (v2_mscoco_*_annotations.json); required unless --check-submission");
-  vqa_cmd->add_option("--ques", vqa.questions, "Questions JSON (v2_OpenEnded_mscoco_*_questions.json)")
-      ->required();
+  // The file flags are spelled as eve-prep vqa spells them (and the official evaluator's
+  // quesFile, annFile, resFile name the same three files).
+  auto* questions = vqa_cmd->add_option("--questions", vqa.questions,
+                                        "Questions JSON (v2_OpenEnded_mscoco_*_questions.json)")
+                        ->required();
+  auto* annotations = vqa_cmd->add_option("--annotations", vqa.annotations,
+                                          "Annotations JSON (v2_mscoco_*_annotations.json); required unless "
+                                          "--check-submission");
+  eve::cli::add_deprecated_alias(vqa_cmd, "--ques", questions);
+  eve::cli::add_deprecated_alias(vqa_cmd, "--ann", annotations);
   vqa_cmd->add_option("--pred", vqa.results, "Results JSON: [{\"question_id\", \"answer\"}, ...]")
       ->required();
   vqa_cmd->add_option("--evaluator", vqa.evaluator,
@@ -31,7 +37,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   vqa_cmd->add_flag("--check-submission", vqa.check_submission,
                     "Check --pred as an upload to the evaluation server against the test questions "
-                    "--ques: every question answered once, no unknown ids, string answers, the file "
+                    "--questions: every question answered once, no unknown ids, string answers, the file "
                     "named vqa_<split>_<method>_results.json; warns where the server's normalisation "
                     "changes an answer. Exits 1 listing the problems");
   vqa_cmd->add_option("--split", vqa.split,

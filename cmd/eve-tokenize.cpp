@@ -30,6 +30,19 @@ void add_clean_options(CLI::App* app, std::string& clean, int& max_words, const 
                   "50 for questions; 0 = all)");
 }
 
+// --tokenizer: the sentencepiece model, or a bundle dir holding one. "-m/--model" was its
+// spelling before the programs agreed that --model names a bundle everywhere.
+void add_tokenizer_option(CLI::App* app, std::string& path) {
+  auto* opt = app->add_option("--tokenizer", path, "The sentencepiece model (tok.model), or a bundle dir")->required();
+  eve::cli::add_deprecated_alias(app, "-m,--model", opt);
+}
+
+// -o/--out, as in every eve program (old spelling --output).
+void add_out_option(CLI::App* app, std::string& path) {
+  auto* opt = app->add_option("-o,--out", path, "Output file (default: stdout)");
+  eve::cli::add_deprecated_alias(app, "--output", opt);
+}
+
 std::optional<CleanMode> clean_mode(const std::string& name) {
   if (name.empty()) return std::nullopt;
   return eve::text::parse_clean_mode(name);
@@ -60,9 +73,10 @@ int main(int argc, char** argv) {
                 "Text files (one text per line), JSONL record files (*.jsonl) or dataset "
                 "directories")
       ->required();
-  t->add_option("-o,--output", train.output,
-                "Model file to write; the ids go to a JSON file beside it (tok.model -> tok.json)")
-      ->required();
+  auto* t_out = t->add_option("-o,--out", train.output,
+                               "Model file to write; the ids go to a JSON file beside it (tok.model -> tok.json)")
+                    ->required();
+  eve::cli::add_deprecated_alias(t, "--output", t_out);
   t->add_option("--model-type", train.model_type, "Model type")
       ->check(CLI::IsMember({"bpe", "unigram"}))
       ->capture_default_str();
@@ -82,9 +96,9 @@ int main(int argc, char** argv) {
 
   eve::text::EncodeOptions enc;
   auto* e = app.add_subcommand("encode", "Add token ids to JSONL records or text lines");
-  e->add_option("-m,--model", enc.model, "Sentencepiece model")->required();
+  add_tokenizer_option(e, enc.model);
   e->add_option("inputs", enc.inputs, "JSONL files or text files with --plain (default: stdin)");
-  e->add_option("-o,--output", output, "Output file (default: stdout)");
+  add_out_option(e, output);
   e->add_option("--field", enc.fields,
                 "Text field to encode (repeatable; default: text, texts, question, sentence)");
   add_clean_options(e, clean, enc.max_words,
@@ -99,9 +113,9 @@ int main(int argc, char** argv) {
 
   eve::text::DecodeOptions dec;
   auto* d = app.add_subcommand("decode", "Token ids back to text");
-  d->add_option("-m,--model", dec.model, "Sentencepiece model")->required();
+  add_tokenizer_option(d, dec.model);
   d->add_option("inputs", dec.inputs, "JSONL files or lines of ids with --plain (default: stdin)");
-  d->add_option("-o,--output", output, "Output file (default: stdout)");
+  add_out_option(d, output);
   d->add_option("--field", dec.fields, "Ids field to decode (repeatable; default: ids, ids_list)");
   d->add_flag("--plain", dec.plain, "Lines of space-separated ids in, text lines out");
   d->add_flag("--keep-special", dec.keep_special, "Write special tokens as [CLS], [MASK], ...");
@@ -110,13 +124,13 @@ int main(int argc, char** argv) {
 
   std::string info_model;
   auto* i = app.add_subcommand("info", "Print the vocabulary size and special ids as JSON");
-  i->add_option("-m,--model", info_model, "Sentencepiece model")->required();
+  add_tokenizer_option(i, info_model);
   i->callback([&] { command = "info"; });
 
   eve::text::CleanOptions cln;
   auto* c = app.add_subcommand("clean", "Clean text lines with EVE's caption or question rules");
   c->add_option("inputs", cln.inputs, "Text files (default: stdin)");
-  c->add_option("-o,--output", output, "Output file (default: stdout)");
+  add_out_option(c, output);
   add_clean_options(c, clean, cln.max_words, "Cleaning: caption, question or none (default: caption)");
   add_bad_options(c, cln.bad);
   c->callback([&] { command = "clean"; });

@@ -45,7 +45,7 @@ for d in pairs retrieval vqa colors nlvr2; do
   for f in data/$d/*.jsonl; do
     out=${f%.jsonl}.ids.jsonl
     [[ $f == *.ids.jsonl ]] && continue
-    done_or "$out" || eve-tokenize encode -m tok.model --threads "$THREADS" "$f" -o "$out"
+    done_or "$out" || eve-tokenize encode --tokenizer tok.model --threads "$THREADS" "$f" -o "$out"
   done
 done
 
@@ -59,10 +59,10 @@ done_or "pretrain/checkpoint-$(printf %08d "$STEPS")" ||
 eve-embed --describe pretrain
 
 FT0=(--image-res 64 --batch-size 32 --threads "$THREADS")
-FT=(--init pretrain "${FT0[@]}" --lr 1e-3)
+FT=(--model pretrain "${FT0[@]}" --lr 1e-3)
 # Questions and statements are learned without crops or RandAugment: a crop or a translation
 # of a 64 px image can cut out the one shape an answer is about.
-NOAUG=(--crop-scale-min 1 --rand-augment 0 --warmup 0)
+NOAUG=(--crop-scale-min 1 --no-rand-augment --warmup 0)
 EXACT=("${NOAUG[@]}" --decay constant)
 stage "5. eve-finetune: VQA on VQA v2 + VG QA (54,400 questions, soft targets), picked on vg_val (6,400)"
 done_or ft-vqa/results.json ||
@@ -79,14 +79,14 @@ stage "7. eve-finetune: NLVR2 from the colour model (two fused passes per statem
 # From the model that finds colours, at a tenth of the learning rate (the new head at x10),
 # so that the skill is kept while the head learns to combine the two images' answers.
 done_or ft-nlvr2/results.json ||
-  eve-finetune --task nlvr2 --data data/nlvr2 --init ft-colors "${FT0[@]}" --lr 1e-4 --lr-mult 10 "${EXACT[@]}" \
+  eve-finetune --task nlvr2 --data data/nlvr2 --model ft-colors "${FT0[@]}" --lr 1e-4 --lr-mult 10 "${EXACT[@]}" \
     --max-steps "${EVE_DEMO_NLVR2_STEPS:-400}" --eval-every 100 --predict test1.ids --out ft-nlvr2
 
 stage "8. eve-finetune: retrieval from the colour model (contrast + matching with hard negatives), re-ranked test predictions"
 # Captions name colours: the model that finds them is the better start (val R mean 31.0 against 20.2
 # from the pre-trained model, in docs/toy-world.md).
 done_or ft-retrieval/results.json ||
-  eve-finetune --task retrieval --data data/retrieval --init ft-colors "${FT0[@]}" --lr 1e-3 "${EXACT[@]}" \
+  eve-finetune --task retrieval --data data/retrieval --model ft-colors "${FT0[@]}" --lr 1e-3 "${EXACT[@]}" \
     --max-steps "${EVE_DEMO_RETRIEVAL_STEPS:-400}" \
     --eval-every 100 --k-test 16 --predict test.ids --out ft-retrieval
 
@@ -113,7 +113,7 @@ zero_shot() {  # zero_shot ATTRIBUTE TEMPLATE... (every class ranked, so chance 
   k=$(wc -l < "$attr.txt")
   for t in "$@"; do tpl+=(--template "$t"); done
   done_or "$attr.ranks.jsonl" && return 0
-  eve-embed --classes "$attr.txt" "${tpl[@]}" | eve-tokenize encode -m ft-retrieval/tokenizer.model |
+  eve-embed --classes "$attr.txt" "${tpl[@]}" | eve-tokenize encode --tokenizer ft-retrieval/tokenizer.model |
     eve-embed -m ft-retrieval --texts - --group-by class -o "$attr-classes" --threads "$THREADS"
   eve-rank --queries test-images.npy --gallery "$attr-classes.npy" -k "$k" -o "$attr.ranks.jsonl" --threads "$THREADS"
 }
@@ -161,7 +161,7 @@ PYEOF
 # question with its colour and shape words taken out), what the question alone predicts.
 BY_FORM="$here/tests/reference/toy_by_form.py"
 "$PY" "$BY_FORM" prior --world world -o vqa_prior.json
-VQA=(--ann world/vqa/annotations_val.json --ques world/vqa/questions_val.json)
+VQA=(--annotations world/vqa/annotations_val.json --questions world/vqa/questions_val.json)
 eve-score vqa "${VQA[@]}" --pred vqa_majority.json > score_vqa_majority.json
 eve-score vqa "${VQA[@]}" --pred vqa_prior.json > score_vqa_prior.json
 eve-score vqa "${VQA[@]}" --pred ft-vqa/predictions/val.json > score_vqa.json

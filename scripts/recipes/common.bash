@@ -3,8 +3,8 @@
 # A recipe declares its options, checks the input layout, then runs stages:
 #
 #   source "$(dirname "$0")/common.bash"
-#   recipe_parse "--root:ROOT --init:INIT" "$@"    # --work, --gpus, --size, --dry-run, --help
-#   require_opts --root ROOT --init INIT            # and `--` extras are common
+#   recipe_parse "--root:ROOT --model:INIT" "$@"    # --work, --gpus, --size, --dry-run, --help
+#   require_opts --root ROOT --model INIT            # and `--` extras are common
 #   expect_file "$ROOT/coco_test.json" "Karpathy test split"; expect_bundle "$INIT"
 #   begin_work                                      # every missing input named, or exit 1
 #   use_programs eve-prep eve-score                 # as ${PROG[eve-prep]} ...
@@ -37,7 +37,7 @@ recipe_usage() { sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$0"; }
 recipe_parse() {
   local spec="--work:WORK --gpus:GPUS --size:SIZE --dry-run!DRY_RUN $1" item name kind var value
   shift
-  local -A kinds=() vars=()
+  local -A kinds=() vars=() renamed=([--init]=--model [--ann]=--annotations [--ques]=--questions)
   for item in $spec; do
     name=${item%%[:+!]*}
     kind=${item:${#name}:1}
@@ -52,6 +52,12 @@ recipe_parse() {
       --) shift; EXTRA=("$@"); break ;;
     esac
     name=${1%%=*}
+    # Old spellings, kept for one release as the programs keep theirs.
+    if [[ -z ${kinds[$name]+x} && -n ${renamed[$name]+x} && -n ${kinds[${renamed[$name]}]+x} ]]; then
+      log "warning: $name is deprecated and will be removed in the next release: use ${renamed[$name]}"
+      set -- "${renamed[$name]}${1:${#name}}" "${@:2}"
+      name=${renamed[$name]}
+    fi
     [[ -n ${kinds[$name]+x} ]] || usage_error "unknown option '$1'"
     kind=${kinds[$name]} var=${vars[$name]}
     if [[ $kind == "!" ]]; then
@@ -241,7 +247,7 @@ encode_splits() {
   shift 2
   for split in "$@"; do
     stage "encode $split" "$data/$split.ids.jsonl" \
-      "${PROG[eve-tokenize]}" encode -m "$model" "$data/$split.jsonl" -o "$data/$split.ids.jsonl"
+      "${PROG[eve-tokenize]}" encode --tokenizer "$model" "$data/$split.jsonl" -o "$data/$split.ids.jsonl"
   done
 }
 

@@ -3,11 +3,11 @@
 # EVE recipe (best model picked on dev), predict dev and test-P (test1), and score both with
 # the official accuracy and consistency.
 #
-# usage: nlvr2.sh --root DIR --init BUNDLE --work WORKDIR [--images IMG_DIR]
+# usage: nlvr2.sh --root DIR --model BUNDLE --work WORKDIR [--images IMG_DIR]
 #                 [--gpus N] [--size PX] [--dry-run] [-- extra eve-finetune flags]
 #
 #   --root DIR        the official NLVR2 files, laid out as below
-#   --init BUNDLE     pre-trained model bundle (its tokenizer.model encodes the statements)
+#   --model BUNDLE     pre-trained model bundle (its tokenizer.model encodes the statements)
 #   --work WORKDIR    everything the recipe writes; a rerun resumes there
 #   --images IMG_DIR  the image folders train/ dev/ test1/ (default: DIR/images)
 #   --gpus N          N workers with one GPU each (--nproc-per-node N --device cuda)
@@ -42,8 +42,8 @@ set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash"
 
-recipe_parse "--root:ROOT --init:INIT --images:IMAGES" "$@"
-require_opts --root ROOT --init INIT --work WORK
+recipe_parse "--root:ROOT --model:INIT --images:IMAGES" "$@"
+require_opts --root ROOT --model INIT --work WORK
 IMAGES=${IMAGES:-$ROOT/images}
 use_programs eve-prep eve-tokenize eve-finetune eve-score
 
@@ -61,7 +61,7 @@ stage "prep" "$data/manifest.json" "${PROG[eve-prep]}" nlvr2 "${PREP_ARGS[@]}" \
   --images "$IMAGES" --out "$data"
 encode_splits "$data" "$INIT/tokenizer.model" "${splits[@]}"
 stage "finetune" "$run/results.json" "${PROG[eve-finetune]}" --task nlvr2 --recipe "$(share_file tasks nlvr2)" \
-  --data "$data" --init "$INIT" --val dev.ids --predict test1.ids --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
+  --data "$data" --model "$INIT" --val dev.ids --predict test1.ids --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
 for s in dev test1; do
   stage_stdout "score $s" "$WORK/metrics-$s.txt" "${PROG[eve-score]}" --format table nlvr2 \
     --gold "$ROOT/$s.json" --pred "$run/predictions/$s.csv"

@@ -6,7 +6,7 @@
 # usage: official-checkpoint.sh --checkpoint X.pth --config vlmo_config.json
 #            --tokenizer SPM.model --task vqa|nlvr2|retrieval --data DATASET_DIR
 #            --work WORKDIR [--split SPLIT] [--answers answer_list.json]
-#            [--ann ANNOTATIONS --ques QUESTIONS] [--compat eve|official]
+#            [--annotations ANNOTATIONS --questions QUESTIONS] [--compat eve|official]
 #            [--gpus N] [--dry-run] [-- extra eve-finetune flags]
 #
 #   --checkpoint X.pth  the fine-tuned checkpoint (a 'model' state dict or a bare one)
@@ -22,7 +22,8 @@
 #                       retrieval)
 #   --answers A         VQA: the checkpoint's answer list (JSON list, index = class; ALBEF/
 #                       EVE's answer_list.json); required with --task vqa
-#   --ann/--ques        VQA: the official annotation and question files of the split, to
+#   --annotations A, --questions Q
+#                       VQA: the official annotation and question files of the split, to
 #                       score it (without them the predictions are the result, e.g. for
 #                       test-dev, in the EvalAI form)
 #   --compat C          behaviour recorded in the bundle (eve-convert-checkpoint --compat):
@@ -63,16 +64,16 @@ set -euo pipefail
 source "$(dirname "$0")/common.bash"
 
 recipe_parse "--checkpoint:CKPT --config:CONFIG --tokenizer:TOKENIZER --task:TASK --data:DATA --split:SPLIT
-  --answers:ANSWERS --ann:ANN --ques:QUES --compat:COMPAT" "$@"
+  --answers:ANSWERS --annotations:ANN --questions:QUES --compat:COMPAT" "$@"
 require_opts --checkpoint CKPT --config CONFIG --tokenizer TOKENIZER --task TASK --data DATA --work WORK
 one_of --task "$TASK" vqa nlvr2 retrieval
 [[ -z $COMPAT ]] || one_of --compat "$COMPAT" eve official
 [[ -z $SIZE ]] || usage_error "--size: the images come prepared in --data"
 if [[ $TASK == vqa ]]; then
   [[ -n $ANSWERS ]] || usage_error "--task vqa needs --answers (the checkpoint's answer list)"
-  [[ -n $ANN && -n $QUES || -z $ANN && -z $QUES ]] || usage_error "--ann and --ques go together"
+  [[ -n $ANN && -n $QUES || -z $ANN && -z $QUES ]] || usage_error "--annotations and --questions go together"
 else
-  [[ -z $ANSWERS && -z $ANN && -z $QUES ]] || usage_error "--answers, --ann and --ques are for --task vqa"
+  [[ -z $ANSWERS && -z $ANN && -z $QUES ]] || usage_error "--answers, --annotations and --questions are for --task vqa"
 fi
 declare -A default_split=([vqa]=val [nlvr2]=dev [retrieval]=test)
 SPLIT=${SPLIT:-${default_split[$TASK]}}
@@ -113,7 +114,7 @@ if [[ $TASK == nlvr2 && -f $bundle/config.json ]] && grep -q '"nlvr2_biattn"' "$
 fi
 run=$WORK/eval
 stage "predict $SPLIT" "$run/results.json" "${PROG[eve-finetune]}" --task "$TASK" \
-  --recipe "$(share_file tasks "${recipe[$TASK]}")" "${head[@]}" --eval-only --init "$bundle" --data "$WORK/data" \
+  --recipe "$(share_file tasks "${recipe[$TASK]}")" "${head[@]}" --eval-only --model "$bundle" --data "$WORK/data" \
   --predict "$SPLIT.ids" --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
 
 metrics=$WORK/metrics-$SPLIT.txt
@@ -121,9 +122,9 @@ score=("${PROG[eve-score]}" --format table)
 case $TASK in
   vqa)
     if [[ -n $ANN ]]; then
-      stage_stdout "score $SPLIT" "$metrics" "${score[@]}" vqa --ann "$ANN" --ques "$QUES" --pred "$run/predictions/$SPLIT.json"
+      stage_stdout "score $SPLIT" "$metrics" "${score[@]}" vqa --annotations "$ANN" --questions "$QUES" --pred "$run/predictions/$SPLIT.json"
     else
-      [[ -n $DRY_RUN ]] || log "no --ann/--ques: the predictions are the result: $run/predictions/$SPLIT.json (EvalAI form)"
+      [[ -n $DRY_RUN ]] || log "no --annotations/--questions: the predictions are the result: $run/predictions/$SPLIT.json (EvalAI form)"
       exit 0
     fi
     ;;

@@ -34,7 +34,7 @@
 # Writes WORKDIR/data (the pairs as an eve-prep dataset dir: image shards, train.jsonl,
 # train.ids.jsonl, manifest.json with the skipped samples by reason), WORKDIR/tok.model +
 # tok.json (the tokenizer and its special ids) and WORKDIR/pretrain (the run: checkpoints,
-# metrics.jsonl, and the latest model bundle, the --init of the fine-tuning recipes).
+# metrics.jsonl, and the latest model bundle, the --model of the fine-tuning recipes).
 # The pre-training stage counts as done when eve-pretrain last exited 0 (WORKDIR/.done);
 # an interrupted run resumes from its last checkpoint.
 #
@@ -81,7 +81,7 @@ if [[ -n $TOKENIZER ]]; then
   # eve-pretrain reads the special ids from tok.json beside tok.model (eve-tokenize train
   # writes both; for a given model they are made here).
   stage_stdout "tokenizer" "$tok" cat "$TOKENIZER"
-  stage_stdout "tokenizer ids" "${tok%.model}.json" "${PROG[eve-tokenize]}" info -m "$tok"
+  stage_stdout "tokenizer ids" "${tok%.model}.json" "${PROG[eve-tokenize]}" info --tokenizer "$tok"
 else
   stage "tokenizer" "${tok%.model}.json" "${PROG[eve-tokenize]}" train "$data/train.jsonl" --vocab-size "$VOCAB" -o "$tok"
 fi

@@ -2,12 +2,12 @@
 # Image-text retrieval on COCO 5k or Flickr30k 1k (Karpathy splits): prepare, fine-tune a
 # pre-trained bundle with the EVE recipe, predict and score the test split.
 #
-# usage: retrieval.sh --dataset coco|flickr --root DIR --init BUNDLE --work WORKDIR
+# usage: retrieval.sh --dataset coco|flickr --root DIR --model BUNDLE --work WORKDIR
 #                     [--gpus N] [--size PX] [--dry-run] [-- extra eve-finetune flags]
 #
 #   --dataset coco|flickr  which Karpathy split (recipe retrieval-coco or retrieval-flickr)
 #   --root DIR             the annotations and images, laid out as below
-#   --init BUNDLE          pre-trained model bundle (its tokenizer.model encodes the captions)
+#   --model BUNDLE          pre-trained model bundle (its tokenizer.model encodes the captions)
 #   --work WORKDIR         everything the recipe writes; a rerun resumes there
 #   --gpus N               N workers with one GPU each (--nproc-per-node N --device cuda)
 #   --size PX              shorter image side stored by eve-prep (default 512)
@@ -46,8 +46,8 @@ set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash"
 
-recipe_parse "--dataset:DATASET --root:ROOT --init:INIT" "$@"
-require_opts --dataset DATASET --root ROOT --init INIT --work WORK
+recipe_parse "--dataset:DATASET --root:ROOT --model:INIT" "$@"
+require_opts --dataset DATASET --root ROOT --model INIT --work WORK
 one_of --dataset "$DATASET" coco flickr
 use_programs eve-prep eve-tokenize eve-finetune eve-score
 
@@ -72,7 +72,7 @@ stage "prep" "$data/manifest.json" "${PROG[eve-prep]}" retrieval "${PREP_ARGS[@]
   --ann "test=$ROOT/${prefix}_test.json" --images "$ROOT" --out "$data"
 encode_splits "$data" "$INIT/tokenizer.model" train val test
 stage "finetune" "$run/results.json" "${PROG[eve-finetune]}" --task retrieval --recipe "$(share_file tasks "retrieval-$DATASET")" \
-  --data "$data" --init "$INIT" --predict test.ids --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
+  --data "$data" --model "$INIT" --predict test.ids --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
 stage_stdout "score test" "$WORK/metrics-test.txt" "${PROG[eve-score]}" --format table retrieval \
   --ann "$ROOT/${prefix}_test.json" --i2t "$run/predictions/test.i2t.npy" --t2i "$run/predictions/test.t2i.npy"
 show_tables "$DATASET retrieval, Karpathy test (txt_r = image query, img_r = text query)" "$WORK/metrics-test.txt"

@@ -3,11 +3,11 @@
 # fine-tune a pre-trained bundle with the EVE recipe, score val with the official
 # evaluator, and predict test-dev as an EvalAI submission file.
 #
-# usage: vqa.sh --root DIR --init BUNDLE --work WORKDIR [--images COCO_DIR] [--vg VG_DIR]
+# usage: vqa.sh --root DIR --model BUNDLE --work WORKDIR [--images COCO_DIR] [--vg VG_DIR]
 #               [--trainval] [--gpus N] [--size PX] [--dry-run] [-- extra eve-finetune flags]
 #
 #   --root DIR        the official VQA v2 files, laid out as below
-#   --init BUNDLE     pre-trained model bundle (its tokenizer.model encodes the questions)
+#   --model BUNDLE     pre-trained model bundle (its tokenizer.model encodes the questions)
 #   --work WORKDIR    everything the recipe writes; a rerun resumes there
 #   --images COCO_DIR the COCO images: train2014/, val2014/, test2015/ (default: DIR)
 #   --vg VG_DIR       also train on Visual Genome QA in the EVE/ALBEF form (below)
@@ -60,8 +60,8 @@ set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash"
 
-recipe_parse "--root:ROOT --init:INIT --images:IMAGES --vg:VG --trainval!TRAINVAL" "$@"
-require_opts --root ROOT --init INIT --work WORK
+recipe_parse "--root:ROOT --model:INIT --images:IMAGES --vg:VG --trainval!TRAINVAL" "$@"
+require_opts --root ROOT --model INIT --work WORK
 IMAGES=${IMAGES:-$ROOT}
 use_programs eve-prep eve-tokenize eve-finetune eve-score
 
@@ -115,16 +115,16 @@ else
   held=(--train train.ids "${vg_train[@]}" --val val.ids)
 fi
 stage "finetune" "$run/results.json" "${PROG[eve-finetune]}" --task vqa --recipe "$(share_file tasks vqa)" --data "$data" \
-  --init "$INIT" "${held[@]}" "${answers[@]}" --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
+  --model "$INIT" "${held[@]}" "${answers[@]}" --out "$run" "${GPU_ARGS[@]}" "${EXTRA[@]}"
 stage "predict $test_split" "$test_run/results.json" "${PROG[eve-finetune]}" --task vqa --recipe "$(share_file tasks vqa)" --eval-only \
-  --init "$run" --data "$test_data" --predict "$test_split.ids" --out "$test_run" \
+  --model "$run" --data "$test_data" --predict "$test_split.ids" --out "$test_run" \
   "${GPU_ARGS[@]}" "${EXTRA[@]}"
 submission=$WORK/v2_OpenEnded_mscoco_${test_subtype}_eve_results.json
 stage_stdout "submission" "$submission" cat "$test_run/predictions/$test_split.json"
 
 if [[ -z $TRAINVAL ]]; then
   stage_stdout "score val" "$WORK/metrics-val.txt" "${PROG[eve-score]}" --format table vqa \
-    --ann "$(annotations val2014)" --ques "$(questions val2014)" --pred "$run/predictions/val.json"
+    --annotations "$(annotations val2014)" --questions "$(questions val2014)" --pred "$run/predictions/val.json"
   show_tables "VQA v2 val accuracy (official evaluator)" "$WORK/metrics-val.txt"
 fi
 [[ -n $DRY_RUN ]] || log "EvalAI submission ($test_subtype): $submission (upload it to the VQA challenge on eval.ai)"

@@ -69,6 +69,85 @@ void add_common(CLI::App& app, CommonOptions& common, ProgramKind kind,
   app.fallthrough();
 }
 
+namespace {
+
+// Old spellings seen while parsing, as notes for stderr. They are printed once parsing has
+// succeeded: after a usage error only the error line is shown, and --quiet applies.
+std::vector<std::string>& deprecation_notes() {
+  static std::vector<std::string> notes;
+  return notes;
+}
+
+void note_deprecated(const std::string& old_spelling, const std::string& new_spelling) {
+  const std::string note =
+      old_spelling + " is deprecated and will be removed in the next release: use " + new_spelling;
+  auto& notes = deprecation_notes();
+  if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
+}
+
+// "-o,--out" -> "-o/--out": how an option's names read in a sentence.
+std::string spelled(const std::string& names) {
+  std::string out = names;
+  std::replace(out.begin(), out.end(), ',', '/');
+  return out;
+}
+
+// The name a user is told to use: the first long name ("--out" of "-o,--out").
+std::string preferred_name(const CLI::Option* opt) {
+  const auto& longs = opt->get_lnames();
+  if (!longs.empty()) return "--" + longs.front();
+  const auto& shorts = opt->get_snames();
+  return shorts.empty() ? opt->get_name() : "-" + shorts.front();
+}
+
+}  // namespace
+
+CLI::Option* add_deprecated_alias(CLI::App* app, const std::string& old_names, CLI::Option* target) {
+  const std::string old_spelling = spelled(old_names), new_spelling = preferred_name(target);
+  CLI::Option* alias = app->add_option(
+      old_names,
+      [target, old_spelling, new_spelling](const CLI::results_t& values) {
+        note_deprecated(old_spelling, new_spelling);
+        // As if the target had been given: its own checks, conversion and callback run.
+        for (const auto& v : values) target->add_result(v);
+        target->run_callback();
+        return true;
+      },
+      "");
+  alias->type_size(target->get_type_size_min(), target->get_type_size_max());
+  alias->expected(target->get_expected_min(), target->get_expected_max());
+  alias->group("");  // hidden
+  return alias;
+}
+
+void add_switch(CLI::App* app, const std::string& name, const std::string& description,
+                const std::function<void(bool)>& set) {
+  const std::string on = "--" + name, off = "--no-" + name;
+  CLI::Option* yes = app->add_option(
+      on,
+      [set, on, off](const CLI::results_t& values) {
+        if (values.empty() || values.front().empty()) {
+          set(true);
+          return true;
+        }
+        // The spelling with a value, kept for one release.
+        const std::string& v = values.front();
+        bool value = false;
+        if (v == "1" || v == "true")
+          value = true;
+        else if (v != "0" && v != "false")
+          throw CLI::ValidationError(on, "takes no value (" + on + " or " + off + "), got " + v);
+        note_deprecated(on + " " + v, value ? on : off);
+        set(value);
+        return true;
+      },
+      description);
+  yes->expected(0, 1);
+  CLI::Option* no = app->add_flag_callback(off, [set] { set(false); }, "The opposite of " + on);
+  yes->excludes(no);
+  no->excludes(yes);
+}
+
 int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
         const std::function<int()>& body) {
   log::set_program(app.get_name());
@@ -81,6 +160,7 @@ int run(CLI::App& app, int argc, char** argv, const CommonOptions& common,
   }
   if (common.quiet) log::set_level(log::Level::error);
   if (common.verbose) log::set_level(log::Level::debug);
+  for (const auto& note : deprecation_notes()) log::warn("{}", note);
   Progress::set_plain_every(common.progress_every);
   signals::install();
   try {
@@ -188,6 +268,7 @@ std::vector<std::string> command_names(const CLI::App& app) {
 // Every option spelling of `app`, its option groups and its subcommands.
 void option_names(const CLI::App& app, std::vector<std::string>& names) {
   for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_group().empty()) continue;  // hidden: an old spelling is never suggested
     for (const auto& s : opt->get_snames()) names.push_back("-" + s);
     for (const auto& l : opt->get_lnames()) names.push_back("--" + l);
   }

@@ -54,6 +54,19 @@ CLI::Validator at_least(double min, const std::string& min_means = {});
 // lo <= value <= hi: "must be between 0 and 1, got 2".
 CLI::Validator between(double lo, double hi);
 
+// Keeps an old spelling of an option working for one release: `old_names` (e.g. "--ques", or
+// "-m,--model") becomes a hidden option whose values go to `target` as if it had been given,
+// so target's checks and `required` still apply. After parsing, run() prints one note per old
+// spelling used, naming the new one. Hidden options are left out of --help and of the
+// did-you-mean suggestions.
+CLI::Option* add_deprecated_alias(CLI::App* app, const std::string& old_names, CLI::Option* target);
+
+// A two-way switch: --NAME turns it on, --no-NAME off, and `set` receives the choice (only
+// when one of them is given, so an unset switch keeps whatever default the caller has,
+// e.g. a recipe's). The older form --NAME 0|1 still works, with a deprecation note.
+void add_switch(CLI::App* app, const std::string& name, const std::string& description,
+                const std::function<void(bool)>& set);
+
 // The number of single-character insertions, deletions and substitutions that turn a into b.
 size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate nearest to `word` when it is near enough to be a typo of it (about a third

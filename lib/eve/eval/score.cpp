@@ -78,7 +78,7 @@ class ScoreMatrix {
 ordered_json score_vqa(const VqaScoreOptions& options) {
   if (options.check_submission) return check_vqa_submission_file(options);
   if (!options.split.empty()) throw UsageError("--split goes with --check-submission");
-  if (options.annotations.empty()) throw UsageError("vqa needs --ann (or --check-submission)");
+  if (options.annotations.empty()) throw UsageError("vqa needs --annotations (or --check-submission)");
   const VqaEvaluator evaluator = parse_vqa_evaluator(options.evaluator);
   int inputs_from_stdin = (options.annotations == "-") + (options.questions == "-") + (options.results == "-");
   if (inputs_from_stdin > 1) throw UsageError("only one input can be read from standard input");
@@ -143,7 +143,7 @@ ordered_json score_vqa(const VqaScoreOptions& options) {
 
 ordered_json check_vqa_submission_file(const VqaScoreOptions& options) {
   if (!options.annotations.empty()) {
-    throw UsageError("--check-submission takes no --ann: test answers are scored by the server");
+    throw UsageError("--check-submission takes no --annotations: test answers are scored by the server");
   }
   if (options.questions == "-" && options.results == "-") {
     throw UsageError("only one input can be read from standard input");

@@ -11,7 +11,7 @@
 namespace eve::text {
 
 TrainResult run_train(const TrainOptions& opts) {
-  if (opts.output.empty()) throw UsageError("--output is required");
+  if (opts.output.empty()) throw UsageError("--out is required");
   if (opts.inputs.empty()) throw UsageError("no training input given");
   io::prepare_output(opts.output);  // before the training, not after it
   if (opts.vocab_size < 6)
@@ -61,7 +61,7 @@ TrainResult run_train(const TrainOptions& opts) {
 }
 
 LineStats run_encode(const EncodeOptions& opts, const Sink& sink) {
-  if (opts.model.empty()) throw UsageError("--model is required");
+  if (opts.model.empty()) throw UsageError("--tokenizer is required");
   SentencePieceTokenizer tok(opts.model);
   RecordEncoder encoder(opts, tok.info(), [&tok](const std::string& text) {
     return tok.encode(text);
@@ -74,7 +74,7 @@ LineStats run_encode(const EncodeOptions& opts, const Sink& sink) {
 }
 
 LineStats run_decode(const DecodeOptions& opts, const Sink& sink) {
-  if (opts.model.empty()) throw UsageError("--model is required");
+  if (opts.model.empty()) throw UsageError("--tokenizer is required");
   SentencePieceTokenizer tok(opts.model);
   RecordDecoder decoder(
       opts, tok.info(), [&tok](const std::vector<int>& ids) { return tok.decode(ids); },

@@ -1,6 +1,6 @@
 // What programs that cannot load sentencepiece (everything linking libtorch) need to know
 // about a tokenizer: its vocabulary size and special token ids. `eve-tokenize train` writes
-// it beside the model as a JSON sidecar and `eve-tokenize info -m tok.model` prints it.
+// it beside the model as a JSON sidecar and `eve-tokenize info --tokenizer tok.model` prints it.
 //
 // The JSON object has exactly these keys, all integers:
 //   {"vocab_size": V, "pad_id": P, "unk_id": U, "cls_id": C, "sep_id": S, "mask_id": M}

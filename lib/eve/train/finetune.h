@@ -12,7 +12,7 @@
 //              targets from the human answers (a count c of annotators scores min(1, 0.3 c),
 //              i.e. 0, .3, .6, .9, 1; records with "dataset": "vg" or a single answer score
 //              1); loss = BCE-with-logits (mean) x answers. Answer vocabulary: --answers FILE
-//              (a JSON list), the --init bundle's answers.json when it has one and
+//              (a JSON list), the --model bundle's answers.json when it has one and
 //              --num-answers is not given, else the num_answers most frequent training
 //              answers (ties by text). A classifier trained on another answer list, or an
 //              NLVR2 head (the same `output` name), is not loaded: it starts fresh.
@@ -29,7 +29,7 @@
 //              texts x images, rows in record order, texts image by image) and top-10
 //              rank lists (ids: the image key, "<key>#<k>" for texts, as eve-embed and
 //              eve-score use them).
-//   probe      no fine-tuning: a linear probe of the --init bundle's frozen vision backbone
+//   probe      no fine-tuning: a linear probe of the --model bundle's frozen vision backbone
 //              on a labels file (probe.h); FinetuneOptions::probe holds its own flags.
 // The aux loss is left out of the VQA loss only with compat "official" (the released code
 // computes it but never adds it).
@@ -53,11 +53,16 @@
 #include <vector>
 
 #include "eve/core/cli.h"
+#include "eve/train/trainer_options.h"
 #include "eve/train/probe.h"
 
 namespace eve::train {
 
-struct FinetuneOptions {
+// TrainerOptions holds what eve-pretrain shares: the bundle to start from (init: pre-trained,
+// or fine-tuned for eval_only and probe), config and tokenizer (needed without init), the run
+// dir, accumulation, gradient checkpointing, checkpoint cadence (save_every 0: at every
+// validation and at the end) and the distributed launch.
+struct FinetuneOptions : TrainerOptions {
   std::string task;                    // vqa | nlvr2 | retrieval | probe
   ProbeOptions probe;                  // probe: its own flags (init, out, batch size shared)
   std::string recipe;                  // name in share/eve/tasks or a JSON file; "" = the task's
@@ -65,42 +70,23 @@ struct FinetuneOptions {
   std::vector<std::string> train = {"train.ids"};  // records files <data>/<split>.jsonl
   std::optional<std::string> val;      // unset: the recipe's (val.ids; dev.ids for nlvr2); "none": no validation
   std::vector<std::string> predict;    // splits predicted with the final model
-  std::string init;                    // bundle to start from (pre-trained or fine-tuned)
-  std::string config = "eve-tiny";     // preset or config.json when there is no --init
-  std::string tokenizer;               // tok.json (needed without --init)
-  std::string run_dir;
-  bool eval_only = false;              // no training: --init predicts the --predict splits
+  bool eval_only = false;              // no training: init predicts the --predict splits
 
-  // Task.
   std::string answers;                 // VQA answer list (JSON list of strings)
-  // Task and recipe values: unset, each is the recipe's (share/eve/tasks/<task>.json).
   std::optional<int> num_answers;      // VQA: vocabulary size from training answers
   std::optional<std::string> head;     // NLVR2: pair | biattn
   std::optional<int> k_test;           // retrieval re-rank depth (0 = ITC only)
   std::optional<int> image_res;        // 0: the model's own
   std::optional<int> batch_size;
-  int accumulate = 1;
   std::optional<double> epochs;
-  std::optional<int64_t> max_steps;    // set: overrides epochs
+  std::optional<int64_t> max_steps;    // set and > 0: overrides epochs
   std::optional<double> lr, lr_mult, warmup, clip, weight_decay;
   std::optional<std::string> decay;
   std::optional<double> crop_scale_min;
   std::optional<bool> flip, rand_augment;
-  bool grad_checkpoint = false;        // --grad-checkpoint: the model's gradient checkpointing on
-                                       // for this run (EveModelImpl::set_gradient_checkpointing)
 
-  // Evaluation, checkpoints, logging.
   int64_t eval_every = 0;              // steps between validations (0 = once per epoch)
   int eval_batch_size = 64;
-  int64_t save_every = 0;              // 0 = at every validation and at the end
-  int keep = 2;
-  bool resume = false;
-  int64_t log_every = 1;
-  int prefetch = 4;
-
-  // Distributed.
-  int nproc_per_node = 0;
-  int dist_timeout = 60;
 };
 
 // Runs fine-tuning and prediction; returns the exit code (0, or 128+signal after a checkpoint

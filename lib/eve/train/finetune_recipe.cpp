@@ -80,7 +80,7 @@ Recipe resolve_recipe(const FinetuneOptions& o) {
 
   auto bad = [](const std::string& m) { throw UsageError(m); };
   if (r.batch_size < 1) bad("--batch-size must be at least 1");
-  if (o.max_steps && *o.max_steps < 1) bad("--max-steps must be at least 1");
+  if (o.max_steps && *o.max_steps < 0) bad("--max-steps must be >= 0 (0: --epochs decides)");
   if (r.warmup < 0 || r.clip < 0 || r.weight_decay < 0) bad("--warmup, --clip and --weight-decay must be >= 0");
   if (o.accumulate < 1 || r.batch_size % o.accumulate != 0)
     bad("--accumulate must be at least 1 and divide --batch-size");

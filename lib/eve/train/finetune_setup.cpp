@@ -116,7 +116,7 @@ void Finetuner::setup() {
   require_eval_splits();
 
   if (o.eval_only) {
-    if (o.init.empty()) throw UsageError("--eval-only needs --init (a fine-tuned bundle)");
+    if (o.init.empty()) throw UsageError("--eval-only needs --model (a fine-tuned bundle)");
     if (o.predict.empty()) throw UsageError("--eval-only needs at least one --predict split");
     load_model_from_init(true);
     // An NLVR2 bundle carries one of the two heads: use the one it has unless --head says.
@@ -124,7 +124,7 @@ void Finetuner::setup() {
       r.head = "biattn";
     for (const auto& h : task_heads(task, r))
       if (!config.has_head(h))
-        throw UsageError("--init " + o.init + " has no " + h + " head", {}, {},
+        throw UsageError("--model " + o.init + " has no " + h + " head", {}, {},
                          "fine-tune it for " + std::string(task_name(task)) + " first");
     if (task == Task::vqa) {
       if (!io::file_exists(o.init + "/answers.json")) throw Error("the VQA bundle has no answers.json", o.init);
@@ -175,7 +175,7 @@ void Finetuner::setup() {
       if (!o.tokenizer.empty()) adopt_tokenizer(o.tokenizer, config, config.vocab_size, {});
     } else {
       if (o.tokenizer.empty())
-        throw UsageError("--tokenizer is required without --init (the tok.json written beside the tokenizer model)");
+        throw UsageError("--tokenizer is required without --model (the tok.json written beside the tokenizer model)");
       config = model::load_config(o.config);
       config.heads = task_heads(task, r);
       if (r.image_res > 0) config.image_res = r.image_res;
@@ -230,7 +230,7 @@ void Finetuner::setup() {
 
   const int64_t per_epoch = loader->batches_per_epoch();
   steps_per_epoch = std::max<int64_t>(1, per_epoch / o.accumulate);
-  total = o.max_steps ? *o.max_steps : std::max<int64_t>(1, static_cast<int64_t>(r.epochs * steps_per_epoch));
+  total = o.max_steps.value_or(0) > 0 ? *o.max_steps : std::max<int64_t>(1, static_cast<int64_t>(r.epochs * steps_per_epoch));
   eval_every = o.eval_every > 0 ? o.eval_every : steps_per_epoch;
   schedule.lr = r.lr;
   schedule.total = total;

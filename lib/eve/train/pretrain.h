@@ -52,26 +52,23 @@
 #include <vector>
 
 #include "eve/core/cli.h"
+#include "eve/train/trainer_options.h"
 
 namespace eve::train {
 
-struct PretrainOptions {
-  // Data and model.
+// TrainerOptions holds what eve-finetune shares: the bundle (init), config, tokenizer, run dir,
+// accumulation, gradient checkpointing, checkpoint cadence and the distributed launch. The
+// config is ignored on resume.
+struct PretrainOptions : TrainerOptions {
+  // Data and objective.
   std::string data;                 // dataset dir (eve-prep + eve-tokenize encode)
   std::string split = "train";      // records file <data>/<split>.jsonl
-  std::string config = "eve-tiny";  // preset name or config.json (ignored on resume)
-  std::string init;                 // optional bundle to start from
-  std::string tokenizer;            // tokenizer JSON (tok.json): vocab and special ids
-  std::string run_dir;              // output: bundle + trainer state + metrics.jsonl
   std::string objective;             // "" = the stage's default (vl: msm, image: mim, text: mlm)
   std::string stage = "vl";         // vl | image | text
   std::vector<std::string> freeze;  // glob patterns of parameter names kept fixed
-  bool grad_checkpoint = false;     // --grad-checkpoint: the model's gradient checkpointing on
-                                    // for this run (EveModelImpl::set_gradient_checkpointing)
 
   // Optimisation.
   int batch_size = 32;              // global batch per optimiser step (all ranks, all micro-batches)
-  int accumulate = 1;               // micro-batches per step
   int64_t max_steps = 0;            // 0 = use --epochs
   double epochs = 1;
   double lr = 1.5e-4;
@@ -94,17 +91,6 @@ struct PretrainOptions {
   double crop_scale_min = 0.5;
   bool flip = true;
   bool rand_augment = false;
-
-  // Checkpoints and logging.
-  int64_t save_every = 0;           // 0 = only at the end
-  int keep = 2;                     // checkpoint-<step> dirs kept
-  bool resume = false;              // also automatic when run_dir holds a checkpoint
-  int64_t log_every = 1;            // metrics.jsonl line every N steps
-  int prefetch = 4;                 // batches decoded ahead
-
-  // Distributed.
-  int nproc_per_node = 0;           // > 0: start this many local workers
-  int dist_timeout = 60;            // seconds a collective or rendezvous may wait
 };
 
 // What --objective and --stage select.

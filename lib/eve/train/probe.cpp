@@ -318,7 +318,7 @@ ProbeFit fit_linear_probe(const std::vector<float>& features, int64_t dim, const
 }
 
 int run_probe(const ProbeOptions& o, const cli::CommonOptions& common) {
-  if (o.init.empty()) throw UsageError("--task probe needs --init: the bundle whose backbone is probed");
+  if (o.init.empty()) throw UsageError("--task probe needs --model: the bundle whose backbone is probed");
   if (o.labels.empty()) throw UsageError("--task probe needs --labels: a labels JSONL file");
   if (o.images.empty()) throw UsageError("--task probe needs --images: the root of the records' image paths");
   if (o.fields.empty()) throw UsageError("--task probe needs at least one --field");

@@ -42,7 +42,7 @@ void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, in
                      const std::string& run_dir) {
   text::TokenizerInfo t = text::read_tokenizer_info(tok_json);
   if (model_vocab > 0 && t.vocab_size != model_vocab)
-    throw UsageError("--tokenizer has " + std::to_string(t.vocab_size) + " tokens but the --init model " +
+    throw UsageError("--tokenizer has " + std::to_string(t.vocab_size) + " tokens but the --model bundle has " +
                      std::to_string(model_vocab));
   config.vocab_size = t.vocab_size;
   config.pad_token_id = t.pad_id;
