@@ -32,6 +32,9 @@ fail=0
 t=$(mktemp -d)
 tmp=$t
 cd "$t"
+# The exit handler removes its own copy of the path: a test that reuses the name t or tmp
+# must not turn the clean-up onto another directory.
+_eve_scratch=$t
 
 # on_exit COMMAND: run COMMAND (with eval) when the test ends, before the scratch dir goes.
 # A test that needs its own clean-up registers it here: a second `trap ... EXIT` would
@@ -42,7 +45,7 @@ _eve_exit() {
   local rc=$? c
   for c in "${_eve_on_exit[@]}"; do eval "$c" || true; done
   cd /
-  rm -rf "$t"
+  rm -rf "$_eve_scratch"
   [[ $rc != 0 || $fail == 0 ]] || rc=1
   exit "$rc"
 }

@@ -52,6 +52,11 @@ case_ scratch-fail 1 "" 'echo "$t" >"$0.dirs"; on_exit "echo ran >>$0.dirs"; fal
 read -r a <scratch-fail.sh.dirs
 [[ ! -e $a && $(tail -n 1 scratch-fail.sh.dirs) == ran ]] || flunk "a failing test left $a or skipped on_exit"
 
+# A test that reuses the names t and tmp still gets its own scratch dir removed, and only that.
+case_ renamed 0 "" 'echo "$t" >"$0.dirs"; t=$0.keep; tmp=$t; mkdir -p "$t"'
+read -r a <renamed.sh.dirs
+[[ ! -e $a && -d renamed.sh.keep ]] || flunk "reusing t removed the wrong dir or left $a"
+
 # The environment: the programs on PATH, EVE_PYTHON's default, a missing EVE_BIN named.
 case_ path 0 "" '[[ $(command -v eve-prep) == "$EVE_BIN/eve-prep" && $PY == "$EVE_PYTHON" ]] || exit 5'
 rc=0; env -u EVE_PYTHON bash -c "source '$lib'; [[ \$PY == /usr/bin/python3 ]]" || rc=$?
