@@ -7,11 +7,11 @@
 # and $tmp (the tests grew up with both names), that is the current directory and is
 # removed on exit.
 #
-# Failing: `fail MSG` stops the test at once. `check`, `expect_error` and any `fail=1` only
-# record the failure and let the test go on, so one run names every broken expectation; the
-# exit handler turns a recorded failure into exit status 1, so nothing recorded is lost
-# even where a test forgets to `exit $fail`. (`fail` the function and `fail` the flag live
-# in bash's separate namespaces for functions and variables.)
+# Failing: `fail MSG` stops the test at once. flunk, check, has, lacks, expect_error and any
+# `fail=1` only record the failure and let the test go on, so one run names every broken
+# expectation; the exit handler turns a recorded failure into exit status 1, so nothing
+# recorded is lost even where a test forgets to `exit $fail`. (`fail` the function and `fail`
+# the flag live in bash's separate namespaces for functions and variables.)
 #
 # Fixtures: the toy world as caption pairs with a tokenizer (toy_pairs, toy_vqa), a small
 # retrieval dataset dir (make_dataset), tiny random bundles written by the Python reference
