@@ -5,30 +5,23 @@
 # left out, counted in the manifest's sources and named in a warning. eve-score keeps the
 # official evaluators' rules where they have one (the last of repeated predictions counts;
 # repeated NLVR2 label lines and retrieval images are counted by position) and warns.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 prep=$EVE_BIN/eve-prep
 score=$EVE_BIN/eve-score
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failed=0
-fail() { echo "FAIL: $*" >&2; failed=1; }
 
 # Runs a command that must exit with `code` and print exactly `stderr` on standard error.
 expect() {  # name code stderr command...
   local name=$1 code=$2 want=$3 rc=0; shift 3
   "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-  [[ $rc == "$code" ]] || fail "$name: exit $rc, expected $code ($(cat "$tmp/err"))"
-  [[ $(cat "$tmp/err") == "$want" ]] || fail "$name: stderr
-  expected: $want
-  actual:   $(cat "$tmp/err")"
+  check "$name: exit status" "$code" "$rc"
+  check "$name: stderr" "$want" "$(cat "$tmp/err")"
 }
 # An eve-prep run that must fail: exit 1, the one error line, no dataset dir files.
 expect_prep_error() {  # name message eve-prep-args...
   local name=$1 message=$2; shift 2
   rm -rf "$tmp/d"
   expect "$name" 1 "eve-prep: error: $message" "$prep" "$@" --out "$tmp/d" --size 0
-  [[ ! -e $tmp/d/manifest.json ]] && ! compgen -G "$tmp/d/*.jsonl" >/dev/null || fail "$name: files written"
+  [[ ! -e $tmp/d/manifest.json ]] && ! compgen -G "$tmp/d/*.jsonl" >/dev/null || flunk "$name: files written"
 }
 
 "$prep" synth --out "$tmp/w" --count 6 --size 32 --nlvr-sets 3 --seed 3 -q
@@ -67,13 +60,13 @@ rm -rf "$tmp/d"
 rc=0
 "$prep" vqa --questions val="$tmp/q3.json" --annotations val="$tmp/a3.json" --questions test="$tmp/q.json" \
   --images "$w/images" --size 0 --out "$tmp/d" 2>"$tmp/err" || rc=$?
-[[ $rc == 0 ]] || fail "vqa unmatched: exit $rc ($(cat "$tmp/err"))"
+[[ $rc == 0 ]] || flunk "vqa unmatched: exit $rc ($(cat "$tmp/err"))"
 want="eve-prep: warning: prep: $tmp/q3.json: 2 question(s) have no annotation in $tmp/a3.json and are left out (first: 1001, 1002)
 eve-prep: warning: prep: $tmp/a3.json: 1 annotation(s) match no question in $tmp/q3.json (first: 1003)"
-[[ $(grep ': warning: ' "$tmp/err") == "$want" ]] || fail "vqa unmatched: warnings
+[[ $(grep ': warning: ' "$tmp/err") == "$want" ]] || flunk "vqa unmatched: warnings
   expected: $want
   actual:   $(cat "$tmp/err")"
-"$EVE_PYTHON" - "$tmp/d" <<'PY' || fail "vqa unmatched: manifest or records"
+"$EVE_PYTHON" - "$tmp/d" <<'PY' || flunk "vqa unmatched: manifest or records"
 import json, sys
 d = sys.argv[1]
 m = json.load(open(d + "/manifest.json"))
@@ -137,7 +130,7 @@ expect "score vqa repeated annotation" 1 \
 expect "score vqa repeated prediction" 0 \
   "eve-score: warning: $tmp/pred.json: 1 question(s) answered more than once; the last answer counts, as in the official evaluator" \
   "$score" vqa --ann "$tmp/sa.json" --ques "$tmp/q.json" --pred "$tmp/pred.json"
-[[ $(cat "$tmp/out") == *'"overall":100.0'* ]] || fail "score vqa repeated prediction: $(cat "$tmp/out")"
+[[ $(cat "$tmp/out") == *'"overall":100.0'* ]] || flunk "score vqa repeated prediction: $(cat "$tmp/out")"
 
 # NLVR2 label lines count one by one, as in the official script; a repeat is named.
 printf '%s\n' '{"identifier":"dev-1-0-0","label":"True"}' '{"identifier":"dev-1-1-0","label":"False"}' \
@@ -147,7 +140,7 @@ expect "score nlvr2 repeated label" 0 \
   "eve-score: warning: $tmp/gold.jsonl: 1 identifier(s) are labelled more than once (first: dev-1-0-0); every label line counts, as in the official script" \
   "$score" nlvr2 --gold "$tmp/gold.jsonl" --pred "$tmp/pred.csv"
 [[ $(cat "$tmp/out") == '{"accuracy":0.6666666666666666,"consistency":0.0,"examples":3,"groups":1}' ]] ||
-  fail "score nlvr2 repeated label: $(cat "$tmp/out")"
+  flunk "score nlvr2 repeated label: $(cat "$tmp/out")"
 
 # Retrieval: a query ranked twice is an error; an image listed twice is two images by position.
 echo '[{"image":"p.jpg","caption":["x"]},{"image":"q.jpg","caption":["y"]}]' >"$tmp/ret.json"
@@ -162,5 +155,5 @@ expect "score retrieval image listed twice" 0 \
   "eve-score: warning: $tmp/ret2.json: 1 image(s) are listed more than once (first: p.jpg); ground truth is by position, so each entry is another image, as in itm_eval" \
   "$score" retrieval --ann "$tmp/ret2.json" --i2t-ranks "$tmp/i2t2.jsonl" --t2i-ranks "$tmp/t2i.jsonl"
 
-[[ $failed == 0 ]] || exit 1
+[[ $fail == 0 ]] || exit 1
 echo "bad_input_ids: ok"

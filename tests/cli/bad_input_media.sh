@@ -2,12 +2,8 @@
 # eve-prep on awkward inputs that must not stop a run: a palette PNG with a transparency
 # chunk (kept), webdataset captions that are not UTF-8 and samples whose key repeats in a
 # shard (skipped, counted and named in the manifest), a shard whose file name is not UTF-8.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 prep=$EVE_BIN/eve-prep
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # Runs eve-prep with stderr in $tmp/err and its exit status in $rc.
 run_prep() {
   set +e

@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # Numbers that are not finite never reach an output as a bare nan/inf, and inputs that hold
 # them are errors naming the file, row and column; each numbered part below says which.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# expect_fail NAME CODE MESSAGE -- command...: exit status and message (a literal substring).
-expect_fail() {
-  local name=$1 code=$2 msg=$3 rc=0; shift 4
-  "$@" >out.txt 2>err.txt || rc=$?
-  [[ $rc == "$code" ]] || fail "$name: exit $rc, want $code: $(cat err.txt)"
-  grep -qF -- "$msg" err.txt || fail "$name: message lacks \"$msg\": $(cat err.txt)"
-}
+source "$(dirname "$0")/lib.bash"
 # strict_json FILE...: every line of every file parses with nan/inf refused.
 strict_json() {
   "$PY" - "$@" <<'PYEOF' || fail "not strict JSON: $*"
@@ -35,7 +23,7 @@ t2i = np.ascontiguousarray(i2t.T.astype(np.float32))
 np.save("i2t.npy", i2t); np.save("t2i.npy", t2i)
 bad = t2i.copy(); bad[2, 0] = np.nan; np.save("t2i_nan.npy", bad)
 PYEOF
-expect_fail score-nan 1 "t2i_nan.npy: score at row 2, column 0 is NaN" -- \
+expect_error 1 "t2i_nan.npy: score at row 2, column 0 is NaN" -- \
   "$EVE_BIN/eve-score" retrieval --ann ann.json --i2t i2t.npy --t2i t2i_nan.npy
 "$EVE_BIN/eve-score" retrieval --ann ann.json --i2t i2t.npy --t2i t2i.npy > score.json
 strict_json score.json
@@ -58,27 +46,27 @@ big = g[10:].copy(); big[2] = 1e30; np.save("g2_big.npy", big)
 PYEOF
 
 # 2. eve-rank: NaN in float32 queries, inf in a float16 gallery part, -inf in a float32 part.
-expect_fail rank-nan 1 "q_nan.npy: value at row 2, column 3 is NaN" -- \
+expect_error 1 "q_nan.npy: value at row 2, column 3 is NaN" -- \
   "$EVE_BIN/eve-rank" -q --queries q_nan.npy --gallery g.npy -o ranks.jsonl
 [[ ! -e ranks.jsonl ]] || fail "rank-nan left ranks.jsonl"
-expect_fail rank-inf-f16 1 "g2_inf.npy: value at row 5, column 1 is inf" -- \
+expect_error 1 "g2_inf.npy: value at row 5, column 1 is inf" -- \
   "$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2_inf.npy
-expect_fail rank-minf 1 "g2_minf.npy: value at row 7, column 0 is -inf" -- \
+expect_error 1 "g2_minf.npy: value at row 7, column 0 is -inf" -- \
   "$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2_minf.npy --scores-out s.npy
 [[ ! -e s.npy ]] || fail "rank-minf left s.npy"
 
 # 3. eve-rank: finite embeddings whose scores overflow float32, in ranks and --scores-out.
-expect_fail rank-overflow 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2 is beyond float32's range" -- \
+expect_error 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2 is beyond float32's range" -- \
   "$EVE_BIN/eve-rank" -q --queries q_big.npy --gallery g1.npy g2_big.npy -k 3 -o ranks.jsonl
 [[ ! -e ranks.jsonl ]] || fail "rank-overflow left ranks.jsonl"
-expect_fail rank-overflow-scores 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2" -- \
+expect_error 1 "score at row 1, column 12 is inf: the inner product of q_big.npy row 1 and g2_big.npy row 2" -- \
   "$EVE_BIN/eve-rank" -q --queries q_big.npy --gallery g1.npy g2_big.npy -o ranks.jsonl --scores-out s.npy
 [[ ! -e s.npy && ! -e ranks.jsonl ]] || fail "rank-overflow-scores left outputs"
 
 # 4. eve-rank: widths differ: both files, both widths, one line.
-expect_fail rank-width 1 "the queries q.npy have 8 columns but the gallery w5.npy has 5" -- \
+expect_error 1 "the queries q.npy have 8 columns but the gallery w5.npy has 5" -- \
   "$EVE_BIN/eve-rank" -q --queries q.npy --gallery w5.npy
-[[ $(wc -l <err.txt) == 1 ]] || fail "rank-width: not one line: $(cat err.txt)"
+[[ $(wc -l <err) == 1 ]] || fail "rank-width: not one line: $(cat err)"
 
 # The good inputs still rank, and the output is strict JSON.
 "$EVE_BIN/eve-rank" -q --queries q.npy --gallery g1.npy g2.npy -k 4 -o ranks.jsonl
@@ -88,7 +76,6 @@ strict_json ranks.jsonl
 # 5. eve-embed: a model whose word embedding of token 7 is NaN gives NaN for the texts that
 # hold it: the part holding such a text fails naming its row, column and input; the part
 # before it is finished (a rerun resumes there); no matrix holds a NaN.
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 make_bundle bundle
 "$PY" - "$EVE_SOURCE/tests/reference" <<'PYEOF'
 import json, sys, math
@@ -103,13 +90,13 @@ with open("texts.jsonl", "w") as f:
     for i, ids in enumerate([[2, 5, 3], [2, 6, 9, 3], [2, 8, 3], [2, 9, 7, 3]]):
         f.write(json.dumps({"id": "t%d" % i, "ids": ids}) + "\n")
 PYEOF
-expect_fail embed-nan 1 'txt-00001.npy: embedding at row 1, column 0 is NaN for input "t3"' -- \
+expect_error 1 'txt-00001.npy: embedding at row 1, column 0 is NaN for input "t3"' -- \
   "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt --part-size 2 -b 1
 [[ -f txt-00000.npy && -f txt-00000.ids.jsonl && ! -e txt-00001.npy && ! -e txt-00001.ids.jsonl ]] ||
   fail "embed-nan parts: $(ls txt*)"
 "$PY" -c "import numpy as np; a = np.load('txt-00000.npy'); assert a.shape[0] == 2 and np.isfinite(a).all()" ||
   fail "embed-nan: part 0"
-expect_fail embed-nan-half 1 'txt.npy: embedding at row 3, column 0 is NaN for input "t3"' -- \
+expect_error 1 'txt.npy: embedding at row 3, column 0 is NaN for input "t3"' -- \
   "$EVE_BIN/eve-embed" -q -m bundle --texts texts.jsonl -o txt.npy --half
 [[ ! -e txt.npy ]] || fail "embed-nan-half left txt.npy"
 
@@ -127,17 +114,17 @@ open("qr.ids.jsonl", "w").write("".join(json.dumps("t%d" % i) + "\n" for i in ra
 open("gr.ids.jsonl", "w").write("".join(json.dumps(n) + "\n" for n in ("a.png", "b.png", "c.png")))
 PYEOF
 rm -f ranks.jsonl
-expect_fail rerank-nan 1 "is NaN: the ITM match logit of the model bundle for qr.npy row 3 and gr.npy row" -- \
+expect_error 1 "is NaN: the ITM match logit of the model bundle for qr.npy row 3 and gr.npy row" -- \
   "$EVE_BIN/eve-rank" -q --queries qr.npy --gallery gr.npy -k 2 --rerank -m bundle --images a.png b.png c.png \
   --texts texts.jsonl --k-test 3 -o ranks.jsonl
-grep -q "score at row 3, column [0-2] is NaN" err.txt || fail "rerank-nan: $(cat err.txt)"
+grep -q "score at row 3, column [0-2] is NaN" err || fail "rerank-nan: $(cat err)"
 [[ ! -e ranks.jsonl ]] || fail "rerank-nan left ranks.jsonl"
 
 # 7. eve-pretrain and eve-finetune at a learning rate that makes the loss NaN: exit 1, the
 # message names the step, metrics.jsonl ends with that step and "loss": null, all strict JSON.
-# loss_stop RUN_DIR: checks the metrics against the message in err.txt.
+# loss_stop RUN_DIR: checks the metrics against the message in err.
 loss_stop() {
-  "$PY" - "$1/metrics.jsonl" err.txt <<'PYEOF' || fail "loss_stop $1: $(cat err.txt)"
+  "$PY" - "$1/metrics.jsonl" err <<'PYEOF' || fail "loss_stop $1: $(cat err)"
 import json, re, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 step = int(re.search(r"the loss is not finite at step (\d+)", open(sys.argv[2]).read()).group(1))
@@ -151,14 +138,14 @@ PYEOF
 "$EVE_BIN/eve-prep" -q pairs --ann w/pairs_train.json --images w --out pairs
 "$EVE_BIN/eve-tokenize" train -q pairs/train.jsonl -o tok.model --vocab-size 120
 "$EVE_BIN/eve-tokenize" encode -m tok.model pairs/train.jsonl -o pairs/ids.jsonl
-expect_fail pretrain-nan 1 "the loss is not finite at step" -- \
+expect_error 1 "the loss is not finite at step" -- \
   "$EVE_BIN/eve-pretrain" -q --data pairs --split ids --tokenizer tok.json --config eve-tiny --out pre \
   --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --threads 2
 loss_stop pre
 "$EVE_BIN/eve-prep" -q vqa --questions train=w/vqa/questions_train.json --annotations train=w/vqa/annotations_train.json \
   --images w/images --size 0 --out vqa
 "$EVE_BIN/eve-tokenize" encode -m tok.model vqa/train.jsonl -o vqa/train.ids.jsonl
-expect_fail finetune-nan 1 "the loss is not finite at step" -- \
+expect_error 1 "the loss is not finite at step" -- \
   "$EVE_BIN/eve-finetune" -q --task vqa --data vqa --config eve-tiny --tokenizer tok.json --image-res 32 \
   --out ft --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --val none --threads 2
 loss_stop ft

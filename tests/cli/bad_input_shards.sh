@@ -6,16 +6,9 @@
 # repeated id in a tar (duplicate-key) and skips names that are not UTF-8 (name-not-utf8),
 # so every .ids.jsonl line is valid UTF-8 and unique per archive. Annotation fields of the
 # wrong type and out-of-range flags are one-line errors naming the file and field.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-PY=$EVE_PYTHON
+source "$(dirname "$0")/lib.bash"
 prep=$EVE_BIN/eve-prep
 embed=$EVE_BIN/eve-embed
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-failed=0
-fail() { echo "FAIL: $*" >&2; failed=1; }
 # Runs a command with stderr in ./err and its exit status in $rc.
 run() {
   set +e
@@ -25,7 +18,7 @@ run() {
 }
 no_library_text() {  # name: stderr holds no exception text of a library
   ! grep -q 'json.exception\|type_error\|parse_error\|stoi\|filesystem error\|terminate called' err ||
-    fail "$1: library message on stderr: $(cat err)"
+    flunk "$1: library message on stderr: $(cat err)"
 }
 
 "$PY" - <<'PY'
@@ -61,11 +54,11 @@ make_shard s.tar 000.jpg=@c0.jpg 000.txt=first \
   '00\xff.jpg=@c0.jpg' '00\xff.txt=odd name' \
   007.jpg=@c1.jpg '007.json={"caption": null, "url": "u"}' 007.txt=last
 run "$prep" webdataset --input s.tar --out wds
-[[ $rc == 3 ]] || fail "prep past --max-bad: exit $rc: $(cat err)"
+[[ $rc == 3 ]] || flunk "prep past --max-bad: exit $rc: $(cat err)"
 no_library_text "prep webdataset"
 grep -q 'skipped 7 of 9 images (3 bad-json, 1 name-not-utf8, 1 no-image, 1 no-text, 1 two-images) and 7 records' err ||
-  fail "prep summary: $(cat err)"
-"$PY" - <<'PY' || fail "prep manifest or records"
+  flunk "prep summary: $(cat err)"
+"$PY" - <<'PY' || flunk "prep manifest or records"
 import json
 m = json.load(open("wds/manifest.json"))
 assert m["skipped_by_reason"] == {"bad-json": 3, "name-not-utf8": 1, "no-image": 1, "no-text": 1, "two-images": 1}, m["skipped_by_reason"]
@@ -88,45 +81,44 @@ src = m["sources"][0]
 assert (src["samples"], src["samples_without_image"], src["samples_without_text"]) == (9, 1, 1), src
 PY
 run "$prep" -q webdataset --input s.tar --out wds2 --max-bad 0.8
-[[ $rc == 0 ]] || fail "prep within --max-bad: exit $rc: $(cat err)"
-cmp -s wds/train.jsonl wds2/train.jsonl || fail "records differ with --max-bad"
+[[ $rc == 0 ]] || flunk "prep within --max-bad: exit $rc: $(cat err)"
+cmp -s wds/train.jsonl wds2/train.jsonl || flunk "records differ with --max-bad"
 
 # ---- eve-embed: a tar with a repeated id and a member name that is not UTF-8 ----
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 make_bundle bundle
 make_shard e.tar a.jpg=@c0.jpg a.png=@c1.png a.txt=caption b.jpg=@c2.jpg 'c\xff.jpg=@c0.jpg' \
   notes.json='{}' b.png=@c0.png
 run "$embed" -m bundle --images e.tar -o e
-[[ $rc == 3 ]] || fail "embed past --max-bad: exit $rc: $(cat err)"
+[[ $rc == 3 ]] || flunk "embed past --max-bad: exit $rc: $(cat err)"
 no_library_text "embed tar"
-grep -q 'skipped 3 of 5 images (2 duplicate-key, 1 name-not-utf8)' err || fail "embed summary: $(cat err)"
+grep -q 'skipped 3 of 5 images (2 duplicate-key, 1 name-not-utf8)' err || flunk "embed summary: $(cat err)"
 grep -qF "e.tar:a.png: duplicate-key: the id 'a' is a.jpg's, an earlier member of this archive; the first is kept" err ||
-  fail "embed a.png: $(cat err)"
-grep -qF "e.tar:b.png: duplicate-key: the id 'b' is b.jpg's" err || fail "embed b.png: $(cat err)"
+  flunk "embed a.png: $(cat err)"
+grep -qF "e.tar:b.png: duplicate-key: the id 'b' is b.jpg's" err || flunk "embed b.png: $(cat err)"
 grep -qF "e.tar:c\\xff.jpg: name-not-utf8: the member name 'c\\xff' is not valid UTF-8, so no id can name it" err ||
-  fail "embed c\\xff.jpg: $(cat err)"
-[[ $(cat e.ids.jsonl | tr '\n' ' ') == '"a" "b" ' ]] || fail "embed ids: $(cat e.ids.jsonl)"
-"$PY" -c 'import numpy; assert numpy.load("e.npy").shape[0] == 2' || fail "embed rows"
+  flunk "embed c\\xff.jpg: $(cat err)"
+[[ $(cat e.ids.jsonl | tr '\n' ' ') == '"a" "b" ' ]] || flunk "embed ids: $(cat e.ids.jsonl)"
+"$PY" -c 'import numpy; assert numpy.load("e.npy").shape[0] == 2' || flunk "embed rows"
 run "$embed" -q -m bundle --images e.tar -o e2 --max-bad 0.6
-[[ $rc == 0 ]] || fail "embed within --max-bad: exit $rc: $(cat err)"
+[[ $rc == 0 ]] || flunk "embed within --max-bad: exit $rc: $(cat err)"
 # A path list naming a file whose name is not UTF-8: skipped, not written as U+FFFD.
 cp c0.jpg "$(printf 'p\xff.jpg')"
 printf 'c1.jpg\np\xff.jpg\n' >list.txt
 run "$embed" -m bundle --images list.txt -o l --max-bad 0.5
-[[ $rc == 0 ]] || fail "embed list: exit $rc: $(cat err)"
-grep -qF "skipped p\\xff.jpg: name-not-utf8: the path 'p\\xff.jpg' is not valid UTF-8" err || fail "embed list: $(cat err)"
-[[ $(cat l.ids.jsonl) == '"c1.jpg"' ]] || fail "embed list ids: $(cat l.ids.jsonl)"
+[[ $rc == 0 ]] || flunk "embed list: exit $rc: $(cat err)"
+grep -qF "skipped p\\xff.jpg: name-not-utf8: the path 'p\\xff.jpg' is not valid UTF-8" err || flunk "embed list: $(cat err)"
+[[ $(cat l.ids.jsonl) == '"c1.jpg"' ]] || flunk "embed list ids: $(cat l.ids.jsonl)"
 
 # ---- one-line errors for annotation fields and flags a library would have refused ----
 "$prep" synth --out w --count 4 --size 32 --nlvr-sets 1 --seed 3 -q
 echo '{"data_subtype": 2014, "questions": [{"image_id": 1, "question": "q?", "question_id": 1}]}' >q.json
 run "$prep" vqa --questions val=q.json --images w/images --size 0 --out v
 [[ $rc == 1 && $(cat err) == 'eve-prep: error: q.json:data_subtype: field "data_subtype" must be a string' ]] ||
-  fail "vqa data_subtype: exit $rc: $(cat err)"
+  flunk "vqa data_subtype: exit $rc: $(cat err)"
 echo '{"data_subtype": "synth", "questions": [{"image_id": 1, "question": "q?", "question_id": 1}]}' >q.json
 run "$prep" vqa --questions val=q.json --images w/images --size 0 --out v --image-name 'x{image_id:99999999999}.jpg'
 [[ $rc == 2 && $(cat err) == 'eve-prep: error: bad width in --image-name field {image_id:99999999999} (a number of digits up to 64)' ]] ||
-  fail "--image-name width: exit $rc: $(cat err)"
+  flunk "--image-name width: exit $rc: $(cat err)"
 
-[[ $failed == 0 ]] || exit 1
+[[ $fail == 0 ]] || exit 1
 echo "bad_input_shards: ok"

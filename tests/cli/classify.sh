@@ -3,15 +3,8 @@
 # toy world with a random bundle in the demo's file names; eve-score classify against an
 # independent Python count of the same ranks and labels; the labels' ids are eve-embed's row
 # ids; bad inputs give one-line errors naming the file, exit 1 or 2.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-export PATH=$EVE_BIN:$PATH
+source "$(dirname "$0")/lib.bash"
 
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 # The demo's names: world/, data/retrieval-test, ft-retrieval (a bundle with its tokenizer).
 eve-prep synth --out world --count 80 --size 48 --nlvr-sets 2 --seed 3 -q
 eve-prep -q retrieval --ann test=world/retrieval_test.json --images world --out data/retrieval-test
@@ -64,30 +57,22 @@ eve-score -q classify --gold world/labels.jsonl --field count --ranks counts.ran
 "$PY" -c 'import json,sys; s=json.load(open("counts.json")); assert s["multi_label"] is False and s["classes"] == 4 and s["top5"] == 100, s'
 
 # 4. Bad inputs: one line on stderr naming the file (and line), exit 1 or 2.
-expect() {  # expect CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  local err rc=0
-  err=$("$@" 2>&1 >/dev/null) || rc=$?
-  [[ $rc == "$code" ]] || fail "exit $rc, not $code: $* ($err)"
-  [[ $(wc -l <<<"$err") == 1 ]] || fail "not one line: $* ($err)"
-  grep -qF -- "$pattern" <<<"$err" || fail "'$pattern' not in: $err"
-}
 { head -n 1 colors.ranks.jsonl; echo '{"query": "no-such-image", "results": [["red", 0.5]]}'; } > unknown.jsonl
-expect 1 'unknown.jsonl:2: image "no-such-image" has no record in world/labels.jsonl' -- \
+expect_error 1 'unknown.jsonl:2: image "no-such-image" has no record in world/labels.jsonl' -- \
   eve-score classify --gold world/labels.jsonl --field colors --ranks unknown.jsonl
-expect 1 'world/labels.jsonl:1: no "colours" field' -- \
+expect_error 1 'world/labels.jsonl:1: no "colours" field' -- \
   eve-score classify --gold world/labels.jsonl --field colours --ranks colors.ranks.jsonl
 : > empty.jsonl
-expect 1 'empty.jsonl: no ranked images' -- eve-score classify --gold world/labels.jsonl --field colors --ranks empty.jsonl
-expect 1 'empty.jsonl: no gold records' -- eve-score classify --gold empty.jsonl --field colors --ranks colors.ranks.jsonl
-expect 2 '--field is required' -- eve-score classify --gold world/labels.jsonl --ranks colors.ranks.jsonl
-expect 1 'no-such-file.txt' -- eve-embed --classes no-such-file.txt
-expect 1 'empty.jsonl: no class names' -- eve-embed --classes empty.jsonl
-expect 2 "--template 'a shape' has no {}" -- eve-embed --classes colors.txt --template 'a shape'
-expect 2 '--template goes with --classes' -- eve-embed -m ft-retrieval --texts x --template 'a {}' -o x
+expect_error 1 'empty.jsonl: no ranked images' -- eve-score classify --gold world/labels.jsonl --field colors --ranks empty.jsonl
+expect_error 1 'empty.jsonl: no gold records' -- eve-score classify --gold empty.jsonl --field colors --ranks colors.ranks.jsonl
+expect_error 2 '--field is required' -- eve-score classify --gold world/labels.jsonl --ranks colors.ranks.jsonl
+expect_error 1 'no-such-file.txt' -- eve-embed --classes no-such-file.txt
+expect_error 1 'empty.jsonl: no class names' -- eve-embed --classes empty.jsonl
+expect_error 2 "--template 'a shape' has no {}" -- eve-embed --classes colors.txt --template 'a shape'
+expect_error 2 '--template goes with --classes' -- eve-embed -m ft-retrieval --texts x --template 'a {}' -o x
 printf '{"class": "red", "ids": [2, 3]}\n{"name": "blue", "ids": [2, 3]}\n' > nogroup.jsonl
-expect 1 'nogroup.jsonl:2: no id field "class" (pick another with --group-by)' -- \
+expect_error 1 'nogroup.jsonl:2: no id field "class" (pick another with --group-by)' -- \
   eve-embed -m ft-retrieval --texts nogroup.jsonl --group-by class -o x
-expect 2 '--group-by writes one output' -- \
+expect_error 2 '--group-by writes one output' -- \
   eve-embed -m ft-retrieval --texts nogroup.jsonl --group-by class -o x --part-size 5
 echo "classify: ok"

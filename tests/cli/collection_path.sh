@@ -4,12 +4,8 @@
 # bundle; then what it rests on: eve-embed --split embeds only the split's images,
 # eve-score retrieval scores the same with --data alone and with --ann + --data, and the
 # bad inputs of both options.
-source "$(dirname "$0")/score_common.bash"
-PY=$EVE_PYTHON
-cd "$tmp"
-die() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.bash"
 
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 # What the README's block starts from: the toy world, a tokenizer and a retrieval bundle.
 "$EVE_BIN/eve-prep" synth --out world --count 20 --size 48 --nlvr-sets 2 --seed 4 -q
 "$EVE_BIN/eve-tokenize" train -q world/corpus.txt -o tok.model --vocab-size 300
@@ -19,14 +15,14 @@ ln -s "$EVE_SOURCE/scripts" scripts
 # The block's lines, continuation lines joined; every line must run as written.
 awk '/<!-- collection-path -->/ {on = 1; next} /<!-- \/collection-path -->/ {on = 0} on' "$EVE_SOURCE/README.md" |
   grep -v '^```' | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' >commands.sh
-[[ $(grep -c . commands.sh) -ge 8 ]] || die "the README's collection path is missing: $(cat commands.sh)"
-grep -q '^eve-embed .*--split test' commands.sh || die "the block lost eve-embed --split: $(cat commands.sh)"
+[[ $(grep -c . commands.sh) -ge 8 ]] || fail "the README's collection path is missing: $(cat commands.sh)"
+grep -q '^eve-embed .*--split test' commands.sh || fail "the block lost eve-embed --split: $(cat commands.sh)"
 n=0
 while IFS= read -r line; do
   [[ -n $line ]] || continue
   n=$((n + 1))
   PATH="$EVE_BIN:$PATH" bash -c "$line" >"step$n.out" 2>"step$n.err" ||
-    die "README line $n failed: $line: $(cat "step$n.err")"
+    fail "README line $n failed: $line: $(cat "step$n.err")"
 done <commands.sh
 
 # The split's images alone, in record order: 2 test images (of the 20 the dir stores).
@@ -38,15 +34,15 @@ stored = int(open("data/retrieval/images.idx").read().split("\n")[2].split()[1])
 assert rows == keys and len(keys) < stored, (rows, keys, stored)
 PYEOF
 table=$(cat "step$(grep -n '^eve-score' commands.sh | cut -d: -f1).out")
-grep -qE '^r_mean +[0-9.]+$' <<<"$table" || die "no r_mean in the table: $table"
-grep -qE '^images +2$' <<<"$table" || die "not 2 images: $table"
-[[ -f report/retrieval/index.html ]] || die "no report page"
+grep -qE '^r_mean +[0-9.]+$' <<<"$table" || fail "no r_mean in the table: $table"
+grep -qE '^images +2$' <<<"$table" || fail "not 2 images: $table"
+[[ -f report/retrieval/index.html ]] || fail "no report page"
 
 # The same numbers from the dataset dir alone and with the test file, by key or by path.
 score=$EVE_BIN/eve-score
 with_ann=$("$score" retrieval --ann world/retrieval_test.json --data data/retrieval --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl)
 alone=$("$score" retrieval --data data/retrieval --split test --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl)
-[[ $with_ann == "$alone" ]] || die "--ann + --data $with_ann vs --data $alone"
+[[ $with_ann == "$alone" ]] || fail "--ann + --data $with_ann vs --data $alone"
 "$PY" - <<'PYEOF' || exit 1
 import json
 # The ranks renamed to the test file's paths score the same against it without --data.
@@ -62,25 +58,25 @@ for name in ("i2t", "t2i"):
             f.write(json.dumps({"query": rename(r["query"]), "results": [[rename(i), s] for i, s in r["results"]]}) + "\n")
 PYEOF
 by_path=$("$score" retrieval --ann world/retrieval_test.json --i2t-ranks i2t.paths.jsonl --t2i-ranks t2i.paths.jsonl)
-[[ $by_path == "$alone" ]] || die "paths $by_path vs keys $alone"
+[[ $by_path == "$alone" ]] || fail "paths $by_path vs keys $alone"
 
 # Bad inputs.
-expect_error "keys without --data" 1 "add --data DIR --split SPLIT" \
+expect_error 1 "add --data DIR --split SPLIT" -- \
   "$score" retrieval --ann world/retrieval_test.json --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl
-expect_error "no such split" 1 "data/retrieval: the dataset dir has no split nope (no data/retrieval/nope.jsonl)" \
+expect_error 1 "data/retrieval: the dataset dir has no split nope (no data/retrieval/nope.jsonl)" -- \
   "$score" retrieval --data data/retrieval --split nope --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl
-expect_error "neither" 2 "give the test annotation (--ann FILE) or the dataset dir" \
+expect_error 2 "give the test annotation (--ann FILE) or the dataset dir" -- \
   "$score" retrieval --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl
-expect_error "other test file" 1 "no entry of world/retrieval_val.json has its captions" \
+expect_error 1 "no entry of world/retrieval_val.json has its captions" -- \
   "$score" retrieval --ann world/retrieval_val.json --data data/retrieval --i2t-ranks i2t.jsonl --t2i-ranks t2i.jsonl
 embed=$EVE_BIN/eve-embed
-expect_error "embed: no such split" 2 "data/retrieval: the dataset dir has no split nope" \
+expect_error 2 "data/retrieval: the dataset dir has no split nope" -- \
   "$embed" -q -m runs/retrieval --images data/retrieval --split nope -o x
-expect_error "embed: split of a file" 2 "world/images: --split selects records of a dataset dir; this is not one" \
+expect_error 2 "world/images: --split selects records of a dataset dir; this is not one" -- \
   "$embed" -q -m runs/retrieval --images world/images --split test -o x
-expect_error "embed: split without images" 2 "--split goes with --images" \
+expect_error 2 "--split goes with --images" -- \
   "$embed" -q -m runs/retrieval --texts data/retrieval/test.ids.jsonl --split test -o x
-"$embed" --help | grep -q -- "--split" || die "eve-embed --help lacks --split"
-"$score" retrieval --help | grep -q -- "--data" || die "eve-score retrieval --help lacks --data"
+"$embed" --help | grep -q -- "--split" || fail "eve-embed --help lacks --split"
+"$score" retrieval --help | grep -q -- "--data" || fail "eve-score retrieval --help lacks --data"
 echo "ok: $n README lines"
 exit $fail

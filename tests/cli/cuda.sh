@@ -5,7 +5,8 @@
 # stopped and resumed ends with the weights of an uninterrupted one; several workers take one
 # GPU each over NCCL (2 workers = 1 process) or, with fewer GPUs than workers, fail with a usage
 # error. Skipped (exit 77) where this build has no CUDA or no GPU is visible.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 16 48 7 120
 # No randomness inside the model (dropout, drop-path, routing noise): the CPU and the GPU draw
 # from different generators, so the runs differ only by arithmetic.

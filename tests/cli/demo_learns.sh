@@ -10,10 +10,7 @@
 # constant, on val and on the VG QA validation set (the text prior, which the demo's eve-tiny
 # does not beat; docs/toy-world.md; tests/cli/world_learns.sh shows a tiny convolutional
 # learner beating it by 22 points).
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib.bash"
 EVE_BIN=$EVE_BIN EVE_PYTHON=$EVE_PYTHON bash "$EVE_SOURCE/scripts/demo.sh" "$tmp/demo" >"$tmp/log" 2>&1 ||
   { tail -n 40 "$tmp/log"; echo "FAIL the demo exited non-zero"; exit 1; }
 sed -n '/== Results/,$p' "$tmp/log"

@@ -3,7 +3,8 @@
 # hanging: started by hand (the torchrun/Slurm way), the surviving rank exits non-zero
 # within --dist-timeout; started by --nproc-per-node, the launcher stops the other worker
 # and exits non-zero, naming the worker that died.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 20 48 4 120
 a=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 -q
    --batch-size 4 --max-steps 1000000 --save-every 1000000 --log-every 1 --dist-timeout 10)

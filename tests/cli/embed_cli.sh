@@ -2,15 +2,9 @@
 # eve-embed end to end: a random bundle written by the Python reference model, a dataset dir
 # from eve-prep, texts piped from eve-tokenize; rows equal the reference forward (Pillow
 # decode + bicubic resize), parts, resume, shards, tar input, bad images and exit codes.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.bash"
 embed=$EVE_BIN/eve-embed
 
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 make_bundle bundle
 make_dataset
 

@@ -5,28 +5,21 @@
 # otherwise (exit 2, naming the file and what differs, before any work), and --overwrite
 # makes it again. eve-rank refuses queries and gallery from different bundles (naming both
 # meta files; --allow-mixed overrides) and writes what it ranked beside the ranks.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.bash"
 shopt -s nullglob
 embed=$EVE_BIN/eve-embed
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
 make_bundle bundle
 make_dataset
 
-# expect_refusal NAME MESSAGE-PART -- command...: exit 2 and the message; outputs untouched.
+# expect_refusal NAME MESSAGE-PART -- command...: expect_error 2, and the outputs untouched;
+# the message is left in $out.
 expect_refusal() {
   local name=$1 msg=$2; shift 3
-  local before after rc
+  local before
   before=$(cat ./*.npy ./*.meta.json | sha256sum)
-  set +e; out=$("$@" 2>&1); rc=$?; set -e
-  [[ $rc == 2 ]] || fail "$name: exit $rc, want 2: $out"
-  [[ $out == *"$msg"* ]] || fail "$name: message: $out (want *$msg*)"
-  after=$(cat ./*.npy ./*.meta.json | sha256sum)
-  [[ $before == "$after" ]] || fail "$name: a refused run changed the outputs"
+  expect_error 2 "$msg" -- "$@"
+  out=$(cat "$t/err")
+  [[ $before == "$(cat ./*.npy ./*.meta.json | sha256sum)" ]] || fail "$name: a refused run changed the outputs"
 }
 
 # 1. Images: the meta file describes the rows and names the bundle by content.

@@ -3,26 +3,8 @@
 # recipe with flags applied, the run dir (best bundle, answers, predictions, results,
 # metrics), predictions that eve-score reads and agrees with, --eval-only reproducing them,
 # a rerun that resumes instead of training again, retrieval bundles that eve-embed uses, bad records.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 ft=$EVE_BIN/eve-finetune
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {  # check NAME WANT GOT
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  want: $2"; echo "  got:  $3"; fail=1
-  fi
-}
-expect_fail() {  # expect_fail NAME CODE MESSAGE-SUBSTRING -- command...
-  local name=$1 code=$2 msg=$3; shift 4
-  set +e
-  out=$("$@" 2>&1); rc=$?
-  set -e
-  check "$name exit" "$code" "$rc"
-  [[ $out == *"$msg"* ]] || { echo "FAIL $name message"; echo "  want: *$msg*"; echo "  got:  $out"; fail=1; }
-}
-py() { "$EVE_PYTHON" "$@"; }
 
 # The fixture: 80 images, every task prepared and encoded.
 W=$tmp/w
@@ -41,14 +23,14 @@ done
 base=(--config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 2 -q)
 
 # Usage errors.
-expect_fail no-task 2 "--task is required" -- "$ft" --data "$tmp/vqa" --out "$tmp/x"
-expect_fail bad-task 2 "--task nope: unknown (vqa, nlvr2 or retrieval)" -- "$ft" --task nope --data "$tmp/vqa" --out "$tmp/x"
-expect_fail wrong-recipe 2 "is for task nlvr2, not vqa" -- "$ft" --task vqa --recipe nlvr2 --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "--task is required" -- "$ft" --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "--task nope: unknown (vqa, nlvr2 or retrieval)" -- "$ft" --task nope --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "is for task nlvr2, not vqa" -- "$ft" --task vqa --recipe nlvr2 --data "$tmp/vqa" --out "$tmp/x"
 echo '{"task": "vqa", "lr": 1e-4, "learning_rate": 3}' >"$tmp/bad_recipe.json"
-expect_fail recipe-key 1 "unknown recipe key \"learning_rate\"" -- "$ft" --task vqa --recipe "$tmp/bad_recipe.json" --data "$tmp/vqa" --out "$tmp/x"
-expect_fail eval-only 2 "--eval-only needs --init" -- "$ft" --task vqa --eval-only --predict val.ids --data "$tmp/vqa" --out "$tmp/x"
-expect_fail no-split 1 "no such records file" -- "$ft" --task vqa --train nope.ids --data "$tmp/vqa" --out "$tmp/x" "${base[@]}"
-expect_fail head 2 "--head x: expected pair or biattn" -- "$ft" --task nlvr2 --head x --data "$tmp/nlvr2" --out "$tmp/x"
+expect_error 1 "unknown recipe key \"learning_rate\"" -- "$ft" --task vqa --recipe "$tmp/bad_recipe.json" --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "--eval-only needs --init" -- "$ft" --task vqa --eval-only --predict val.ids --data "$tmp/vqa" --out "$tmp/x"
+expect_error 1 "no such records file" -- "$ft" --task vqa --train nope.ids --data "$tmp/vqa" --out "$tmp/x" "${base[@]}"
+expect_error 2 "--head x: expected pair or biattn" -- "$ft" --task nlvr2 --head x --data "$tmp/nlvr2" --out "$tmp/x"
 [[ ! -e $tmp/x ]] || { echo "FAIL a failed run left $tmp/x"; fail=1; }
 
 # The recipe with flags applied.
@@ -64,7 +46,7 @@ check show-recipe-dir-named-vqa "vqa" "$got"
 # Bad records name file and line.
 head -n 3 "$tmp/vqa/train.ids.jsonl" >"$tmp/vqa/broken.ids.jsonl"
 py -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); del r["ids"]; print(json.dumps(r))' "$tmp/vqa/train.ids.jsonl" >>"$tmp/vqa/broken.ids.jsonl"
-expect_fail bad-record 1 "broken.ids.jsonl:4: record has no token ids" -- "$ft" --task vqa --data "$tmp/vqa" --train broken.ids --out "$tmp/x" "${base[@]}"
+expect_error 1 "broken.ids.jsonl:4: record has no token ids" -- "$ft" --task vqa --data "$tmp/vqa" --train broken.ids --out "$tmp/x" "${base[@]}"
 
 # VQA: 6 steps, validation every 3, the val split predicted by the best model.
 vqa=(--task vqa --data "$tmp/vqa" "${base[@]}" --batch-size 8 --max-steps 6 --eval-every 3 --lr 1e-3)

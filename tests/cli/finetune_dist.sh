@@ -3,13 +3,8 @@
 # weights of one process with the same global batch (within 1e-5), and so does retrieval,
 # whose contrastive loss gathers features and draws hard negatives across ranks (losses and
 # weights within the tolerances stated below).
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-ft=$EVE_BIN/eve-finetune
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
 source "$(dirname "$0")/lib.bash"
+ft=$EVE_BIN/eve-finetune
 W=$tmp/w
 "$EVE_BIN/eve-prep" synth --out "$W" --count 40 --size 32 --seed 2 -q
 "$EVE_BIN/eve-prep" -q vqa --questions train="$W/vqa/questions_train.json" --annotations train="$W/vqa/annotations_train.json" \

@@ -6,24 +6,9 @@
 # a resumed one counts only its own steps, a stop by signal says how to resume (and a second
 # signal names the checkpoint that is intact), a dataset of another task or an empty split is
 # named, and a resolution far above the data's prepared size is warned about.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 ft=$EVE_BIN/eve-finetune
 pre=$EVE_BIN/eve-pretrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {  # check NAME WANT GOT
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  want: $2"; echo "  got:  $3"; fail=1
-  fi
-}
-has() {  # has NAME FILE TEXT: FILE contains TEXT
-  grep -qF -- "$3" "$2" || { echo "FAIL $1: no \"$3\" in"; sed 's/^/  | /' "$2"; fail=1; }
-}
-lacks() {  # lacks NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then echo "FAIL $1: \"$3\" in"; sed 's/^/  | /' "$2"; fail=1; fi
-}
 run() {  # run NAME CODE ERRFILE -- command...: the command's exit status must be CODE
   local name=$1 code=$2 err=$3; shift 4
   set +e
@@ -31,7 +16,6 @@ run() {  # run NAME CODE ERRFILE -- command...: the command's exit status must b
   set -e
   check "$name exit" "$code" "$rc"
 }
-py() { "$EVE_PYTHON" "$@"; }
 ck() { printf '%s/checkpoint-%08d' "$1" "$2"; }
 
 # The fixture: 40 images prepared at 32 px; VQA with a train split only (as README's

@@ -3,7 +3,8 @@
 # the runs say that the layers are recomputed, their losses and gradient norms equal those of
 # the same runs without it (eve-tiny has drop-path, text dropout and routing noise on, so every
 # draw is replayed), and a bundle written by a run with the flag keeps the config's value.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 16 48 7 120
 common=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 --batch-size 4
         --max-steps 3 --seed 3)

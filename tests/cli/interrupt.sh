@@ -8,10 +8,10 @@
 # The signal is sent once the run has logged a few steps (--log-every 1), long before its
 # last one, so the stop always lands mid-run; the stop step is read back from the run, not
 # assumed.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 80 64 5 200
 B=$EVE_BIN
-py() { "$EVE_PYTHON" "$@"; }
 
 # lines FILE: number of lines, 0 when the file is not there yet.
 lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }

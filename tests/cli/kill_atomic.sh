@@ -7,10 +7,10 @@
 #
 # The delays are drawn from EVE_KILL_SEED (default: the clock) and printed, so a failure
 # can be replayed.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 80 64 5 200
 B=$EVE_BIN
-py() { "$EVE_PYTHON" "$@"; }
 seed=${EVE_KILL_SEED:-$(date +%s)}
 RANDOM=$seed
 echo "kill delays drawn with EVE_KILL_SEED=$seed"

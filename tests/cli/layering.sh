@@ -2,12 +2,10 @@
 # The layers point one way: every #include "eve/<folder>/..." in lib/ and cmd/ must name the
 # including file's own folder or one on an earlier line of lib/eve/LAYERS (cmd/ is above them
 # all). Each include against that order is named with its file, line and edge.
-set -euo pipefail
-: "${EVE_SOURCE:?}"
+source "$(dirname "$0")/lib.bash"
 cd "$EVE_SOURCE"
 layers=lib/eve/LAYERS
 [[ -f $layers ]] || { echo "missing $layers"; exit 1; }
-fail=0
 # Every folder of lib/eve must have a place in the order.
 for d in lib/eve/*/; do
   d=${d%/}; d=${d##*/}

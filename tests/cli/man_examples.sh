@@ -13,10 +13,7 @@
 #   .\" example-skip: needs the COCO images
 # and is counted and listed, not run. The first failure names the page and the command
 # and ends the test.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib.bash"
 export PATH="$EVE_BIN:$EVE_SOURCE/scripts:$PATH" EVE_THREADS=2
 
 order=(eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-score eve-report)

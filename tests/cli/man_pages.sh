@@ -2,9 +2,7 @@
 # Every long option printed by a program's --help (and by each subcommand's --help) must
 # appear in its man page, and every program and script must have one. (That the pages'
 # examples run is man_examples.sh.)
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-fail=0
+source "$(dirname "$0")/lib.bash"
 programs=(eve-prep eve-tokenize eve-pretrain eve-finetune eve-embed eve-rank eve-score)
 [[ -f $EVE_SOURCE/man/man7/eve.7 ]] || { echo "missing man/man7/eve.7"; fail=1; }
 for s in "$EVE_SOURCE"/scripts/eve-*; do

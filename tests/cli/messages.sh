@@ -3,16 +3,12 @@
 # unknown command is named with a suggestion and the list of commands, a near-miss option
 # gets a "did you mean", and --help shows defaults and required options plainly. Each is a
 # usage error (exit 2) on one line.
-set -euo pipefail
-: "${EVE_BIN:?}"
-fail=0
-# says NAME WANT -- command...: exit 2 and stderr equal to WANT.
+source "$(dirname "$0")/lib.bash"
+# says NAME WANT -- command...: a usage error (exit 2) whose one line is WANT, exactly.
 says() {
   local name=$1 want=$2; shift 3
-  local err rc=0
-  err=$("$@" 2>&1 >/dev/null) || rc=$?
-  [[ $rc == 2 ]] || { echo "FAIL $name: exit $rc, want 2"; fail=1; }
-  [[ $err == "$want" ]] || { echo "FAIL $name"; echo "  want: $want"; echo "  got:  $err"; fail=1; }
+  expect_error 2 "$want" -- "$@"
+  check "$name" "$want" "$(cat "$t/err")"
 }
 says range-k "eve-rank: error: --k: must be at least 1, got 0 (see --help)" -- \
   "$EVE_BIN/eve-rank" --queries /dev/null --gallery /dev/null -k 0

@@ -9,13 +9,7 @@
 # (tests/reference/eve_ref.py official_evaluation) to 1e-5, on padded texts and with a
 # capacity that drops tokens. Without the switch, routing noise makes two seeds differ;
 # with it, they give the same bytes.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
+source "$(dirname "$0")/lib.bash"
 make_dataset
 # A larger test split (16 images, 80 captions): the Karpathy training file as "test".
 "$EVE_BIN/eve-prep" -q retrieval --ann test=w/retrieval_train.json --images w --out ret2

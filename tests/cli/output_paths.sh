@@ -2,13 +2,7 @@
 # One rule for output paths in every program: missing parent directories are created, and a
 # destination that is a directory is refused before any work, naming it (eve-tokenize train
 # used to train first and fail on the rename; eve-embed -o DIR wrote DIR.npy beside it).
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
+source "$(dirname "$0")/lib.bash"
 make_bundle bundle
 make_dataset
 mkdir adir

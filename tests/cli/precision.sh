@@ -3,7 +3,8 @@
 # eve-embed: finite losses whose first step is within a stated tolerance of the fp32 run's,
 # float32 weights in the saved bundles, the precision in trainer.json and in the log,
 # embeddings with cosine >= 0.99 to the fp32 ones, and the usage error of any other value.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 16 48 7 120
 common=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 --batch-size 4
         --max-steps 3 --seed 3)

@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # eve-prep end to end: the toy world through every subcommand, byte-identical reruns,
 # thread-count independence, error lines and exit codes.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 prep=$EVE_BIN/eve-prep
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # The toy world: same seed, same bytes; another seed, other bytes.
 "$prep" synth --out "$tmp/w" --count 20 --size 32 --nlvr-sets 4 --seed 5 -q

@@ -3,13 +3,8 @@
 # and bytes through the index and tarfile, records as sets, manifest counts and skipped
 # images); hard links or copies; up to date on a rerun; a warning for an incomplete set;
 # error lines and exit codes.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
+source "$(dirname "$0")/lib.bash"
 prep=$EVE_BIN/eve-prep
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
 
 # NLVR2 statements (EVE JSON) over the toy world's images, shared between records so that
 # several parts need the same image (a right image is often another record's left one),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # eve-pretrain on the toy world with eve-tiny: MIM and MLM losses fall, the run dir is a
 # bundle with trainer state and metrics, --device cpu equals the default, bad flags exit 2.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 40 64 3 200
 common=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --threads 2 -q)
 

@@ -4,8 +4,8 @@
 # itc,itm,mlm with global hard negatives) compute the 1-process losses, gradient norms and
 # weights (within the bars stated below); a rank whose peer never arrives fails within
 # --dist-timeout instead of hanging.
-source "$(dirname "$0")/pretrain_common.bash"
 source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 20 48 4 120
 # No randomness inside the model (dropout, drop-path, routing noise) and no token dropping,
 # so the only difference between the runs is how the global batch is split.

@@ -4,7 +4,8 @@
 # embeds), the image stage on records without token ids, the text stage on text-only
 # records without an image store, --freeze keeping matched tensors bit-identical while the
 # others change, and the usage errors of impossible combinations.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 40 64 3 200
 common=(--data "$tmp/d" --tokenizer "$tmp/tok.json" --config eve-tiny --threads 1 --batch-size 8 -q)
 

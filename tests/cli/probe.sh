@@ -3,11 +3,8 @@
 # colours (a random eve-tiny backbone's pooled features tell flat colours apart), two
 # colours in halves (a multi-label field) and a class that is pure noise. Checks probe.json,
 # the stderr summary, --features, --baseline fresh, --split, determinism and bad input.
-# The environment, a temporary dir, check() and expect_error() (nothing on stdout, the exit
-# code, the message on stderr) are the ones the eve-score tests use.
-source "$EVE_SOURCE/tests/cli/score_common.bash"
+source "$(dirname "$0")/lib.bash"
 ft=$EVE_BIN/eve-finetune
-py() { "$EVE_PYTHON" "$@"; }
 
 # A random eve-tiny bundle from the reference model, and 160 images with their labels.
 mkdir -p "$tmp/bundle" "$tmp/root/img"
@@ -76,18 +73,18 @@ for feat in cls mean; do
 done
 
 # Bad input: one line naming the file (and line), nothing written.
-expect_error features 2 "--features pooled: expected cls, mean or both" "${probe[@]}" --field background --features pooled -o "$tmp/x"
-expect_error baseline 2 "--baseline old: expected fresh" "${probe[@]}" --field background --baseline old -o "$tmp/x"
-expect_error no-field 2 "needs at least one --field" "${probe[@]}" -o "$tmp/x"
-expect_error holdout 2 "--holdout must lie strictly between 0 and 1" "${probe[@]}" --field background --holdout 1 -o "$tmp/x"
-expect_error missing-field 1 "labels.jsonl:1: the record has no field \"shape\"" "${probe[@]}" --field shape -o "$tmp/x"
-expect_error one-class 1 "field \"one\" has one class only (x)" "${probe[@]}" --field one -o "$tmp/x"
-expect_error few 1 "10 records in the --split splits; a probe needs at least 20" "${probe[@]}" --field background --split dev -o "$tmp/x"
+expect_error 2 "--features pooled: expected cls, mean or both" -- "${probe[@]}" --field background --features pooled -o "$tmp/x"
+expect_error 2 "--baseline old: expected fresh" -- "${probe[@]}" --field background --baseline old -o "$tmp/x"
+expect_error 2 "needs at least one --field" -- "${probe[@]}" -o "$tmp/x"
+expect_error 2 "--holdout must lie strictly between 0 and 1" -- "${probe[@]}" --field background --holdout 1 -o "$tmp/x"
+expect_error 1 "labels.jsonl:1: the record has no field \"shape\"" -- "${probe[@]}" --field shape -o "$tmp/x"
+expect_error 1 "field \"one\" has one class only (x)" -- "${probe[@]}" --field one -o "$tmp/x"
+expect_error 1 "10 records in the --split splits; a probe needs at least 20" -- "${probe[@]}" --field background --split dev -o "$tmp/x"
 sed 's#img/0007.png#img/gone.png#' "$L" >"$tmp/gone.jsonl"
-expect_error missing-image 1 "gone.jsonl:8: image $tmp/root/img/gone.png does not exist" \
+expect_error 1 "gone.jsonl:8: image $tmp/root/img/gone.png does not exist" -- \
   "${probe[@]/$L/$tmp/gone.jsonl}" --field background -o "$tmp/x"
 sed '5s#"colors": \[[^]]*\]#"colors": "red"#' "$L" >"$tmp/mixed.jsonl"
-expect_error mixed 1 "mixed.jsonl:5: \"colors\" is a single value here and a list in earlier records" \
+expect_error 1 "mixed.jsonl:5: \"colors\" is a single value here and a list in earlier records" -- \
   "${probe[@]/$L/$tmp/mixed.jsonl}" --field colors -o "$tmp/x"
 [[ ! -e $tmp/x/probe.json ]] || { echo "FAIL a failed run wrote probe.json"; fail=1; }
 

@@ -4,7 +4,8 @@
 # (trainers), the throughput and the ETA; --progress-every 0 prints none; the bar on a
 # terminal shows the loss as well. The number of lines depends on the machine's speed, so
 # the test checks that lines appear and parse.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 24 64 4 120
 has_lines() {  # has_lines NAME LOG REGEX: at least one line, and every progress line matches
   local lines

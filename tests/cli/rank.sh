@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
 # eve-rank against a numpy brute-force oracle: parts, ids files, ties, --scores-out, errors.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
+source "$(dirname "$0")/lib.bash"
 "$PY" - <<'PYEOF'
 import json, numpy as np
 rng = np.random.default_rng(7)
@@ -21,7 +17,6 @@ for name in ("g2.ids.jsonl", "g2h.ids.jsonl"):
     with open(name, "w") as f:
         for i in range(100, 301): f.write(json.dumps(f"img{i}") + "\n")
 PYEOF
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. one part, row numbers as ids, same as the oracle (scores to float32 precision)
 "$EVE_BIN/eve-rank" --queries q.npy --gallery g.npy -k 5 --threads 2 -q > got.jsonl

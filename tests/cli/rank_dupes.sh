@@ -3,9 +3,7 @@
 # never the query's own id, repeated ids included), --min-score (every hit at or above the
 # threshold, at most -k), eve-rank dupes (connected components) and eve-rank leakage (test
 # rows with near-duplicates in train); bad input named in one line.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-. "$EVE_SOURCE/tests/cli/rank_common.bash"  # scratch dir, PY, fail, expect_error
+source "$(dirname "$0")/lib.bash"
 "$PY" - <<'PYEOF'
 import json, numpy as np
 rng = np.random.default_rng(3)
@@ -90,14 +88,14 @@ PYEOF
 
 # 5. bad input: one line naming the file; exit 1 (data) or 2 (usage)
 printf '{"query": "a1", "results": [["a2", 0.5]]}\nnot json\n' > bad.jsonl
-expect_error 1 'bad.jsonl:2: not a JSON line' dupes bad.jsonl
-expect_error 1 'bad.jsonl:2: not a JSON line' leakage bad.jsonl
+expect_error 1 'bad.jsonl:2: not a JSON line' -- eve-rank -q dupes bad.jsonl
+expect_error 1 'bad.jsonl:2: not a JSON line' -- eve-rank -q leakage bad.jsonl
 echo '{"query": "a1", "results": [["a2"]]}' > pair.jsonl
-expect_error 1 'pair.jsonl:1: result 0 is not an \[ID, SCORE\] pair' dupes pair.jsonl
-expect_error 2 'missing.jsonl' dupes missing.jsonl
-expect_error 2 'min-score' dupes near50.jsonl --min-score high
-expect_error 2 'min-score' --queries a.npy --gallery a.npy --min-score high
+expect_error 1 'pair.jsonl:1: result 0 is not an [ID, SCORE] pair' -- eve-rank -q dupes pair.jsonl
+expect_error 2 'missing.jsonl' -- eve-rank -q dupes missing.jsonl
+expect_error 2 'min-score' -- eve-rank -q dupes near50.jsonl --min-score high
+expect_error 2 'min-score' -- eve-rank -q --queries a.npy --gallery a.npy --min-score high
 mkdir outdir
-expect_error 1 'outdir' dupes near50.jsonl -o outdir
-expect_error 2 'queries and --gallery are required' -k 3
+expect_error 1 'outdir' -- eve-rank -q dupes near50.jsonl -o outdir
+expect_error 2 'queries and --gallery are required' -- eve-rank -q -k 3
 echo ok

@@ -3,14 +3,12 @@
 # colourings of one design, 1024x768 JPEGs). Two resizes of each wallpaper (one JPEG, one
 # PNG) must join the original in one group, and the three wallpapers must stay apart;
 # the leakage report finds the resized copies of the one wallpaper that is in "train".
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
+source "$(dirname "$0")/lib.bash"
 photos=/usr/share/lxde/wallpapers
 for c in blue green red; do
   [[ -f $photos/lxde_$c.jpg ]] ||
     { echo "SKIP: $photos/lxde_$c.jpg is missing (package lxde-common; scripts/install-deps.sh installs it)"; exit 77; }
 done
-. "$EVE_SOURCE/tests/cli/rank_common.bash"  # scratch dir, PY, fail
 make_image_bundle bundle
 "$PY" - "$photos" <<'PYEOF'
 import sys

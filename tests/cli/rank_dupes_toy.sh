@@ -2,9 +2,7 @@
 # Near-duplicates on the toy world, through the real pipeline (eve-prep synth images,
 # eve-embed, eve-rank): copies planted in "train" are found as duplicate groups, and the
 # "test" images copied from train are the leakage report's, with nothing else.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-. "$EVE_SOURCE/tests/cli/rank_common.bash"  # scratch dir, PY, fail, expect_error
+source "$(dirname "$0")/lib.bash"
 make_image_bundle bundle
 "$EVE_BIN/eve-prep" synth --out w --count 40 --size 96 --nlvr-sets 2 --seed 4 -q
 "$PY" - <<'PYEOF'

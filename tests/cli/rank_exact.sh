@@ -4,11 +4,7 @@
 # 1, 2 and 3 threads, float32 and float16 galleries: the same rows in the same order
 # (ties to the lower row), the same scores to the last bit, the same bytes for every
 # thread count.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
+source "$(dirname "$0")/lib.bash"
 "$PY" - <<'PYEOF'
 import numpy as np
 rng = np.random.default_rng(11)
@@ -35,8 +31,7 @@ q[1] = base * 4; q[1099] = base
 np.save("q.npy", q); np.save("f32.npy", g)
 np.save("f16.npy", g.astype(np.float16))
 PYEOF
-fail() { echo "FAIL: $*" >&2; exit 1; }
-check() { # got.jsonl gallery.npy k
+same_as_exact() { # got.jsonl gallery.npy k
   "$PY" "$EVE_SOURCE/tests/reference/rank_ref.py" --exact q.npy "$2" "$3" > want.jsonl
   "$PY" - "$1" want.jsonl "$3" <<'PYEOF' || exit 1
 import json, sys
@@ -67,6 +62,6 @@ for gal in f32.npy f16.npy; do
   done
   cmp "$gal.1.jsonl" "$gal.2.jsonl" || fail "$gal: output differs between 1 and 2 threads"
   cmp "$gal.1.jsonl" "$gal.3.jsonl" || fail "$gal: output differs between 1 and 3 threads"
-  check "$gal.1.jsonl" "$gal" 10
+  same_as_exact "$gal.1.jsonl" "$gal" 10
 done
 echo ok

@@ -3,9 +3,7 @@
 # is byte-identical to ranking the whole gallery at once (exact ties across shards
 # included, any k, k above a shard's size too); the merged meta file; bad parts refused
 # with one line naming the file.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-. "$EVE_SOURCE/tests/cli/rank_common.bash"  # scratch dir, PY, fail, expect_error
+source "$(dirname "$0")/lib.bash"
 "$PY" - <<'PYEOF'
 import json, numpy as np
 rng = np.random.default_rng(11)
@@ -53,7 +51,7 @@ PYEOF
 
 # bad parts: one line naming the file, exit 1; usage errors exit 2
 expect() {  # expect RC PATTERN ARGS...: eve-rank merge ARGS fails so, and writes nothing
-  expect_error "$1" "$2" merge "${@:3}" -o bad.jsonl
+  expect_error "$1" "$2" -- eve-rank -q merge "${@:3}" -o bad.jsonl
   [[ ! -e bad.jsonl ]] || fail "merge ${*:3} left an output"
 }
 rank --queries q2.npy --gallery s1.npy -k 10 -o other.jsonl

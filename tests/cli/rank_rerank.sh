@@ -2,13 +2,7 @@
 # eve-rank --rerank: each query's top --k-test by ITC re-scored by the ITM match logit of the
 # fusion pass, in both directions, against the Python reference model; --scores-out holds
 # those logits and -100 elsewhere; usage errors.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-cd "$t"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-. "$EVE_SOURCE/tests/cli/embed_common.bash"
+source "$(dirname "$0")/lib.bash"
 make_bundle bundle
 make_dataset
 

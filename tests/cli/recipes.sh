@@ -5,22 +5,9 @@
 # img2dataset webdataset shards, a .pth checkpoint): every recipe runs, writes its outputs and
 # prints its metrics table; a rerun skips every stage; a missing input is named and exits 1;
 # usage errors exit 2; --dry-run prints the commands and creates nothing.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-export EVE_BIN EVE_PYTHON OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+source "$(dirname "$0")/lib.bash"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 R=$EVE_SOURCE/scripts/recipes
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail=0
-check() {  # check NAME WANT GOT
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  want: $2"; echo "  got:  $3"; fail=1
-  fi
-}
-has() {  # has NAME FILE TEXT: FILE contains TEXT
-  grep -qF -- "$3" "$2" || { echo "FAIL $1: no '$3' in $2:"; sed 's/^/  | /' "$2"; fail=1; }
-}
 exists() {  # exists NAME PATH...
   local name=$1 p
   shift

@@ -3,21 +3,15 @@
 # correct results marked, R@1/R@5 over all queries), a VQA sample page, training curves as
 # SVG (panels, point counts, eval markers, legend), error lines and exit codes, and every
 # page opened in headless Chromium, which must render all of its images.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
+source "$(dirname "$0")/lib.bash"
 report=$EVE_SOURCE/scripts/eve-report
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
 
-# Runs eve-report, which must fail with the exit code and say the text on stderr.
-expect_error() {  # name exit-code stderr-text args...
-  local name=$1 code=$2 text=$3 rc=0; shift 3
-  "$EVE_PYTHON" "$report" "$@" >out.txt 2>err.txt || rc=$?
-  [[ $rc == "$code" ]] || fail "$name: exit code $rc, expected $code: $(cat err.txt)"
-  grep -qF -- "$text" err.txt || fail "$name: stderr lacks '$text': $(cat err.txt)"
-  [[ $(wc -l <err.txt) == 1 || $code == 2 ]] || fail "$name: more than one line: $(cat err.txt)"
+# report_error CODE TEXT ARGS...: eve-report ARGS fails so; a usage error (2) comes with
+# argparse's usage lines.
+report_error() {
+  local lines=()
+  [[ $1 != 2 ]] || lines=(--many-lines)
+  expect_error "${lines[@]}" "$1" "$2" -- "$EVE_PYTHON" "$report" "${@:3}"
 }
 
 # The fixture: 6 test images with 5 captions each, 6 val images with 4 questions each.
@@ -218,27 +212,27 @@ PY
 
 # Errors: one line naming file and line, exit 1; usage errors exit 2; nothing written.
 sed '3s/"query": "[^"]*#/"query": "nosuch#/' t2i.jsonl >bad-key.jsonl
-expect_error "unknown query" 1 "bad-key.jsonl:3: query text 'nosuch#2': image 'nosuch' is not in ret/test.jsonl" \
+report_error 1 "bad-key.jsonl:3: query text 'nosuch#2': image 'nosuch' is not in ret/test.jsonl" \
   retrieval --data ret --ranks bad-key.jsonl -o err-page
 sed '4s/"results": \[\["[^"]*"/"results": [["gone"/' t2i.jsonl >bad-result.jsonl
-expect_error "unknown result" 1 "bad-result.jsonl:4: result image 'gone' is not in ret/test.jsonl" \
+report_error 1 "bad-result.jsonl:4: result image 'gone' is not in ret/test.jsonl" \
   retrieval --data ret --ranks bad-result.jsonl -o err-page
-expect_error "wrong direction" 1 "t2i.jsonl:1: query image '$(sed -n 's/.*"query": "\([^"]*\)".*/\1/p;q' t2i.jsonl)' is not in ret/test.jsonl (a text id: is --direction right?)" \
+report_error 1 "t2i.jsonl:1: query image '$(sed -n 's/.*"query": "\([^"]*\)".*/\1/p;q' t2i.jsonl)' is not in ret/test.jsonl (a text id: is --direction right?)" \
   retrieval --data ret --ranks t2i.jsonl --direction i2t -o err-page
 [[ ! -e err-page/index.html ]] || fail "a report was written from bad ranks"
 mkdir bad-run && { echo '{"step": 1, "loss": 2.0}'; echo '{"step": 2, "loss": 1.5'; } >bad-run/metrics.jsonl
-expect_error "malformed metrics" 1 "bad-run/metrics.jsonl:2: not valid JSON" curves run-a bad-run -o bad.svg
+report_error 1 "bad-run/metrics.jsonl:2: not valid JSON" curves run-a bad-run -o bad.svg
 [[ ! -e bad.svg ]] || fail "an SVG was written from a malformed metrics.jsonl"
 mkdir empty-run && : >empty-run/metrics.jsonl
-expect_error "empty metrics" 1 "empty-run/metrics.jsonl: empty: no metrics lines" curves empty-run -o bad.svg
-expect_error "missing metrics" 1 "no-run/metrics.jsonl: cannot read the metrics" curves no-run -o bad.svg
+report_error 1 "empty-run/metrics.jsonl: empty: no metrics lines" curves empty-run -o bad.svg
+report_error 1 "no-run/metrics.jsonl: cannot read the metrics" curves no-run -o bad.svg
 printf '{"step": "one", "loss": 1}\n' >bad-run/metrics.jsonl
-expect_error "no step" 1 'bad-run/metrics.jsonl:1: expected a numeric "step"' curves bad-run -o bad.svg
+report_error 1 'bad-run/metrics.jsonl:1: expected a numeric "step"' curves bad-run -o bad.svg
 printf '[\n{"question_id": 1, "answer": "yes"}\n]\n' >bad-pred.json
-expect_error "unknown question" 1 "bad-pred.json:2: question_id 1 is not in vqa/val.jsonl" \
+report_error 1 "bad-pred.json:2: question_id 1 is not in vqa/val.jsonl" \
   vqa --data vqa --split val --pred bad-pred.json -o err-page
-expect_error "zero queries" 2 "--queries: expected a positive integer" retrieval --data ret --ranks t2i.jsonl -o p --queries 0
-expect_error "no ranks" 2 "required: --ranks" retrieval --data ret -o p
+report_error 2 "--queries: expected a positive integer" retrieval --data ret --ranks t2i.jsonl -o p --queries 0
+report_error 2 "required: --ranks" retrieval --data ret -o p
 
 # Headless Chromium opens every page and renders every image; a damaged image is not counted.
 command -v chromium >/dev/null ||

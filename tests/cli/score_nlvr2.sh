@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # eve-score nlvr2 on hand-checked fixtures: accuracy and consistency, CSV details, errors.
-source "$(dirname "$0")/score_common.bash"
+source "$(dirname "$0")/lib.bash"
+score=$EVE_BIN/eve-score
+fx=$EVE_SOURCE/tests/fixtures/score
 
 # CRLF lines and a header; "false"/"TRUE" match case-insensitively; "dev-850-1-1,False"
 # is wrong and " True" (space after the comma) is wrong: 6 of 8 right; of the three

@@ -4,7 +4,9 @@
 # question types; NLVR2 with case variants and duplicates; retrieval with 1-7 captions per
 # image): the results must be identical, number for number. Also checks that the generated
 # lower-case table still matches Python's Unicode database.
-source "$(dirname "$0")/score_common.bash"
+source "$(dirname "$0")/lib.bash"
+score=$EVE_BIN/eve-score
+ref=$EVE_SOURCE/tests/reference
 same() {  # name eve.json ref.json
   if ! "$EVE_PYTHON" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' "$2" "$3"; then
     echo "FAIL $1: eve-score and the reference differ"; echo "  eve: $(head -c 600 "$2")"; echo "  ref: $(head -c 600 "$3")"; fail=1

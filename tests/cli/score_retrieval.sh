@@ -2,7 +2,10 @@
 # eve-score retrieval: .npy score matrices (float32 and float16) and rank lists on a
 # fixture with 2, 1 and 4 captions per image, checked by hand and against the itm_eval
 # reference; shape and usage errors.
-source "$(dirname "$0")/score_common.bash"
+source "$(dirname "$0")/lib.bash"
+score=$EVE_BIN/eve-score
+fx=$EVE_SOURCE/tests/fixtures/score
+ref=$EVE_SOURCE/tests/reference
 
 # Texts 0-1 -> image 0, text 2 -> image 1, texts 3-6 -> image 2. Image 0's best text is at
 # position 0, image 1's text at position 6 (R@10 only), image 2's best at 3; every text finds

@@ -3,8 +3,8 @@
 # without annotations, as the official test files are) pass it once named as the server
 # wants; a file with every kind of problem lists them and exits 1; the test-dev subset, the
 # split option, normalised answers, bad input and usage errors.
-source "$(dirname "$0")/score_common.bash"
-cd "$tmp"
+source "$(dirname "$0")/lib.bash"
+score=$EVE_BIN/eve-score
 
 # A world whose test questions carry the official data_subtype, and a test-dev subset.
 "$EVE_BIN/eve-prep" synth --out w --count 24 --size 32 --nlvr-sets 2 --seed 3 -q
@@ -33,7 +33,7 @@ cp ft/predictions/test.json vqa_OpenEnded_mscoco_test2015_eve_results.json
 "$score" -q vqa --check-submission --ques test2015.json --split test2015 --pred vqa_OpenEnded_mscoco_test2015_eve_results.json >/dev/null ||
   { echo "FAIL long name"; fail=1; }
 # As written, the name is the only problem.
-expect_error "unnamed" 1 "ft/predictions/test.json: 1 problem(s): the evaluation server would refuse this file" \
+expect_error --many-lines 1 "ft/predictions/test.json: 1 problem(s): the evaluation server would refuse this file" -- \
   "$score" vqa --check-submission --ques test2015.json --pred ft/predictions/test.json
 grep -qF "error: ft/predictions/test.json: the evaluation server wants the file named vqa_test2015_<method>_results.json" "$tmp/err" ||
   { echo "FAIL name problem"; cat "$tmp/err"; fail=1; }
@@ -77,19 +77,19 @@ grep -qF "warning:   question $qid0: \"Two dogs.\" -> \"2 dogs\"" "$tmp/err" || 
 grep -qF '"normalised":1' "$tmp/out" || { echo "FAIL normalised count"; cat "$tmp/out"; fail=1; }
 
 # Bad input and usage.
-expect_error "split disagrees" 1 "test2015.json: data_subtype is \"test2015\", but --split is test-dev2015" \
+expect_error --many-lines 1 "test2015.json: data_subtype is \"test2015\", but --split is test-dev2015" -- \
   "$score" vqa --check-submission --ques test2015.json --split test-dev2015 --pred vqa_test-dev2015_eve_results.json
-expect_error "not a test split" 1 "w/vqa/questions_test.json: data_subtype is \"synth\", not test-dev2015 or test2015" \
+expect_error --many-lines 1 "w/vqa/questions_test.json: data_subtype is \"synth\", not test-dev2015 or test2015" -- \
   "$score" vqa --check-submission --ques w/vqa/questions_test.json --pred vqa_test2015_eve-tiny_results.json
 echo '{"question_id": 1}' >vqa_test2015_obj_results.json
-expect_error "not a list" 1 "vqa_test2015_obj_results.json: expected a list of {\"question_id\", \"answer\"} objects, found a JSON object" \
+expect_error 1 "vqa_test2015_obj_results.json: expected a list of {\"question_id\", \"answer\"} objects, found a JSON object" -- \
   "$score" vqa --check-submission --ques test2015.json --pred vqa_test2015_obj_results.json
-expect_error "missing file" 1 "nope.json" "$score" vqa --check-submission --ques test2015.json --pred nope.json
-expect_error "bad split" 2 "--split" "$score" vqa --check-submission --ques test2015.json --split val2014 --pred x.json
-expect_error "with --ann" 2 "--check-submission takes no --ann" \
+expect_error 1 "nope.json" -- "$score" vqa --check-submission --ques test2015.json --pred nope.json
+expect_error 2 "--split" -- "$score" vqa --check-submission --ques test2015.json --split val2014 --pred x.json
+expect_error 2 "--check-submission takes no --ann" -- \
   "$score" vqa --check-submission --ann w/vqa/annotations_test.json --ques test2015.json --pred x.json
-expect_error "no --ann" 2 "vqa needs --ann (or --check-submission)" "$score" vqa --ques test2015.json --pred x.json
-expect_error "split alone" 2 "--split goes with --check-submission" \
+expect_error 2 "vqa needs --ann (or --check-submission)" -- "$score" vqa --ques test2015.json --pred x.json
+expect_error 2 "--split goes with --check-submission" -- \
   "$score" vqa --ann w/vqa/annotations_test.json --ques test2015.json --split test2015 --pred x.json
 "$score" vqa --help | grep -q -- "--check-submission" || { echo "FAIL --help"; fail=1; }
 exit $fail

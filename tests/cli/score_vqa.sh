@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # eve-score vqa on hand-checked fixtures: stdout JSON, both evaluators, table output, and
 # the error text and exit code of each kind of bad input.
-source "$(dirname "$0")/score_common.bash"
+source "$(dirname "$0")/lib.bash"
+score=$EVE_BIN/eve-score
+fx=$EVE_SOURCE/tests/fixtures/score
 args=(--ann "$fx/vqa_annotations.json" --ques "$fx/vqa_questions.json")
 
 # Q1 unanimous "yes" answered "yes": 100. Q2 unanimous "yes" answered "Yes": 0 (current: no
@@ -21,26 +23,26 @@ check "stdin" 62.5 "$(sed 's/.*"overall":\([0-9.]*\).*/\1/' <<<"$out")"
 
 # Results that miss questions or answer unknown ones.
 printf '[{"question_id": 1001, "answer": "yes"}, {"question_id": 5, "answer": "x"}]' >"$tmp/partial.json"
-expect_error "missing and unknown" 1 \
-  "partial.json: results do not match the annotated questions: 3 question(s) have no answer (first: 1002, 2001, 2002); 1 answer(s) are for questions not in the annotations (first: 5)" \
+expect_error 1 \
+  "partial.json: results do not match the annotated questions: 3 question(s) have no answer (first: 1002, 2001, 2002); 1 answer(s) are for questions not in the annotations (first: 5)" -- \
   "$score" vqa "${args[@]}" --pred "$tmp/partial.json"
 # Malformed inputs of each kind name the file and the record or line.
 printf '[{"question_id": 1001, "answer": "yes"},\n {"question_id": 1002 "answer": "no"}]' >"$tmp/syntax.json"
-expect_error "syntax error" 1 "syntax.json:2: invalid JSON: expected '}' after an object member, found '\"'" \
+expect_error 1 "syntax.json:2: invalid JSON: expected '}' after an object member, found '\"'" -- \
   "$score" vqa "${args[@]}" --pred "$tmp/syntax.json"
 printf '[{"question_id": 1001, "answer": 3}]' >"$tmp/type.json"
-expect_error "answer type" 1 'type.json:[0]: "answer" must be a string, found an integer' \
+expect_error 1 'type.json:[0]: "answer" must be a string, found an integer' -- \
   "$score" vqa "${args[@]}" --pred "$tmp/type.json"
 sed 's/"answer_type": "other", //' "$fx/vqa_annotations.json" >"$tmp/ann.json"
-expect_error "annotation field" 1 'ann.json:annotations[3]: missing "answer_type"' \
+expect_error 1 'ann.json:annotations[3]: missing "answer_type"' -- \
   "$score" vqa --ann "$tmp/ann.json" --ques "$fx/vqa_questions.json" --pred "$fx/vqa_results.json"
-expect_error "annotations as questions" 1 \
-  'expected an object with a "questions" list, found no "questions" member' \
+expect_error 1 \
+  'expected an object with a "questions" list, found no "questions" member' -- \
   "$score" vqa --ann "$fx/vqa_annotations.json" --ques "$fx/vqa_annotations.json" --pred "$fx/vqa_results.json"
-expect_error "missing file" 1 "nope.json" "$score" vqa "${args[@]}" --pred "$tmp/nope.json"
+expect_error 1 "nope.json" -- "$score" vqa "${args[@]}" --pred "$tmp/nope.json"
 # Usage errors exit 2.
-expect_error "unknown evaluator" 2 "--evaluator" \
+expect_error 2 "--evaluator" -- \
   "$score" vqa "${args[@]}" --pred "$fx/vqa_results.json" --evaluator 2017
-expect_error "missing --pred" 2 "--pred is required" "$score" vqa "${args[@]}"
-expect_error "no subcommand" 2 "a command is required; commands: vqa, " "$score"
+expect_error 2 "--pred is required" -- "$score" vqa "${args[@]}"
+expect_error 2 "a command is required; commands: vqa, " -- "$score"
 exit $fail

@@ -2,10 +2,7 @@
 # eve-tokenize clean must match EVE's Python pre_caption / pre_question character for
 # character: on every Unicode code point (in runs of 48), on random mixes of letters,
 # punctuation, whitespace and Greek sigma contexts, and with word limits.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_PYTHON:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib.bash"
 
 "$EVE_PYTHON" - "$tmp" <<'PY'
 import random, re, sys

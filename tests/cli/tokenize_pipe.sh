@@ -1,18 +1,9 @@
 #!/usr/bin/env bash
 # eve-tokenize as a pipe stage: train, info, encode from stdin, decode, exit codes and error
 # text naming the line, --skip-bad reporting, and ids identical to spm_encode.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
+source "$(dirname "$0")/lib.bash"
 tok=$EVE_BIN/eve-tokenize
 fx=$EVE_SOURCE/tests/fixtures/text
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() {  # check NAME WANT GOT
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL $1"; echo "  want: $2"; echo "  got:  $3"; fail=1
-  fi
-}
 
 "$tok" train -q "$fx/captions.txt" "$fx/questions.jsonl" -o "$tmp/tok.model" --vocab-size 300
 want='{"vocab_size":300,"pad_id":0,"unk_id":1,"cls_id":2,"sep_id":3,"mask_id":4}'

@@ -3,7 +3,8 @@
 # the sentencepiece model itself (same run as with tok.json) or a bundle directory (its
 # tokenizer.model); eve-tokenize -m takes the model or a bundle directory, and a tok.json
 # or a directory without a tokenizer gets a one-line error saying what to pass.
-source "$(dirname "$0")/pretrain_common.bash"
+source "$(dirname "$0")/lib.bash"
+pre=$EVE_BIN/eve-pretrain
 toy_pairs 40 64 3 200
 B=$EVE_BIN
 one=(--data "$tmp/d" --split ids --config eve-tiny --threads 1 -q --batch-size 4 --max-steps 2 --seed 3)

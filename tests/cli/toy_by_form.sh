@@ -3,13 +3,8 @@
 # same under eve-score and under the script's own official VQA accuracy; paraphrases share a
 # form; the VG QA split and the per-form best constant; every statement eve-prep synth writes
 # falls in a known kind; per-kind shares; errors.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:=/usr/bin/python3}"
+source "$(dirname "$0")/lib.bash"
 tool=$EVE_SOURCE/tests/reference/toy_by_form.py
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
 
 "$EVE_BIN/eve-prep" synth --out w --count 200 --size 32 -q
 "$EVE_PYTHON" "$tool" prior --world w -o prior.json

@@ -5,11 +5,7 @@
 # validation questions well above the best that any constant answer per question form gets,
 # and on most forms; the same learner with grey images, trained for as many steps, gets no
 # more than the text allows (measured: 44.3 after 3,000 steps, as after 1,500).
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}" "${EVE_PYTHON:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+source "$(dirname "$0")/lib.bash"
 "$EVE_BIN/eve-prep" synth --out world --seed 1 --nlvr-sets 2000 -q
 learner=$EVE_SOURCE/tests/reference/toy_learner.py
 "$EVE_PYTHON" "$learner" --world world --steps 3000 --json seeing.json 2>/dev/null | tee seeing.txt
