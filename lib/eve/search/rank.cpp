@@ -17,12 +17,12 @@
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/io/rank_file.h"
 #include "eve/model/bundle.h"
 #include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
 #include "eve/search/embed.h"
 #include "eve/search/embed_inputs.h"
-#include "eve/search/rank_file.h"
 #include "eve/search/topk.h"
 
 #include <unordered_map>
@@ -391,7 +391,7 @@ void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& 
   }
   m["exclude_self"] = o.exclude_self;
   m["min_score"] = std::isnan(o.min_score) ? io::ordered_json(nullptr) : io::ordered_json::parse(fmt::format("{}", o.min_score));
-  io::write_file_atomic(rank_meta_path(o.out), m.dump(2) + "\n");
+  io::write_file_atomic(io::rank_meta_path(o.out), m.dump(2) + "\n");
 }
 
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
@@ -466,15 +466,15 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
       }
     }
     for (size_t i = 0; i < hits.size(); ++i) {
-      begin_rank_line(buf, qids[first + i]);
+      io::begin_rank_line(buf, qids[first + i]);
       for (size_t j = 0; j < hits[i].size(); ++j) {
         if (!std::isfinite(hits[i][j].score))
           throw_score(queries, gallery, first + static_cast<int64_t>(i), hits[i][j].index, hits[i][j].score, {});
         // Hits are best first: the first below the threshold ends the query's list.
         if (by_score && !(hits[i][j].score >= opts.min_score)) break;
-        add_rank_hit(buf, j, gids[hits[i][j].index], fmt::format("{}", hits[i][j].score));
+        io::add_rank_hit(buf, j, gids[hits[i][j].index], fmt::format("{}", hits[i][j].score));
       }
-      end_rank_line(buf);
+      io::end_rank_line(buf);
     }
     out.write(buf);
     progress.add(hits.size());

@@ -20,6 +20,7 @@
 #include "eve/io/image_store.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/io/rank_file.h"
 #include "eve/model/bundle.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/contrastive.h"
@@ -30,6 +31,18 @@ namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 using ojson = nlohmann::ordered_json;
 using torch::Tensor;
+
+namespace {
+
+// The JSON text of one value (an id or a score), spelled as a JSON dump of a whole ranks line
+// spells it: scores are float32 values widened to double, in nlohmann's shortest form.
+std::string json_text(const ojson& v) {
+  std::string s = io::to_jsonl_line(v);
+  s.pop_back();  // the newline
+  return s;
+}
+
+}  // namespace
 
 std::unique_ptr<Loader> Finetuner::eval_loader(const TaskRecords& data) {
   LoaderOptions lo;
@@ -151,10 +164,11 @@ void Finetuner::evaluate_retrieval(const TaskRecords& data, const std::string& o
     Tensor val = std::get<0>(top), ix = std::get<1>(top);
     std::string text;
     for (int64_t q = 0; q < scores.size(0); ++q) {
-      ojson res = ojson::array();
+      io::begin_rank_line(text, json_text(qids[static_cast<size_t>(q)]), io::RankLayout::compact);
       for (int64_t j = 0; j < k; ++j)
-        res.push_back(ojson::array({gids[static_cast<size_t>(ix[q][j].item<int64_t>())], val[q][j].item<float>()}));
-      text += io::to_jsonl_line(ojson{{"query", qids[static_cast<size_t>(q)]}, {"results", res}});
+        io::add_rank_hit(text, static_cast<size_t>(j), json_text(gids[static_cast<size_t>(ix[q][j].item<int64_t>())]),
+                         json_text(val[q][j].item<float>()), io::RankLayout::compact);
+      io::end_rank_line(text);
     }
     io::write_file_atomic(out_stem + "." + dir + ".ranks.jsonl", text);
   };
