@@ -11,7 +11,7 @@
 #include "eve/core/log.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
-#include "eve/search/rank_file.h"
+#include "eve/io/rank_file.h"
 
 namespace eve::search {
 namespace {
@@ -26,9 +26,9 @@ void check_options(const DupesOptions& o) {
 template <typename F>
 void for_each_line(const DupesOptions& o, F&& on_line) {
   const bool by_score = !std::isnan(o.min_score);
-  RankLine line;
+  io::RankLine line;
   for (const auto& path : o.ranks) {
-    RankReader r(path);
+    io::RankReader r(path);
     while (r.next(line)) {
       size_t n = 0;
       while (n < line.hits.size() && (!by_score || line.hits[n].score >= o.min_score)) ++n;
@@ -79,7 +79,7 @@ DupesSummary duplicate_groups(const DupesOptions& o) {
   };
   std::vector<Link> links;
   std::unordered_set<uint64_t> seen;
-  for_each_line(o, [&](const RankLine& line) {
+  for_each_line(o, [&](const io::RankLine& line) {
     int q = -1;
     for (const auto& h : line.hits) {
       if (h.id == line.query) continue;
@@ -124,7 +124,7 @@ LeakageSummary leakage_report(const DupesOptions& o) {
   LeakageSummary s;
   std::unordered_set<std::string> gallery;
   std::string leaks;
-  for_each_line(o, [&](const RankLine& line) {
+  for_each_line(o, [&](const io::RankLine& line) {
     ++s.queries;
     if (line.hits.empty()) return;
     leaks += s.leaked ? ",\n" : "\n";
@@ -132,7 +132,7 @@ LeakageSummary leakage_report(const DupesOptions& o) {
     s.pairs += static_cast<int64_t>(line.hits.size());
     for (const auto& h : line.hits) gallery.insert(h.id);
     leaks += "{\"query\": " + line.query + ", \"matches\": [";
-    for (size_t j = 0; j < line.hits.size(); ++j) add_rank_hit(leaks, j, line.hits[j].id, line.hits[j].score_text);
+    for (size_t j = 0; j < line.hits.size(); ++j) io::add_rank_hit(leaks, j, line.hits[j].id, line.hits[j].score_text);
     leaks += "]}";
   });
   s.gallery_ids = static_cast<int64_t>(gallery.size());

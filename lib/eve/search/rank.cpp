@@ -17,12 +17,13 @@
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/io/rank_file.h"
 #include "eve/model/bundle.h"
+#include "eve/model/itm_rerank.h"
 #include "eve/model/retrieval_encoder.h"
 #include "eve/model/runtime.h"
 #include "eve/search/embed.h"
 #include "eve/search/embed_inputs.h"
-#include "eve/search/rank_file.h"
 #include "eve/search/topk.h"
 
 #include <unordered_map>
@@ -175,16 +176,19 @@ void write_scores(const NpyParts& q, const NpyParts& g, const RankOptions& opts)
   w.finish();
 }
 
-// Re-scores candidate lists with the ITM head of the fusion pass (RankOptions::rerank).
-class ItmReranker {
+// Re-scores candidate lists with the ITM head of the fusion pass (RankOptions::rerank). The
+// re-ranker's image and text rows are the query and gallery rows, looked up by their ids
+// among the images of --images and the texts of --texts.
+class RankReranker : public model::ItmRows {
  public:
-  ItmReranker(const RankOptions& o, const std::string& device, const NpyParts& queries,
-              const NpyParts& gallery, const std::vector<std::string>& qids,
-              const std::vector<std::string>& gids, int threads)
+  RankReranker(const RankOptions& o, const std::string& device, const NpyParts& queries,
+               const NpyParts& gallery, const std::vector<std::string>& qids,
+               const std::vector<std::string>& gids, int threads)
       : o_(o), queries_(queries), gallery_(gallery), qids_(qids), gids_(gids),
         pool_(resolve_threads(threads)) {
     model::Bundle b = model::load_bundle(o.model);
     enc_ = std::make_unique<model::RetrievalEncoder>(b.model, torch::Device(device), o.model, true);
+    itm_ = std::make_unique<model::ItmReranker>(*enc_, *this);
     sources_ = std::make_unique<ImageSources>(o.images);  // owns the stores items point into
     ImageItem it;
     while (sources_->next(it)) {
@@ -212,33 +216,15 @@ class ItmReranker {
 
   int64_t truncated() const { return enc_->truncated(); }
 
-  // Re-orders `hits` of query q by the match logit and keeps the best k.
+  // Re-orders `hits` of query q by the match logit and keeps the best k. Each query's hits
+  // are scored on their own, batch_ at a time in inner-product order, so a compat official
+  // model sees the passes the released evaluation makes.
   void rerank(int64_t q, std::vector<Hit>& hits, float* score_row) {
     const int64_t n = static_cast<int64_t>(hits.size());
-    const int res = enc_->image_res();
-    const int64_t plane = 3 * int64_t{res} * res;
-    std::vector<const std::vector<int64_t>*> toks(n);
-    torch::Tensor px;
-    if (image_queries_) {
-      px = torch::empty({1, 3, res, res});
-      load(qids_[q], px.data_ptr<float>());
-      for (int64_t i = 0; i < n; ++i) toks[i] = &text(gids_[hits[i].index]);
-    } else {
-      px = torch::empty({n, 3, res, res});
-      const auto& t = text(qids_[q]);
-      float* base = px.data_ptr<float>();
-      parallel_for(pool_, static_cast<size_t>(n),
-                   [&](size_t i) { load(gids_[hits[i].index], base + i * plane); });
-      for (int64_t i = 0; i < n; ++i) toks[i] = &t;
-    }
-    std::vector<float> logit(n);
-    for (int64_t b0 = 0; b0 < n; b0 += batch_) {
-      const int64_t nb = std::min<int64_t>(batch_, n - b0);
-      torch::Tensor p = image_queries_ ? px.expand({nb, 3, res, res}) : px.narrow(0, b0, nb);
-      std::vector<const std::vector<int64_t>*> tb(toks.begin() + b0, toks.begin() + b0 + nb);
-      torch::Tensor s = enc_->match(p, tb);
-      std::copy(s.data_ptr<float>(), s.data_ptr<float>() + nb, logit.begin() + b0);
-    }
+    std::vector<int64_t> cand(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) cand[i] = hits[i].index;
+    torch::Tensor s = itm_->query(image_queries_, q, cand, batch_);
+    const float* logit = s.data_ptr<float>();
     for (int64_t i = 0; i < n; ++i) {
       if (!std::isfinite(logit[i])) throw_score(queries_, gallery_, q, hits[i].index, logit[i], o_.model);
       hits[i].score = logit[i];
@@ -246,6 +232,21 @@ class ItmReranker {
     }
     std::stable_sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) { return a.score > b.score; });
     if (static_cast<int64_t>(hits.size()) > o_.k) hits.resize(o_.k);
+  }
+
+  // Image rows are query rows when the queries are images, gallery rows otherwise; text
+  // rows the other side.
+  torch::Tensor pixels(const std::vector<int64_t>& rows) override {
+    const auto& ids = image_queries_ ? qids_ : gids_;
+    const int res = enc_->image_res();
+    const int64_t plane = 3 * int64_t{res} * res;
+    torch::Tensor px = torch::empty({static_cast<int64_t>(rows.size()), 3, res, res});
+    float* base = px.data_ptr<float>();
+    parallel_for(pool_, rows.size(), [&](size_t i) { load(ids[rows[i]], base + i * plane); });
+    return px;
+  }
+  const std::vector<int64_t>& tokens(int64_t row) override {
+    return text((image_queries_ ? gids_ : qids_)[row]);
   }
 
  private:
@@ -269,6 +270,7 @@ class ItmReranker {
   const std::vector<std::string>& gids_;
   ThreadPool pool_;
   std::unique_ptr<model::RetrievalEncoder> enc_;
+  std::unique_ptr<model::ItmReranker> itm_;
   std::unique_ptr<ImageSources> sources_;
   std::unordered_map<std::string, ImageItem> images_;
   std::unordered_map<std::string, std::vector<int64_t>> texts_;
@@ -391,7 +393,7 @@ void write_rank_meta(const RankOptions& o, const std::vector<io::ordered_json>& 
   }
   m["exclude_self"] = o.exclude_self;
   m["min_score"] = std::isnan(o.min_score) ? io::ordered_json(nullptr) : io::ordered_json::parse(fmt::format("{}", o.min_score));
-  io::write_file_atomic(rank_meta_path(o.out), m.dump(2) + "\n");
+  io::write_file_atomic(io::rank_meta_path(o.out), m.dump(2) + "\n");
 }
 
 int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
@@ -423,10 +425,10 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   log::info("ranking {} queries against {} gallery rows (dim {}), k={}", queries.rows(),
             gallery.rows(), queries.cols(), opts.k);
 
-  std::unique_ptr<ItmReranker> reranker;
+  std::unique_ptr<RankReranker> reranker;
   std::unique_ptr<io::NpyRowWriter> rerank_scores;
   if (opts.rerank) {
-    reranker = std::make_unique<ItmReranker>(opts, device, queries, gallery, qids, gids, common.threads);
+    reranker = std::make_unique<RankReranker>(opts, device, queries, gallery, qids, gids, common.threads);
     if (!opts.scores_out.empty()) {
       if (queries.rows() * gallery.rows() > opts.max_scores)
         throw UsageError("--scores-out would hold " + std::to_string(queries.rows() * gallery.rows()) +
@@ -466,15 +468,15 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
       }
     }
     for (size_t i = 0; i < hits.size(); ++i) {
-      begin_rank_line(buf, qids[first + i]);
+      io::begin_rank_line(buf, qids[first + i]);
       for (size_t j = 0; j < hits[i].size(); ++j) {
         if (!std::isfinite(hits[i][j].score))
           throw_score(queries, gallery, first + static_cast<int64_t>(i), hits[i][j].index, hits[i][j].score, {});
         // Hits are best first: the first below the threshold ends the query's list.
         if (by_score && !(hits[i][j].score >= opts.min_score)) break;
-        add_rank_hit(buf, j, gids[hits[i][j].index], fmt::format("{}", hits[i][j].score));
+        io::add_rank_hit(buf, j, gids[hits[i][j].index], fmt::format("{}", hits[i][j].score));
       }
-      end_rank_line(buf);
+      io::end_rank_line(buf);
     }
     out.write(buf);
     progress.add(hits.size());

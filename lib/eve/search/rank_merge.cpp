@@ -7,7 +7,7 @@
 #include "eve/core/version.h"
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
-#include "eve/search/rank_file.h"
+#include "eve/io/rank_file.h"
 
 namespace eve::search {
 namespace {
@@ -16,7 +16,7 @@ namespace {
 std::vector<io::ordered_json> read_part_metas(const std::vector<std::string>& parts) {
   std::vector<io::ordered_json> metas;
   for (const auto& p : parts) {
-    const std::string path = rank_meta_path(p);
+    const std::string path = io::rank_meta_path(p);
     if (p == "-" || !io::file_exists(path)) {
       metas.emplace_back(nullptr);
       continue;
@@ -40,7 +40,7 @@ void check_parts(const RankMergeOptions& o, const std::vector<io::ordered_json>&
   int missing = 0;
   for (size_t i = 0; i < metas.size(); ++i) {
     const auto& m = metas[i];
-    const std::string path = rank_meta_path(o.parts[i]);
+    const std::string path = io::rank_meta_path(o.parts[i]);
     if (m.is_null()) {
       ++missing;
       continue;
@@ -121,7 +121,7 @@ void write_merged_meta(const RankMergeOptions& o, const std::vector<io::ordered_
   m["exclude_self"] = first ? first->value("exclude_self", false) : false;
   m["min_score"] = first ? first->value("min_score", none) : none;
   m["merged_from"] = o.parts;
-  io::write_file_atomic(rank_meta_path(o.out), m.dump(2) + "\n");
+  io::write_file_atomic(io::rank_meta_path(o.out), m.dump(2) + "\n");
 }
 
 }  // namespace
@@ -132,14 +132,14 @@ int64_t merge_ranks(const RankMergeOptions& o) {
   io::prepare_output(o.out);  // before the work
   const auto metas = read_part_metas(o.parts);
   check_parts(o, metas);
-  std::vector<std::unique_ptr<RankReader>> readers;
-  for (const auto& p : o.parts) readers.push_back(std::make_unique<RankReader>(p));
+  std::vector<std::unique_ptr<io::RankReader>> readers;
+  for (const auto& p : o.parts) readers.push_back(std::make_unique<io::RankReader>(p));
   const size_t n = readers.size();
-  std::vector<RankLine> lines(n);
+  std::vector<io::RankLine> lines(n);
   std::vector<size_t> at(n);
   io::AtomicWriter out(o.out);
   std::string buf;
-  RankLine merged;
+  io::RankLine merged;
   int64_t queries = 0;
   for (;; ++queries) {
     std::vector<char> got(n);
@@ -171,7 +171,7 @@ int64_t merge_ranks(const RankMergeOptions& o) {
       merged.hits.push_back(std::move(lines[best].hits[at[best]++]));
     }
     buf.clear();
-    append_rank_line(buf, merged);
+    io::append_rank_line(buf, merged);
     out.write(buf);
   }
   out.commit();

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <unordered_map>
 
 #include "eve/core/error.h"
@@ -20,7 +19,9 @@
 #include "eve/io/image_store.h"
 #include "eve/io/jsonl.h"
 #include "eve/io/npy.h"
+#include "eve/io/rank_file.h"
 #include "eve/model/bundle.h"
+#include "eve/model/itm_rerank.h"
 #include "eve/train/checkpoint.h"
 #include "eve/train/contrastive.h"
 
@@ -30,6 +31,30 @@ namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 using ojson = nlohmann::ordered_json;
 using torch::Tensor;
+
+namespace {
+
+// The JSON text of one value (an id or a score), spelled as a JSON dump of a whole ranks line
+// spells it: scores are float32 values widened to double, in nlohmann's shortest form.
+std::string json_text(const ojson& v) {
+  std::string s = io::to_jsonl_line(v);
+  s.pop_back();  // the newline
+  return s;
+}
+
+// The re-ranker's rows: images read through the evaluation loader, texts from the records.
+class EvalRows : public model::ItmRows {
+ public:
+  EvalRows(Loader& ld, const TaskRecords& data) : ld_(ld), data_(data) {}
+  Tensor pixels(const std::vector<int64_t>& rows) override { return ld_.load(rows).images; }
+  const std::vector<int64_t>& tokens(int64_t row) override { return data_.texts[static_cast<size_t>(row)]; }
+
+ private:
+  Loader& ld_;
+  const TaskRecords& data_;
+};
+
+}  // namespace
 
 std::unique_ptr<Loader> Finetuner::eval_loader(const TaskRecords& data) {
   LoaderOptions lo;
@@ -122,8 +147,15 @@ void Finetuner::evaluate_retrieval(const TaskRecords& data, const std::string& o
     for (uint32_t t = data.text_offsets[static_cast<size_t>(i)]; t < data.text_offsets[static_cast<size_t>(i) + 1]; ++t)
       text_image[t] = static_cast<uint32_t>(i);
   if (rerank && r.k_test > 0) {
-    std::tie(i2t, t2i) = config.official() ? rerank_itm_per_query(enc, *ld, data, i2t, t2i)
-                                           : rerank_itm(enc, *ld, data, i2t, t2i);
+    EvalRows rows(*ld, data);
+    model::ItmReranker reranker(enc, rows);
+    // A compat official model scores each query's candidates in one pass, as the released
+    // evaluation does; other models score pairs image by image, so only a batch of images
+    // is in memory.
+    if (config.official())
+      std::tie(i2t, t2i) = reranker.rerank(i2t, t2i, r.k_test, model::ItmBatching::per_query, r.k_test);
+    else
+      std::tie(i2t, t2i) = reranker.rerank(i2t, t2i, r.k_test, model::ItmBatching::by_image, o.eval_batch_size);
     m["k_test"] = r.k_test;
   }
   eval::RetrievalAnnotations ann;
@@ -151,86 +183,16 @@ void Finetuner::evaluate_retrieval(const TaskRecords& data, const std::string& o
     Tensor val = std::get<0>(top), ix = std::get<1>(top);
     std::string text;
     for (int64_t q = 0; q < scores.size(0); ++q) {
-      ojson res = ojson::array();
+      io::begin_rank_line(text, json_text(qids[static_cast<size_t>(q)]), io::RankLayout::compact);
       for (int64_t j = 0; j < k; ++j)
-        res.push_back(ojson::array({gids[static_cast<size_t>(ix[q][j].item<int64_t>())], val[q][j].item<float>()}));
-      text += io::to_jsonl_line(ojson{{"query", qids[static_cast<size_t>(q)]}, {"results", res}});
+        io::add_rank_hit(text, static_cast<size_t>(j), json_text(gids[static_cast<size_t>(ix[q][j].item<int64_t>())]),
+                         json_text(val[q][j].item<float>()), io::RankLayout::compact);
+      io::end_rank_line(text);
     }
     io::write_file_atomic(out_stem + "." + dir + ".ranks.jsonl", text);
   };
   write(i2t, "i2t", data.image_keys, text_ids);
   write(t2i, "t2i", text_ids, data.image_keys);
-}
-
-// EVE's re-rank: each query's top k_test candidates by ITC get the ITM match logit, every
-// other entry -100. Pairs are scored image by image so only a batch of images is in memory.
-std::pair<Tensor, Tensor> Finetuner::rerank_itm(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
-                                     const Tensor& i2t, const Tensor& t2i) {
-  const int64_t ni = i2t.size(0), nt = i2t.size(1);
-  Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1));
-  Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1));
-  std::vector<std::set<int64_t>> pairs(static_cast<size_t>(ni));  // image -> texts to score
-  auto tt = top_t.accessor<int64_t, 2>();
-  auto ti = top_i.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < ni; ++i)
-    for (int64_t j = 0; j < top_t.size(1); ++j) pairs[static_cast<size_t>(i)].insert(tt[i][j]);
-  for (int64_t t = 0; t < nt; ++t)
-    for (int64_t j = 0; j < top_i.size(1); ++j) pairs[static_cast<size_t>(ti[t][j])].insert(t);
-  Tensor logit = torch::full({ni, nt}, std::nanf(""));
-  for_batches(ni, [&](const std::vector<int64_t>& idx) {
-    Tensor pixels = ld.load(idx).images;
-    std::vector<int64_t> rows, img, txt;
-    std::vector<const std::vector<int64_t>*> tok;
-    auto flush = [&]() {
-      if (rows.empty()) return;
-      Tensor s = enc.match(pixels.index_select(0, torch::tensor(rows)), tok);
-      logit.index_put_({torch::tensor(img), torch::tensor(txt)}, s);
-      rows.clear();
-      img.clear();
-      txt.clear();
-      tok.clear();
-    };
-    for (size_t k = 0; k < idx.size(); ++k)
-      for (int64_t t : pairs[static_cast<size_t>(idx[k])]) {
-        rows.push_back(static_cast<int64_t>(k));
-        img.push_back(idx[k]);
-        txt.push_back(t);
-        tok.push_back(&data.texts[static_cast<size_t>(t)]);
-        if (static_cast<int>(rows.size()) == o.eval_batch_size) flush();
-      }
-    flush();
-  });
-  Tensor a = torch::full({ni, nt}, -100.0f), b = torch::full({nt, ni}, -100.0f);
-  a.scatter_(1, top_t, logit.gather(1, top_t));
-  b.scatter_(1, top_i, logit.t().contiguous().gather(1, top_i));
-  return {a.contiguous(), b.contiguous()};
-}
-
-// The re-rank of a compat official model, batched as the released evaluation does: each
-// query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
-// then text queries), since capacity limits make a pair's logit depend on its batch. A
-// pair among both an image's and a text's candidates is scored in each batch.
-std::pair<Tensor, Tensor> Finetuner::rerank_itm_per_query(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
-                                               const Tensor& i2t, const Tensor& t2i) {
-  const int64_t ni = i2t.size(0), nt = i2t.size(1);
-  Tensor top_t = std::get<1>(i2t.topk(std::min<int64_t>(r.k_test, nt), 1)).contiguous();
-  Tensor top_i = std::get<1>(t2i.topk(std::min<int64_t>(r.k_test, ni), 1)).contiguous();
-  Tensor a = torch::full({ni, nt}, -100.0f), b = torch::full({nt, ni}, -100.0f);
-  std::vector<const std::vector<int64_t>*> tok;
-  for (int64_t i = 0; i < ni; ++i) {
-    Tensor cand = top_t[i];
-    tok.clear();
-    for (int64_t j = 0; j < cand.size(0); ++j) tok.push_back(&data.texts[static_cast<size_t>(cand[j].item<int64_t>())]);
-    Tensor px = ld.load({i}).images;
-    a[i].index_put_({cand}, enc.match(px.expand({cand.size(0), -1, -1, -1}), tok));
-  }
-  for (int64_t t = 0; t < nt; ++t) {
-    Tensor cand = top_i[t];
-    std::vector<int64_t> idx(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.size(0));
-    tok.assign(idx.size(), &data.texts[static_cast<size_t>(t)]);
-    b[t].index_put_({cand}, enc.match(ld.load(idx).images, tok));
-  }
-  return {a, b};
 }
 
 }  // namespace eve::train

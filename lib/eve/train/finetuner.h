@@ -141,18 +141,6 @@ struct Finetuner {
 
   void evaluate_retrieval(const TaskRecords& data, const std::string& out_stem, bool rerank, ojson& m);
 
-  // EVE's re-rank: each query's top k_test candidates by ITC get the ITM match logit, every
-  // other entry -100. Pairs are scored image by image so only a batch of images is in memory.
-  std::pair<Tensor, Tensor> rerank_itm(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
-                                       const Tensor& i2t, const Tensor& t2i);
-
-  // The re-rank of a compat official model, batched as the released evaluation does: each
-  // query's top k_test candidates, in ITC order, form one fusion batch (image queries first,
-  // then text queries), since capacity limits make a pair's logit depend on its batch. A
-  // pair among both an image's and a text's candidates is scored in each batch.
-  std::pair<Tensor, Tensor> rerank_itm_per_query(model::RetrievalEncoder& enc, Loader& ld, const TaskRecords& data,
-                                                 const Tensor& i2t, const Tensor& t2i);
-
   // ---- the loop ----
 
   void log_metrics(const ojson& j);

@@ -1,4 +1,4 @@
-#include "eve/search/rank_file.h"
+#include "eve/io/rank_file.h"
 
 #include <fmt/format.h>
 
@@ -9,28 +9,32 @@
 #include "eve/io/file.h"
 #include "eve/io/jsonl.h"
 
-namespace eve::search {
+namespace eve::io {
 
-void begin_rank_line(std::string& buf, std::string_view query) {
-  buf += "{\"query\": ";
+void begin_rank_line(std::string& buf, std::string_view query, RankLayout layout) {
+  const bool spaced = layout == RankLayout::spaced;
+  buf += spaced ? "{\"query\": " : "{\"query\":";
   buf += query;
-  buf += ", \"results\": [";
+  buf += spaced ? ", \"results\": [" : ",\"results\":[";
 }
 
-void add_rank_hit(std::string& buf, size_t position, std::string_view id, std::string_view score) {
-  if (position) buf += ", ";
+void add_rank_hit(std::string& buf, size_t position, std::string_view id, std::string_view score,
+                  RankLayout layout) {
+  const char* comma = layout == RankLayout::spaced ? ", " : ",";
+  if (position) buf += comma;
   buf += '[';
   buf += id;
-  buf += ", ";
+  buf += comma;
   buf += score;
   buf += ']';
 }
 
 void end_rank_line(std::string& buf) { buf += "]}\n"; }
 
-void append_rank_line(std::string& buf, const RankLine& line) {
-  begin_rank_line(buf, line.query);
-  for (size_t j = 0; j < line.hits.size(); ++j) add_rank_hit(buf, j, line.hits[j].id, line.hits[j].score_text);
+void append_rank_line(std::string& buf, const RankLine& line, RankLayout layout) {
+  begin_rank_line(buf, line.query, layout);
+  for (size_t j = 0; j < line.hits.size(); ++j)
+    add_rank_hit(buf, j, line.hits[j].id, line.hits[j].score_text, layout);
   end_rank_line(buf);
 }
 
@@ -136,4 +140,4 @@ bool RankReader::next(RankLine& out) {
   return true;
 }
 
-}  // namespace eve::search
+}  // namespace eve::io

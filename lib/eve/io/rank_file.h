@@ -10,10 +10,8 @@
 #include <vector>
 
 namespace eve::io {
-class LineReader;
-}
 
-namespace eve::search {
+class LineReader;
 
 // One result: the gallery id (JSON text), the score as written and its float32 value.
 struct RankHit {
@@ -28,11 +26,18 @@ struct RankLine {
   std::vector<RankHit> hits;
 };
 
-// The line eve-rank writes (with its newline), appended to buf piece by piece.
-void begin_rank_line(std::string& buf, std::string_view query);
-void add_rank_hit(std::string& buf, size_t position, std::string_view id, std::string_view score);
+// How a line is spaced: eve-rank writes ", " and ": " between items; eve-finetune's
+// prediction ranks are a compact JSON dump, without spaces, the layout they have always had.
+// The reader takes both.
+enum class RankLayout { spaced, compact };
+
+// One ranks line (with its newline), appended to buf piece by piece. Ids and scores are
+// JSON text, written as given.
+void begin_rank_line(std::string& buf, std::string_view query, RankLayout layout = RankLayout::spaced);
+void add_rank_hit(std::string& buf, size_t position, std::string_view id, std::string_view score,
+                  RankLayout layout = RankLayout::spaced);
 void end_rank_line(std::string& buf);
-void append_rank_line(std::string& buf, const RankLine& line);
+void append_rank_line(std::string& buf, const RankLine& line, RankLayout layout = RankLayout::spaced);
 
 // Reads a ranks file line by line. Anything else (not JSON, another shape, a score that is
 // not a finite float32, results not best first) is an Error naming the file and line.
@@ -54,4 +59,4 @@ class RankReader {
 // "<ranks without .jsonl>.meta.json": where eve-rank describes a ranks file.
 std::string rank_meta_path(const std::string& ranks);
 
-}  // namespace eve::search
+}  // namespace eve::io
