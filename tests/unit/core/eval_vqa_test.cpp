@@ -10,7 +10,7 @@
 #include "eve/core/error.h"
 #include "eval_test_util.h"
 #include "eve/core/threads.h"
-#include "eve/eval/json_stream.h"
+#include "eve/io/json_stream.h"
 #include "eve/eval/python_text.h"
 #include "eve/eval/vqa_eval.h"
 
@@ -432,7 +432,7 @@ TEST(VqaParse, ResultAndQuestionErrors) {
 
 TEST(JsonCursor, StringsNumbersAndSyntaxErrors) {
   auto value = [](const std::string& text) {
-    eve::eval::JsonCursor c(text, "t.json");
+    eve::io::JsonCursor c(text, "t.json");
     json v = c.value();
     c.finish();
     return v;

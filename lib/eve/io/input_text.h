@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace eve::eval {
+namespace eve::io {
 
 class InputText {
  public:
@@ -28,4 +28,4 @@ class InputText {
   std::string owned_;
 };
 
-}  // namespace eve::eval
+}  // namespace eve::io

@@ -1,4 +1,4 @@
-#include "eve/eval/input_text.h"
+#include "eve/io/input_text.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -11,7 +11,7 @@
 #include "eve/core/error.h"
 #include "eve/io/file.h"
 
-namespace eve::eval {
+namespace eve::io {
 
 InputText::InputText(const std::string& path) : name_(path == "-" ? "<stdin>" : path) {
   if (path != "-") {
@@ -29,11 +29,11 @@ InputText::InputText(const std::string& path) : name_(path == "-" ? "<stdin>" : 
     ::close(fd);
     if (map_) return;
   }
-  owned_ = io::read_file(path);
+  owned_ = read_file(path);
 }
 
 InputText::~InputText() {
   if (map_) ::munmap(const_cast<char*>(map_), size_);
 }
 
-}  // namespace eve::eval
+}  // namespace eve::io

@@ -1,14 +1,14 @@
-#include "eve/eval/json_stream.h"
+#include "eve/io/json_stream.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
 
 #include "eve/core/error.h"
-#include "eve/eval/python_text.h"
+#include "eve/core/utf8.h"
 #include "eve/io/file.h"
 
-namespace eve::eval {
+namespace eve::io {
 namespace {
 
 constexpr int kMaxDepth = 512;
@@ -79,7 +79,7 @@ std::string_view JsonCursor::string(std::string& scratch) {
   if (pos_ >= text_.size()) syntax_error("unterminated string");
   if (text_[pos_] == '"') {
     std::string_view s = text_.substr(begin, pos_ - begin);
-    if (high && !io::is_valid_utf8(s)) syntax_error("invalid UTF-8 in a string");
+    if (high && !is_valid_utf8(s)) syntax_error("invalid UTF-8 in a string");
     ++pos_;
     return s;
   }
@@ -130,7 +130,7 @@ std::string_view JsonCursor::string(std::string& scratch) {
         } else if (cp >= 0xDC00 && cp < 0xE000) {
           syntax_error("unpaired surrogate in a \\u escape");
         }
-        py::append_utf8(cp, scratch);
+        append_utf8(scratch, cp);
         break;
       }
       default:
@@ -138,7 +138,7 @@ std::string_view JsonCursor::string(std::string& scratch) {
     }
   }
   ++pos_;
-  if (high && !io::is_valid_utf8(scratch)) syntax_error("invalid UTF-8 in a string");
+  if (high && !is_valid_utf8(scratch)) syntax_error("invalid UTF-8 in a string");
   return scratch;
 }
 
@@ -358,4 +358,4 @@ json for_each_list_element(const std::string& path, std::string_view text, const
   return scalars;
 }
 
-}  // namespace eve::eval
+}  // namespace eve::io

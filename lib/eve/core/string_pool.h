@@ -9,7 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace eve::eval {
+namespace eve {
 
 class StringPool {
  public:
@@ -37,4 +37,4 @@ class StringPool {
   std::unordered_map<std::string_view, uint32_t> index_;
 };
 
-}  // namespace eve::eval
+}  // namespace eve

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-namespace eve::eval {
+namespace eve::io {
 
 using json = nlohmann::json;
 
@@ -74,4 +74,4 @@ json for_each_list_element(const std::string& path, std::string_view text, const
 // A short name of a JSON value's type for messages: "a string", "an object", "null", ...
 std::string json_kind(const json& value);
 
-}  // namespace eve::eval
+}  // namespace eve::io
