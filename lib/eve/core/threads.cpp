@@ -1,5 +1,6 @@
 #include "eve/core/threads.h"
 
+#include <algorithm>
 #include <exception>
 
 namespace eve {
@@ -52,6 +53,17 @@ void parallel_for(ThreadPool& pool, size_t n, const std::function<void(size_t)>&
     }
   }
   if (first) std::rethrow_exception(first);
+}
+
+void for_chunks(ThreadPool* pool, size_t n, const std::function<void(size_t begin, size_t end)>& fn) {
+  if (n == 0) return;
+  if (pool == nullptr || pool->size() <= 1 || n < 1024) {
+    fn(0, n);
+    return;
+  }
+  const size_t chunks = std::min(n, static_cast<size_t>(pool->size()) * 8);
+  const size_t step = (n + chunks - 1) / chunks;
+  parallel_for(*pool, (n + step - 1) / step, [&](size_t c) { fn(c * step, std::min(n, (c + 1) * step)); });
 }
 
 }  // namespace eve

@@ -1,5 +1,5 @@
-// A small fixed thread pool and an order-preserving parallel map, so results never depend
-// on the thread count.
+// A small fixed thread pool, an order-preserving parallel map and chunked parallel loops, so
+// results never depend on the thread count.
 #pragma once
 
 #include <condition_variable>
@@ -50,5 +50,12 @@ class ThreadPool {
 // Calls fn(i) for i in [0, n) on the pool; rethrows the first exception (by index) after
 // all calls finished.
 void parallel_for(ThreadPool& pool, size_t n, const std::function<void(size_t)>& fn);
+
+// Splits [0, n) into contiguous ranges and calls fn(begin, end) for each, on the pool (about
+// eight ranges per thread, so uneven ranges even out) or inline without one, with one thread,
+// or below 1024 indexes, where handing out work costs more than it saves. Each index is in
+// exactly one range and callers write results by index, so the outcome never depends on the
+// thread count. Exceptions are rethrown as parallel_for does.
+void for_chunks(ThreadPool* pool, size_t n, const std::function<void(size_t begin, size_t end)>& fn);
 
 }  // namespace eve

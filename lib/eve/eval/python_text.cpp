@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <iterator>
 
+#include "eve/core/utf8.h"
+
 namespace eve::eval::py {
 namespace {
 
@@ -42,28 +44,6 @@ char32_t decode(std::string_view s, size_t& i) {
   i += len;
   return cp;
 }
-
-}  // namespace
-
-void append_utf8(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-namespace {
 
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
@@ -149,7 +129,7 @@ std::string lower(std::string_view s) {
     if (i - at == 1 && static_cast<unsigned char>(s[at]) >= 0x80) {
       out += s[at];  // a malformed byte passes through untouched
     } else {
-      append_utf8(lower(cp), out);
+      append_utf8(out, lower(cp));
     }
   }
   return out;

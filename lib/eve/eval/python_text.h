@@ -26,9 +26,6 @@ std::vector<std::string_view> split(std::string_view s, Flavor flavor);
 std::string lower(std::string_view s);
 char32_t lower(char32_t cp);
 
-// Appends the UTF-8 encoding of a code point.
-void append_utf8(char32_t cp, std::string& out);
-
 // Python 2.7's round(x, ndigits) for 0 <= ndigits <= 6: the exact binary value of x is
 // rounded to ndigits decimals with ties away from zero, then converted back to the nearest
 // double (round(12.625, 2) == 12.63, where Python 3 and printf give 12.62). Exact for

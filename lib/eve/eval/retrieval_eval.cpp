@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "eve/core/error.h"
-#include "eve/eval/chunks.h"
+#include "eve/core/threads.h"
 #include "eve/eval/first_items.h"
 #include "eve/io/dtype.h"
 #include "eve/io/jsonl.h"

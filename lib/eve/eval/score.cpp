@@ -11,12 +11,12 @@
 #include "eve/core/log.h"
 #include "eve/core/threads.h"
 #include "eve/eval/first_items.h"
-#include "eve/eval/input_text.h"
 #include "eve/eval/nlvr2_eval.h"
 #include "eve/eval/retrieval_eval.h"
 #include "eve/eval/submission.h"
 #include "eve/eval/vqa_eval.h"
 #include "eve/io/file.h"
+#include "eve/io/input_text.h"
 #include "eve/io/npy.h"
 
 namespace eve::eval {
@@ -87,17 +87,17 @@ ordered_json score_vqa(const VqaScoreOptions& options) {
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   // The questions and results parse beside the (much larger) annotation file.
   auto questions = std::async(std::launch::async, [&] {
-    InputText in(options.questions);
+    io::InputText in(options.questions);
     return parse_vqa_questions(in.view(), in.name());
   });
   auto results = std::async(std::launch::async, [&] {
-    InputText in(options.results);
+    io::InputText in(options.results);
     return parse_vqa_results(in.view(), in.name());
   });
   VqaAnnotations ann;
   std::exception_ptr failure;
   try {
-    InputText in(options.annotations);
+    io::InputText in(options.annotations);
     ann = parse_vqa_annotations(in.view(), in.name());
   } catch (...) {
     failure = std::current_exception();
@@ -150,10 +150,10 @@ ordered_json check_vqa_submission_file(const VqaScoreOptions& options) {
   }
   VqaQuestions questions;
   {
-    InputText in(options.questions);
+    io::InputText in(options.questions);
     questions = parse_vqa_questions(in.view(), in.name());
   }
-  InputText in(options.results);
+  io::InputText in(options.results);
   const VqaSubmissionCheck c = check_vqa_submission(questions, in.view(), in.name(), options.split);
   for (const auto& w : c.warnings) log::warn("{}", w);
   if (c.normalised) {

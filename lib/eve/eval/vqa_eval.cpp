@@ -12,12 +12,18 @@
 
 #include "eve/core/error.h"
 #include "eve/core/log.h"
-#include "eve/eval/chunks.h"
+#include "eve/core/threads.h"
 #include "eve/eval/first_items.h"
-#include "eve/eval/json_stream.h"
 #include "eve/eval/python_text.h"
+#include "eve/io/json_stream.h"
 
 namespace eve::eval {
+
+using io::for_each_list_element;
+using io::json;
+using io::json_kind;
+using io::JsonCursor;
+
 namespace {
 
 // ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "eve/eval/string_pool.h"
+#include "eve/core/string_pool.h"
 
 namespace eve {
 class ThreadPool;

@@ -615,7 +615,11 @@ Tensor EveModelImpl::nlvr2_biattn_logits(const EncoderOutput& o0, const EncoderO
   const bool train = is_training();
   auto cross = [&](torch::nn::MultiheadAttention& mha, const Tensor& q, const Tensor& kv,
                    const Tensor& kv_pad) {
-    Tensor qt = q.transpose(0, 1), kvt = kv.transpose(0, 1);
+    // Float32 under bf16 autocast too, like the encoder's attention scores; besides,
+    // libtorch 1.13's MultiheadAttention masks padded keys with a masked_fill that has no
+    // bf16 kernel on the CPU, so a bf16 pass of this head failed there.
+    model::NoAutocast full_precision;
+    Tensor qt = q.transpose(0, 1).to(torch::kFloat), kvt = kv.transpose(0, 1).to(torch::kFloat);
     auto r = mha->forward(qt, kvt, kvt, kv_pad, /*need_weights=*/false);
     return std::get<0>(r).transpose(0, 1);
   };

@@ -7,13 +7,18 @@
 #include <cstdio>
 #include <csignal>
 #include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "eve/core/cli.h"
 #include "eve/core/error.h"
 #include "eve/core/progress.h"
 #include "eve/core/sha256.h"
 #include "eve/core/signals.h"
+#include "eve/core/string_pool.h"
 #include "eve/core/threads.h"
+#include "eve/core/utf8.h"
 #include "eve/core/version.h"
 
 namespace {
@@ -140,6 +145,70 @@ TEST(Threads, ParallelForRethrowsAfterAllFinished) {
 TEST(Threads, ResolveThreads) {
   EXPECT_EQ(eve::resolve_threads(5), 5);
   EXPECT_GE(eve::resolve_threads(0), 1);
+}
+
+// Every index lands in exactly one range, in order, whatever the pool; small loops and loops
+// without a pool run as one range on the calling thread.
+TEST(Threads, ForChunksCoversEachIndexOnceInContiguousRanges) {
+  for (int threads : {0, 1, 3}) {
+    for (size_t n : {size_t{0}, size_t{5}, size_t{1023}, size_t{1024}, size_t{5000}, size_t{100003}}) {
+      std::unique_ptr<eve::ThreadPool> pool;
+      if (threads > 0) pool = std::make_unique<eve::ThreadPool>(threads);
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<size_t> ranges{0};
+      eve::for_chunks(pool.get(), n, [&](size_t begin, size_t end) {
+        EXPECT_LT(begin, end);
+        ++ranges;
+        for (size_t i = begin; i < end; ++i) hits[i]++;
+      });
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "index " << i << " of " << n;
+      const bool split = threads > 1 && n >= 1024;
+      if (split) {
+        EXPECT_GT(ranges.load(), static_cast<size_t>(threads)) << n << " on " << threads;
+      } else {
+        EXPECT_EQ(ranges.load(), n == 0 ? 0u : 1u) << n << " on " << threads;
+      }
+    }
+  }
+  eve::ThreadPool pool(2);
+  EXPECT_THROW(eve::for_chunks(&pool, 4096,
+                               [](size_t begin, size_t) {
+                                 if (begin > 0) throw eve::Error("a later range failed");
+                               }),
+               eve::Error);
+}
+
+TEST(StringPool, InternsEachDistinctStringOnceInOrderOfFirstSight) {
+  eve::StringPool pool;
+  EXPECT_EQ(pool.intern("yes"), 0u);
+  EXPECT_EQ(pool.intern("no"), 1u);
+  std::string again = "yes";
+  EXPECT_EQ(pool.intern(again), 0u);
+  EXPECT_EQ(pool.intern(""), 2u);
+  EXPECT_EQ(pool.size(), 3u);
+  // The pool owns its strings: the caller's buffer may change.
+  again = "changed";
+  EXPECT_EQ(pool[0], "yes");
+  // Enough strings to grow the deque many times: ids and views stay valid.
+  for (int i = 0; i < 5000; ++i) pool.intern("s" + std::to_string(i));
+  EXPECT_EQ(pool.intern("s0"), 3u);
+  EXPECT_EQ(pool[3 + 4999], "s4999");
+  eve::StringPool moved = std::move(pool);
+  EXPECT_EQ(moved.intern("no"), 1u);
+  EXPECT_EQ(moved.size(), 5003u);
+}
+
+TEST(Utf8, EncodesOneToFourBytes) {
+  std::string out;
+  for (char32_t cp : {U'A', U'\u00E9', U'\u07FF', U'\u0800', U'\u20AC', U'\uFFFF', U'\U00010000',
+                      U'\U0001F600', U'\U0010FFFF'})
+    eve::append_utf8(out, cp);
+  EXPECT_EQ(out,
+            "A" "\xc3\xa9" "\xdf\xbf" "\xe0\xa0\x80" "\xe2\x82\xac" "\xef\xbf\xbf"
+            "\xf0\x90\x80\x80" "\xf0\x9f\x98\x80" "\xf4\x8f\xbf\xbf");
+  std::string nul;
+  eve::append_utf8(nul, U'\0');
+  EXPECT_EQ(nul, std::string(1, '\0'));
 }
 
 TEST(Progress, DurationFormatting) {
