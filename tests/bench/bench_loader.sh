@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$EVE_BIN/eve-prep" synth --out "$tmp/w" --count 80 --size 256 --seed 1 -q
 "$EVE_BIN/eve-prep" -q pairs --ann "$tmp/w/pairs_train.json" --images "$tmp/w" --size 256 --out "$tmp/d"
 "$EVE_BIN/eve-tokenize" train -q "$tmp/d/train.jsonl" -o "$tmp/tok.model" --vocab-size 300
-"$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
+"$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
 line=$("$EVE_BIN/eve-model-bench" loader --data "$tmp/d" --split ids --res 224 --batch "$batch" \
   --batches "$batches" --threads 1)
 echo "$line"

@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$py" "$src/tests/reference/vqa_make_synthetic.py" --out "$tmp" --questions "$n" --seed 2024 \
   --tricky-rate 0.05
-args=(--ann "$tmp/annotations.json" --ques "$tmp/questions.json" --pred "$tmp/results.json")
+args=(--annotations "$tmp/annotations.json" --questions "$tmp/questions.json" --pred "$tmp/results.json")
 echo "files: $(du -sh "$tmp" | cut -f1) for $n questions"
 
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >"$tmp/last.json"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }

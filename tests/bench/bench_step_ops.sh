@@ -50,7 +50,7 @@ W=$tmp/w
 "$EVE_BIN/eve-prep" -q retrieval --ann train="$W/retrieval_train.json" --images "$W" --out "$tmp/ret"
 "$EVE_BIN/eve-tokenize" train -q "$W/corpus.txt" -o "$tmp/tok.model" --vocab-size 300
 for f in "$tmp"/pairs/train.jsonl "$tmp"/vqa/train.jsonl "$tmp"/ret/train.jsonl; do
-  "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
+  "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
 done
 
 # A preset at 64 px with 32 experts.

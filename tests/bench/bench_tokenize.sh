@@ -36,7 +36,7 @@ best_eve= best_py=
 min() { if [[ -z $1 ]] || (($(echo "$2 < $1" | bc -l))); then echo "$2"; else echo "$1"; fi; }
 for run in 1 2 3; do
   t0=$(now)
-  "$tok" encode -q -m "$tmp/tok.model" --plain --max-tokens 100000 --threads "$threads" "$tmp/clean.txt" >"$tmp/eve.ids"
+  "$tok" encode -q --tokenizer "$tmp/tok.model" --plain --max-tokens 100000 --threads "$threads" "$tmp/clean.txt" >"$tmp/eve.ids"
   best_eve=$(min "$best_eve" "$(echo "$(now) - $t0" | bc -l)")
   best_py=$(min "$best_py" "$("$EVE_PYTHON" "$tmp/py_encode.py" "$tmp/tok.model" "$tmp/clean.txt" "$tmp/py.ids" "$threads")")
 done

@@ -57,7 +57,7 @@ fi
 "$EVE_BIN/eve-prep" synth --out "$tmp/w" --count 160 --size $((res + res / 7)) --seed 1 -q
 "$EVE_BIN/eve-prep" -q pairs --ann "$tmp/w/pairs_train.json" --images "$tmp/w" --size 0 --out "$tmp/d"
 "$EVE_BIN/eve-tokenize" train -q "$tmp/d/train.jsonl" -o "$tmp/tok.model" --vocab-size 300
-"$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
+"$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
 "$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); c["image_res"]=int(sys.argv[3]); json.dump(c,open(sys.argv[2],"w"))' \
   "$src/share/eve/configs/$config.json" "$tmp/cfg.json" "$res"
 

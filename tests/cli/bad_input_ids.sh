@@ -122,14 +122,14 @@ a 1000 1001 >"$tmp/sa.json"
 echo '[{"question_id":1000,"answer":"no"},{"question_id":1001,"answer":"a1001"},{"question_id":1000,"answer":"a1000"}]' \
   >"$tmp/pred.json"
 expect "score vqa repeated question" 1 "eve-score: error: $tmp/q_dup.json: questions[1].question_id 1000 repeats questions[0]" \
-  "$score" vqa --ann "$tmp/sa.json" --ques "$tmp/q_dup.json" --pred "$tmp/pred.json"
+  "$score" vqa --annotations "$tmp/sa.json" --questions "$tmp/q_dup.json" --pred "$tmp/pred.json"
 expect "score vqa repeated annotation" 1 \
   "eve-score: error: $tmp/a_dup.json: annotations[2].question_id 1001 repeats annotations[0]" \
-  "$score" vqa --ann "$tmp/a_dup.json" --ques "$tmp/q.json" --pred "$tmp/pred.json"
+  "$score" vqa --annotations "$tmp/a_dup.json" --questions "$tmp/q.json" --pred "$tmp/pred.json"
 # A question answered twice: the last answer counts, as in the official evaluator.
 expect "score vqa repeated prediction" 0 \
   "eve-score: warning: $tmp/pred.json: 1 question(s) answered more than once; the last answer counts, as in the official evaluator" \
-  "$score" vqa --ann "$tmp/sa.json" --ques "$tmp/q.json" --pred "$tmp/pred.json"
+  "$score" vqa --annotations "$tmp/sa.json" --questions "$tmp/q.json" --pred "$tmp/pred.json"
 [[ $(cat "$tmp/out") == *'"overall":100.0'* ]] || flunk "score vqa repeated prediction: $(cat "$tmp/out")"
 
 # NLVR2 label lines count one by one, as in the official script; a repeat is named.

@@ -137,14 +137,14 @@ PYEOF
 "$EVE_BIN/eve-prep" synth --out w --count 16 --size 32 --nlvr-sets 2 --seed 2 -q
 "$EVE_BIN/eve-prep" -q pairs --ann w/pairs_train.json --images w --out pairs
 "$EVE_BIN/eve-tokenize" train -q pairs/train.jsonl -o tok.model --vocab-size 120
-"$EVE_BIN/eve-tokenize" encode -m tok.model pairs/train.jsonl -o pairs/ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model pairs/train.jsonl -o pairs/ids.jsonl
 expect_error 1 "the loss is not finite at step" -- \
   "$EVE_BIN/eve-pretrain" -q --data pairs --split ids --tokenizer tok.json --config eve-tiny --out pre \
   --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --threads 2
 loss_stop pre
 "$EVE_BIN/eve-prep" -q vqa --questions train=w/vqa/questions_train.json --annotations train=w/vqa/annotations_train.json \
   --images w/images --size 0 --out vqa
-"$EVE_BIN/eve-tokenize" encode -m tok.model vqa/train.jsonl -o vqa/train.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model vqa/train.jsonl -o vqa/train.ids.jsonl
 expect_error 1 "the loss is not finite at step" -- \
   "$EVE_BIN/eve-finetune" -q --task vqa --data vqa --config eve-tiny --tokenizer tok.json --image-res 32 \
   --out ft --batch-size 4 --max-steps 6 --lr 1e30 --warmup 0 --log-every 1 --val none --threads 2

@@ -131,8 +131,8 @@ W=$tmp/w
 "$EVE_BIN/eve-prep" -q vqa --questions train="$W/vqa/questions_train.json" --annotations train="$W/vqa/annotations_train.json" \
   --questions val="$W/vqa/questions_val.json" --annotations val="$W/vqa/annotations_val.json" \
   --images "$W/images" --size 0 --out "$tmp/vqa"
-for f in "$tmp"/vqa/*.jsonl; do "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
-vqa=(--task vqa --data "$tmp/vqa" --init "$tmp/g32" --tokenizer "$tmp/tok.json" --threads 2 -q
+for f in "$tmp"/vqa/*.jsonl; do "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
+vqa=(--task vqa --data "$tmp/vqa" --model "$tmp/g32" --tokenizer "$tmp/tok.json" --threads 2 -q
      --batch-size 4 --max-steps 3 --eval-every 3 --lr 1e-3)
 "$EVE_BIN/eve-finetune" "${vqa[@]}" --device cpu --out "$tmp/fc"
 "$EVE_BIN/eve-finetune" "${vqa[@]}" --device cuda --out "$tmp/fg"

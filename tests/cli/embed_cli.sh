@@ -15,10 +15,10 @@ make_dataset
 "$embed" -q -m bundle --images ret -o img --part-size 7 -b 4 --threads 2
 [[ -f img-00002.npy && ! -f img-00003.npy && ! -f img.npy ]] || fail "parts: $(ls)"
 # Texts piped from eve-tokenize (ids_list rows get "<image>#<k>").
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 < ret/test.jsonl | "$embed" -q -m bundle --texts - -o txt -b 3
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 < ret/test.jsonl | "$embed" -q -m bundle --texts - -o txt -b 3
 [[ $(head -n 2 txt.ids.jsonl | tr '\n' ' ') == "\"images_COCO_synth_000000000019#0\" \"images_COCO_synth_000000000019#1\" " ]] ||
   fail "text ids: $(head -n 2 txt.ids.jsonl)"
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
 
 # Oracle: the reference model on Pillow-decoded images and on the same token ids.
 "$PY" - "$EVE_SOURCE/tests/reference" <<PYEOF || exit 1

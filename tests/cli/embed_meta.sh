@@ -88,7 +88,7 @@ grep -q "in 1 part(s), 2 part(s) already done" err.txt || fail "part rerun: $(ca
 
 # 7. Texts: the tokenizer of the bundle is named by content too.
 cp tok.model bundle/tokenizer.model
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
 "$embed" -q -m bundle --texts test.ids.jsonl -o txt
 "$PY" - <<'EOF' || fail "text meta"
 import hashlib, json

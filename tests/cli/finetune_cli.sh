@@ -18,7 +18,7 @@ W=$tmp/w
   --ann test="$W/retrieval_test.json" --images "$W" --size 0 --out "$tmp/ret"
 "$EVE_BIN/eve-tokenize" train -q "$W/corpus.txt" -o "$tmp/tok.model" --vocab-size 200
 for f in "$tmp"/vqa/*.jsonl "$tmp"/nlvr2/*.jsonl "$tmp"/ret/*.jsonl; do
-  "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
+  "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
 done
 base=(--config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 2 -q)
 
@@ -28,7 +28,7 @@ expect_error 2 "--task nope: unknown (vqa, nlvr2 or retrieval)" -- "$ft" --task 
 expect_error 2 "is for task nlvr2, not vqa" -- "$ft" --task vqa --recipe nlvr2 --data "$tmp/vqa" --out "$tmp/x"
 echo '{"task": "vqa", "lr": 1e-4, "learning_rate": 3}' >"$tmp/bad_recipe.json"
 expect_error 1 "unknown recipe key \"learning_rate\"" -- "$ft" --task vqa --recipe "$tmp/bad_recipe.json" --data "$tmp/vqa" --out "$tmp/x"
-expect_error 2 "--eval-only needs --init" -- "$ft" --task vqa --eval-only --predict val.ids --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "--eval-only needs --model" -- "$ft" --task vqa --eval-only --predict val.ids --data "$tmp/vqa" --out "$tmp/x"
 expect_error 1 "no such records file" -- "$ft" --task vqa --train nope.ids --data "$tmp/vqa" --out "$tmp/x" "${base[@]}"
 expect_error 2 "--head x: expected pair or biattn" -- "$ft" --task nlvr2 --head x --data "$tmp/nlvr2" --out "$tmp/x"
 [[ ! -e $tmp/x ]] || { echo "FAIL a failed run left $tmp/x"; fail=1; }
@@ -75,7 +75,7 @@ answers = json.load(open(d + "/answers.json"))
 pred = json.load(open(d + "/predictions/val.json"))
 assert all(set(p) == {"question_id", "answer"} and p["answer"] in answers for p in pred)
 EOF
-score=$("$EVE_BIN/eve-score" vqa --ann "$W/vqa/annotations_val.json" --ques "$W/vqa/questions_val.json" --pred "$tmp/v/predictions/val.json" |
+score=$("$EVE_BIN/eve-score" vqa --annotations "$W/vqa/annotations_val.json" --questions "$W/vqa/questions_val.json" --pred "$tmp/v/predictions/val.json" |
         py -c 'import json,sys; print(json.load(sys.stdin)["overall"])')
 mine=$(py -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["splits"]["val"]["accuracy"], 2))' "$tmp/v/results.json")
 check vqa-score-agrees "$score" "$mine"
@@ -88,12 +88,12 @@ check rerun-metrics "$lines" "$(wc -l <"$tmp/v/metrics.jsonl")"
 cmp -s "$tmp/val_before.json" "$tmp/v/predictions/val.json" || { echo "FAIL rerun changed the predictions"; fail=1; }
 
 # --eval-only with the fine-tuned bundle gives the same predictions.
-"$ft" --task vqa --data "$tmp/vqa" --init "$tmp/v" --eval-only --predict val.ids --out "$tmp/ev" --threads 2 -q
+"$ft" --task vqa --data "$tmp/vqa" --model "$tmp/v" --eval-only --predict val.ids --out "$tmp/ev" --threads 2 -q
 cmp -s "$tmp/v/predictions/val.json" "$tmp/ev/predictions/val.json" || { echo "FAIL --eval-only predictions differ"; fail=1; }
 
-# --init at another resolution: the position table is resized, the VQA head dropped, the
+# --model at another resolution: the position table is resized, the VQA head dropped, the
 # retrieval heads new (and they alone take lr x lr_mult).
-"$ft" --task retrieval --data "$tmp/ret" --init "$tmp/v" --image-res 48 --threads 2 --batch-size 8 --max-steps 1 \
+"$ft" --task retrieval --data "$tmp/ret" --model "$tmp/v" --image-res 48 --threads 2 --batch-size 8 --max-steps 1 \
   --val none --k-test 0 --out "$tmp/r48" 2>"$tmp/r48.err"
 grep -q "position table resized: backbone.pos_embed_vision \[65,128\] -> \[37,128\]" "$tmp/r48.err" ||
   { echo "FAIL no resize message"; cat "$tmp/r48.err"; fail=1; }
@@ -101,10 +101,10 @@ grep -q "5 parameter tensors newly initialised (learning rate x10), 6 ignored" "
   { echo "FAIL new/ignored tensor counts"; cat "$tmp/r48.err"; fail=1; }
 check r48-config "48 ['itc', 'itm']" "$(py -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["image_res"], c["heads"])' "$tmp/r48/config.json")"
 
-# --init from a VQA bundle: VQA keeps its answer list and head; another answer list of the
+# --model from a VQA bundle: VQA keeps its answer list and head; another answer list of the
 # same length (--answers), or --num-answers, gives a fresh classifier; NLVR2, whose head has
 # the same name, gets a whole fresh head even where shapes fit (output.1, the LayerNorm).
-one_step=(--data "$tmp/vqa" --init "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none)
+one_step=(--data "$tmp/vqa" --model "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none)
 "$ft" --task vqa "${one_step[@]}" --out "$tmp/vk" 2>"$tmp/vk.err"
 grep -q " 0 parameter tensors newly initialised" "$tmp/vk.err" || { echo "FAIL vqa from vqa: head not kept"; cat "$tmp/vk.err"; fail=1; }
 cmp -s "$tmp/v/answers.json" "$tmp/vk/answers.json" || { echo "FAIL vqa from vqa: answer list not kept"; fail=1; }
@@ -113,7 +113,7 @@ if grep -q "most training questions have no answer" "$tmp/vk.err"; then echo "FA
 # A bundle whose list answers none of these questions is kept too, with a warning naming the way out.
 echo '["an answer nobody gave"]' > "$tmp/alien.json"
 "$ft" --task vqa "${one_step[@]}" --answers "$tmp/alien.json" --out "$tmp/va" 2>/dev/null
-"$ft" --task vqa --data "$tmp/vqa" --init "$tmp/va" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none \
+"$ft" --task vqa --data "$tmp/vqa" --model "$tmp/va" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none \
   --out "$tmp/vaa" 2>"$tmp/vaa.err"
 grep -q "warning: most training questions have no answer in $tmp/va/answers.json: --num-answers N" "$tmp/vaa.err" ||
   { echo "FAIL no warning for a bundle's list that fits no training question"; cat "$tmp/vaa.err"; fail=1; }
@@ -122,7 +122,7 @@ py -c 'import json,sys; a=json.load(open(sys.argv[1])); json.dump(a[::-1], open(
 grep -q " 2 parameter tensors newly initialised" "$tmp/vr.err" || { echo "FAIL another answer list kept the classifier"; cat "$tmp/vr.err"; fail=1; }
 "$ft" --task vqa "${one_step[@]}" --num-answers 3 --out "$tmp/v3" 2>"$tmp/v3.err"
 check num-answers-replaces-init 3 "$(py -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/v3/answers.json")"
-"$ft" --task nlvr2 --data "$tmp/nlvr2" --init "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none --out "$tmp/nv" 2>"$tmp/nv.err"
+"$ft" --task nlvr2 --data "$tmp/nlvr2" --model "$tmp/v" --image-res 64 --threads 2 --batch-size 8 --max-steps 1 --val none --out "$tmp/nv" 2>"$tmp/nv.err"
 grep -q " 6 parameter tensors newly initialised" "$tmp/nv.err" || { echo "FAIL nlvr2 from a vqa bundle kept part of its head"; cat "$tmp/nv.err"; fail=1; }
 
 # Stopping and resuming (SIGINT, SIGTERM, bit-identical resume) is tested in interrupt.sh.
@@ -141,7 +141,7 @@ mine=$(py -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["splits"
 check nlvr2-score-agrees "$acc" "$mine"
 # A bi-attention NLVR2 bundle is evaluated with its own head, no --head needed.
 "$ft" --task nlvr2 --head biattn --data "$tmp/nlvr2" "${base[@]}" --batch-size 8 --max-steps 2 --lr 1e-3 --out "$tmp/nb"
-"$ft" --task nlvr2 --data "$tmp/nlvr2" --init "$tmp/nb" --eval-only --predict dev.ids --out "$tmp/nbe" --threads 2 -q
+"$ft" --task nlvr2 --data "$tmp/nlvr2" --model "$tmp/nb" --eval-only --predict dev.ids --out "$tmp/nbe" --threads 2 -q
 cmp -s "$tmp/nb/predictions/dev.csv" "$tmp/nbe/predictions/dev.csv" || { echo "FAIL --eval-only of a biattn bundle differs"; fail=1; }
 
 # Retrieval: score matrices and ranks for test, recall as eve-score computes it, a bundle

@@ -14,7 +14,7 @@ W=$tmp/w
   --images "$W" --size 0 --out "$tmp/ret"
 "$EVE_BIN/eve-tokenize" train -q "$W/corpus.txt" -o "$tmp/tok.model" --vocab-size 150
 for f in "$tmp"/vqa/*.jsonl "$tmp"/ret/*.jsonl; do
-  "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
+  "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
 done
 # No randomness inside the model and no token dropping: the runs differ only in how the
 # global batch is split.
@@ -25,7 +25,7 @@ c.update(drop_path_rate=0.0, text_dropout=0.0, moe_noise=False, moe_capacity_fac
 json.dump(c, open(sys.argv[2], "w"))
 PY
 a=(--task vqa --data "$tmp/vqa" --config "$tmp/det.json" --tokenizer "$tmp/tok.json" --image-res 32 --threads 1 -q
-   --batch-size 4 --max-steps 3 --seed 1 --flip 0 --val none)
+   --batch-size 4 --max-steps 3 --seed 1 --no-flip --val none)
 "$ft" "${a[@]}" --out "$tmp/one"
 MASTER_PORT=$((29400 + RANDOM % 200)) "$ft" "${a[@]}" --out "$tmp/two" --nproc-per-node 2 --dist-timeout 30
 same_weights VQA "$tmp/one" "$tmp/two" 1e-5 1
@@ -42,8 +42,8 @@ same_weights VQA "$tmp/one" "$tmp/two" 1e-5 1
 "$ft" --task retrieval --data "$tmp/ret" --config "$tmp/det.json" --tokenizer "$tmp/tok.json" --image-res 32 --threads 1 \
   -q --batch-size 8 --max-steps 1 --val none --out "$tmp/wide"
 widen_weights "$tmp/wide"
-b=(--task retrieval --data "$tmp/ret" --init "$tmp/wide" --image-res 32 --threads 1 -q --batch-size 8 --max-steps 3
-   --seed 1 --flip 0 --k-test 2)
+b=(--task retrieval --data "$tmp/ret" --model "$tmp/wide" --image-res 32 --threads 1 -q --batch-size 8 --max-steps 3
+   --seed 1 --no-flip --k-test 2)
 "$ft" "${b[@]}" --out "$tmp/r1"
 MASTER_PORT=$((29600 + RANDOM % 200)) "$ft" "${b[@]}" --out "$tmp/r2" --nproc-per-node 2 --dist-timeout 30
 "$EVE_PYTHON" - "$tmp/r1" "$tmp/r2" <<'PY' || fail=1

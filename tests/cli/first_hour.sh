@@ -31,7 +31,7 @@ W=$tmp/w
 "$EVE_BIN/eve-prep" -q nlvr2 --ann train="$W/nlvr2/train.json" --images "$W/nlvr2/images" --size 32 --out "$tmp/nlvr2"
 "$EVE_BIN/eve-tokenize" train -q "$W/corpus.txt" -o "$tmp/tok.model" --vocab-size 200
 for f in "$tmp"/vqa/*.jsonl "$tmp"/vqav/*.jsonl "$tmp"/pairs/*.jsonl "$tmp"/nlvr2/*.jsonl; do
-  "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
+  "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"
 done
 py -c 'import json,sys; c=json.load(open(sys.argv[1])); c["image_res"]=32; json.dump(c,open(sys.argv[2],"w"))' \
   "$EVE_SOURCE/share/eve/configs/eve-tiny.json" "$tmp/tiny32.json"

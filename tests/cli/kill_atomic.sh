@@ -66,12 +66,12 @@ import json, sys
 for i, line in enumerate(sys.stdin):
     print(json.dumps({"id": i, "text": line.strip()}))' >"$tmp/many.jsonl"
 head -n 10 "$tmp/many.jsonl" >"$tmp/few.jsonl"
-"$B/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/few.jsonl" -o "$tmp/enc.prev"
-ms=$(timed "$B/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/many.jsonl" -o "$tmp/enc.ref")
+"$B/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/few.jsonl" -o "$tmp/enc.prev"
+ms=$(timed "$B/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/many.jsonl" -o "$tmp/enc.ref")
 for r in $(seq 1 $reps); do
   d=$((RANDOM % (ms + 50))); echo "eve-tokenize killed at $d of $ms ms"
   cp "$tmp/enc.prev" "$tmp/enc"
-  kill_at "$d" "$B/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/many.jsonl" -o "$tmp/enc"
+  kill_at "$d" "$B/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/many.jsonl" -o "$tmp/enc"
   one_of "tokenize@$d" "$tmp/enc" "$tmp/enc.ref" "$tmp/enc.prev"
 done
 

@@ -106,7 +106,7 @@ toy_pairs() {
   "$EVE_BIN/eve-prep" synth --out "$tmp/w" --count "$1" --size "$2" --seed "$3" -q
   "$EVE_BIN/eve-prep" -q pairs --ann "$tmp/w/pairs_train.json" --images "$tmp/w" --out "$tmp/d"
   "$EVE_BIN/eve-tokenize" train -q "$tmp/d/train.jsonl" -o "$tmp/tok.model" --vocab-size "$4"
-  "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
+  "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/d/train.jsonl" >"$tmp/d/ids.jsonl"
 }
 
 # toy_vqa: $tmp/vqa, the VQA train and val splits of the world toy_pairs made, with token ids.
@@ -114,7 +114,7 @@ toy_vqa() {
   "$EVE_BIN/eve-prep" -q vqa --questions train="$tmp/w/vqa/questions_train.json" \
     --annotations train="$tmp/w/vqa/annotations_train.json" --questions val="$tmp/w/vqa/questions_val.json" \
     --annotations val="$tmp/w/vqa/annotations_val.json" --images "$tmp/w/images" --size 0 --out "$tmp/vqa"
-  for f in "$tmp"/vqa/*.jsonl; do "$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
+  for f in "$tmp"/vqa/*.jsonl; do "$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$f" -o "${f%.jsonl}.ids.jsonl"; done
 }
 
 # make_dataset: in the current dir, w/ (eve-prep synth), ret/ (retrieval dataset dir: 18

@@ -10,12 +10,12 @@ says() {
   expect_error 2 "$want" -- "$@"
   check "$name" "$want" "$(cat "$t/err")"
 }
-says range-k "eve-rank: error: --k: must be at least 1, got 0 (see --help)" -- \
+says range-k "eve-rank: error: -k: must be at least 1, got 0 (see --help)" -- \
   "$EVE_BIN/eve-rank" --queries /dev/null --gallery /dev/null -k 0
 says range-threads "eve-prep: error: --threads: must be 0 (all cores) or more, got -1 (see --help)" -- \
   "$EVE_BIN/eve-prep" --threads -1 synth --out x
 says range-max-bad "eve-tokenize: error: --max-bad: must be between 0 and 1, got 1.5 (see --help)" -- \
-  "$EVE_BIN/eve-tokenize" encode -m tok.model --max-bad 1.5
+  "$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-bad 1.5
 commands=$("$EVE_BIN/eve-prep" --help | awk '/^Subcommands:/{s=1;next} s&&/^  [a-z]/{print $1}' | paste -sd, | sed 's/,/, /g')
 says command "eve-prep: error: unknown command 'sythn' (did you mean 'synth'?); commands: $commands (see --help)" -- \
   "$EVE_BIN/eve-prep" sythn
@@ -36,5 +36,5 @@ done
 # (Here-strings: grep -q stops reading early, and a program writing to a closed pipe fails.)
 grep -qE -- "--gold .*\(required\)" <<<"$("$EVE_BIN/eve-score" classify --help)" ||
   { echo "FAIL eve-score classify --help: --gold not marked required"; fail=1; }
-grep -qE -- "--no-flip +No random" <<<"$("$EVE_BIN/eve-pretrain" --help)" || { echo "FAIL eve-pretrain --help: --no-flip"; fail=1; }
+grep -qE -- "--no-flip +Turn --flip off" <<<"$("$EVE_BIN/eve-pretrain" --help)" || { echo "FAIL eve-pretrain --help: --no-flip"; fail=1; }
 exit $fail

@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.bash"
 make_dataset
 # A larger test split (16 images, 80 captions): the Karpathy training file as "test".
 "$EVE_BIN/eve-prep" -q retrieval --ann test=w/retrieval_train.json --images w --out ret2
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 < ret2/test.jsonl > ret2/test.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 < ret2/test.jsonl > ret2/test.ids.jsonl
 
 # The checkpoint: a vlmo-style config (official keys only) and a state dict saved by torch.
 cat > vlmo.json <<'JSON'
@@ -75,12 +75,12 @@ rr=(--rerank -m bundle --images ret2 --texts ret2/test.ids.jsonl --k-test 6 -k 6
 "$EVE_BIN/eve-rank" --queries img.npy --gallery txt.npy "${rr[@]}" > i2t.jsonl 2> i2t.err
 "$EVE_BIN/eve-rank" --queries txt.npy --gallery img.npy "${rr[@]}" -q > t2i.jsonl
 grep -q "6 pairs per pass, deterministic routing" i2t.err || fail "eve-rank does not report its batching and routing: $(cat i2t.err)"
-"$EVE_BIN/eve-finetune" --task retrieval --eval-only --init bundle --data ret2 --predict test.ids \
+"$EVE_BIN/eve-finetune" --task retrieval --eval-only --model bundle --data ret2 --predict test.ids \
   --k-test 6 -o ev "${D[@]}"
 grep -q '"inference_routing": "deterministic"' ev/results.json || fail "results.json: $(cat ev/results.json)"
 
 # Texts longer than the model's 16 tokens are cut (last id kept) and counted, never refused.
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 40 < ret2/test.jsonl > ret2/long.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 40 < ret2/test.jsonl > ret2/long.ids.jsonl
 "$EVE_BIN/eve-embed" --threads 2 -m bundle --texts ret2/long.ids.jsonl -o long 2> long_embed.err
 grep -q "embed: 18 texts were longer than the model's 16 tokens and were cut (last id kept)" long_embed.err \
   || fail "eve-embed truncation: $(cat long_embed.err)"
@@ -88,7 +88,7 @@ grep -q "embed: 18 texts were longer than the model's 16 tokens and were cut (la
   --k-test 6 -k 6 --threads 2 > /dev/null 2> long_rank.err
 grep -q "rerank: [0-9]* text passes cut a text longer than the model's tokens (last id kept)" long_rank.err \
   || fail "eve-rank truncation: $(cat long_rank.err)"
-"$EVE_BIN/eve-finetune" --task retrieval --eval-only --init bundle --data ret2 --predict long.ids \
+"$EVE_BIN/eve-finetune" --task retrieval --eval-only --model bundle --data ret2 --predict long.ids \
   --k-test 6 -o ev_long --threads 2 2> long_ft.err
 grep -q "long: 18 of 80 texts are longer than the model's 16 tokens and are cut to them" long_ft.err \
   || fail "eve-finetune truncation: $(cat long_ft.err)"

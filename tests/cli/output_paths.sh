@@ -20,7 +20,7 @@ refused() {  # PROGRAM DIR ARGS...: exits 1 naming DIR as a directory, writes no
 "$EVE_BIN/eve-tokenize" train -q w/corpus.txt -o new/tok/t.model --vocab-size 300
 [[ -s new/tok/t.model && -s new/tok/t.json ]] || fail "tokenize train did not create new/tok"
 refused eve-tokenize adir train -q w/corpus.txt -o adir --vocab-size 300
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 -o enc/deep/test.ids.jsonl < ret/test.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 -o enc/deep/test.ids.jsonl < ret/test.jsonl
 [[ -s enc/deep/test.ids.jsonl ]] || fail "tokenize encode did not create enc/deep"
 
 # eve-embed: -o with missing parents; -o naming a directory.
@@ -40,6 +40,6 @@ refused eve-rank adir -q --queries emb/texts/txt.npy --gallery emb/img.npy -k 3 
 
 # A parent that is a file is named.
 touch afile
-set +e; err=$("$EVE_BIN/eve-tokenize" encode -m tok.model -o afile/x.jsonl < ret/test.jsonl 2>&1); rc=$?; set -e
+set +e; err=$("$EVE_BIN/eve-tokenize" encode --tokenizer tok.model -o afile/x.jsonl < ret/test.jsonl 2>&1); rc=$?; set -e
 [[ $rc == 1 && $err == *"afile: "* ]] || fail "parent is a file: $rc $err"
 echo ok

@@ -64,8 +64,8 @@ float32_bundle "$tmp/v16"
 W=$tmp/w
 "$EVE_BIN/eve-prep" -q vqa --questions train="$W/vqa/questions_train.json" --annotations train="$W/vqa/annotations_train.json" \
   --images "$W/images" --size 0 --out "$tmp/vqa"
-"$EVE_BIN/eve-tokenize" encode -m "$tmp/tok.model" "$tmp/vqa/train.jsonl" -o "$tmp/vqa/train.ids.jsonl"
-f=(--task vqa --data "$tmp/vqa" --init "$tmp/p32" --image-res 48 --threads 1 -q --batch-size 4 --max-steps 3 --seed 1
+"$EVE_BIN/eve-tokenize" encode --tokenizer "$tmp/tok.model" "$tmp/vqa/train.jsonl" -o "$tmp/vqa/train.ids.jsonl"
+f=(--task vqa --data "$tmp/vqa" --model "$tmp/p32" --image-res 48 --threads 1 -q --batch-size 4 --max-steps 3 --seed 1
    --val none --num-answers 20)
 "$EVE_BIN/eve-finetune" "${f[@]}" --out "$tmp/f32"
 "$EVE_BIN/eve-finetune" "${f[@]}" --precision bf16 --out "$tmp/f16"

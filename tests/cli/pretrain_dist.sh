@@ -37,7 +37,7 @@ widen_weights "$tmp/wide"
 # and 6e-4).
 same_steps() {
   local objective=$1 name=${1//,/-}; shift
-  local c=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --init "$tmp/wide" --threads 1 -q
+  local c=(--data "$tmp/d" --split ids --tokenizer "$tmp/tok.json" --model "$tmp/wide" --threads 1 -q
            --batch-size 4 --max-steps 3 --seed 1 --objective "$objective")
   "$pre" "${c[@]}" --out "$tmp/$name-1"
   MASTER_PORT=$((29600 + RANDOM % 200)) "$pre" "${c[@]}" --out "$tmp/$name-2" --nproc-per-node 2 --dist-timeout 30

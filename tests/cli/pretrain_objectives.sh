@@ -85,7 +85,7 @@ with open(sys.argv[2], "w") as f:
             out = {"ids_list": [r["ids"], rows[1]["ids"]]}
         f.write(json.dumps(out) + "\n")
 EOF
-"$pre" --data "$tmp/t" --split texts --stage text --init "$tmp/vlmo" --threads 1 --batch-size 8 \
+"$pre" --data "$tmp/t" --split texts --stage text --model "$tmp/vlmo" --threads 1 --batch-size 8 \
   --max-steps 3 --lr 1e-3 --warmup 0 --out "$tmp/text" \
   --freeze 'backbone.encoder.layers.*.attn.*' --freeze 'backbone.word_embedding.?eight' 2>"$tmp/text.log"
 metrics_have "$tmp/text/metrics.jsonl" 3 loss mlm aux

@@ -40,7 +40,7 @@ with open(tmp + "/labels.jsonl", "w") as f:
         f.write(json.dumps(rec) + "\n")
 PY
 L=$tmp/labels.jsonl
-probe=("$ft" --task probe --init "$tmp/bundle" --labels "$L" --images "$tmp/root" --threads 2 --batch-size 32)
+probe=("$ft" --task probe --model "$tmp/bundle" --labels "$L" --images "$tmp/root" --threads 2 --batch-size 32)
 
 # Both features, every kind of field, with the fresh baseline.
 "${probe[@]}" --field background --field colors --field noise --baseline fresh --seed 4 -o "$tmp/p" 2>"$tmp/p.err"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.bash"
 make_bundle bundle
 make_dataset
 
-"$EVE_BIN/eve-tokenize" encode -m tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
+"$EVE_BIN/eve-tokenize" encode --tokenizer tok.model --max-tokens 16 < ret/test.jsonl > test.ids.jsonl
 "$EVE_BIN/eve-embed" -q -m bundle --images ret -o img
 "$EVE_BIN/eve-embed" -q -m bundle --texts test.ids.jsonl -o txt
 rr=(--rerank -m bundle --images ret --texts test.ids.jsonl --k-test 6 -b 4 -q)

@@ -123,21 +123,21 @@ rerun_skips pre-rerun prep tokenizer "encode train" pretrain -- pretrain-webdata
 INIT=pw/pretrain
 
 # Retrieval on COCO and Flickr30k layouts.
-ok coco retrieval.sh --dataset coco --root coco --init "$INIT" --work rc "${TINY[@]}"
+ok coco retrieval.sh --dataset coco --root coco --model "$INIT" --work rc "${TINY[@]}"
 exists coco rc/data/test.ids.jsonl rc/finetune/results.json rc/finetune/predictions/test.i2t.npy rc/metrics-test.txt
 has coco coco.out "coco retrieval, Karpathy test"
 has coco coco.out "r_mean"
 has coco coco.out "images      4"
 has coco coco.err "recipe /"  # the recipe file by path
 rerun_skips coco-rerun prep "encode train" "encode val" "encode test" finetune "score test" -- \
-  retrieval.sh --dataset coco --root coco --init "$INIT" --work rc "${TINY[@]}"
+  retrieval.sh --dataset coco --root coco --model "$INIT" --work rc "${TINY[@]}"
 has coco-rerun coco-rerun.out "txt_r1"
-ok flickr retrieval.sh --dataset flickr --root flickr --init "$INIT" --work rf "${TINY[@]}"
+ok flickr retrieval.sh --dataset flickr --root flickr --model "$INIT" --work rf "${TINY[@]}"
 has flickr flickr.out "img_r10"
 check flickr-recipe retrieval-flickr.json "$("$EVE_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["recipe"]["recipe"].split("/")[-1])' rf/finetune/results.json)"
 
 # VQA v2 + VG: val scored, test-dev predicted as the EvalAI submission.
-ok vqa vqa.sh --root vqa --vg vg --init "$INIT" --work vw "${TINY[@]}"
+ok vqa vqa.sh --root vqa --vg vg --model "$INIT" --work vw "${TINY[@]}"
 sub=vw/v2_OpenEnded_mscoco_test-dev2015_eve_results.json
 exists vqa vw/data/vg.ids.jsonl vw/data-test-dev/test-dev.ids.jsonl vw/finetune/predictions/val.json vw/metrics-val.txt "$sub"
 has vqa vqa.out "VQA v2 val accuracy"
@@ -152,16 +152,16 @@ assert sorted(p["question_id"] for p in pred) == want, "the submission answers e
 assert all(set(p) == {"question_id", "answer"} and isinstance(p["answer"], str) for p in pred)
 EOF
 rerun_skips vqa-rerun prep "prep test-dev" "encode vg" "encode test-dev" finetune "predict test-dev" submission \
-  "score val" -- vqa.sh --root vqa --vg vg --init "$INIT" --work vw "${TINY[@]}"
+  "score val" -- vqa.sh --root vqa --vg vg --model "$INIT" --work vw "${TINY[@]}"
 
 # NLVR2: dev and test-P scored.
-ok nlvr2 nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}" --head biattn
+ok nlvr2 nlvr2.sh --root nlvr2 --model "$INIT" --work nw "${TINY[@]}" --head biattn
 exists nlvr2 nw/finetune/predictions/dev.csv nw/finetune/predictions/test1.csv nw/metrics-dev.txt nw/metrics-test1.txt
 has nlvr2 nlvr2.out "NLVR2 test-P"
 has nlvr2 nlvr2.out "consistency"
 check nlvr2-test1 "examples     8" "$(grep examples nw/metrics-test1.txt)"
 rerun_skips nlvr2-rerun prep "encode test1" finetune "score dev" "score test1" -- \
-  nlvr2.sh --root nlvr2 --init "$INIT" --work nw "${TINY[@]}" --head biattn
+  nlvr2.sh --root nlvr2 --model "$INIT" --work nw "${TINY[@]}" --head biattn
 
 # Official-style .pth files (module. prefix, a 'model' dict, an integer position-id buffer)
 # made from fine-tuned bundles: converted back, they predict what the bundles predicted.
@@ -209,19 +209,19 @@ cmp -s nw/metrics-dev.txt on/metrics-dev.txt || { echo "FAIL official-nlvr2: oth
 # Missing inputs: every one named, exit 1, nothing created.
 rm coco/coco_val.json
 mv coco/val2014 coco/val2014.away
-recipe miss-coco retrieval.sh --dataset coco --root coco --init "$INIT" --work mc
+recipe miss-coco retrieval.sh --dataset coco --root coco --model "$INIT" --work mc
 check miss-coco-exit 1 "$rc"
 has miss-coco miss-coco.err "missing coco/coco_val.json"
 has miss-coco miss-coco.err "missing coco/val2014/"
 has miss-coco miss-coco.err "COCO val2014 images"
 has miss-coco miss-coco.err "2 expected input(s) missing"
 [[ ! -e mc ]] || { echo "FAIL miss-coco created its work dir"; fail=1; }
-recipe miss-vqa vqa.sh --root vqa --vg nowhere --init w --work mv
+recipe miss-vqa vqa.sh --root vqa --vg nowhere --model w --work mv
 check miss-vqa-exit 1 "$rc"
 has miss-vqa miss-vqa.err "missing nowhere/vg_qa.json"
 has miss-vqa miss-vqa.err "missing w/tokenizer.model"
 rm nlvr2/test1.json
-recipe miss-nlvr2 nlvr2.sh --root nlvr2 --init "$INIT" --work mn
+recipe miss-nlvr2 nlvr2.sh --root nlvr2 --model "$INIT" --work mn
 check miss-nlvr2-exit 1 "$rc"
 has miss-nlvr2 miss-nlvr2.err "missing nlvr2/test1.json"
 recipe miss-shard pretrain-webdataset.sh --shards 'wds/{00000..00002}.tar' --work mp
@@ -241,11 +241,11 @@ usage() {  # usage NAME MESSAGE SCRIPT ARGS...
   check "$name-exit" 2 "$rc"
   has "$name" "$name.err" "$msg"
 }
-usage no-root "--root is required" retrieval.sh --dataset coco --init "$INIT" --work x
-usage bad-dataset "--dataset mscoco: expected one of: coco flickr" retrieval.sh --dataset mscoco --root flickr --init "$INIT" --work x
-usage unknown-opt "unknown option '--epochs'" nlvr2.sh --root nlvr2 --init "$INIT" --work x --epochs 3
-usage no-value "--work needs a value" vqa.sh --root vqa --init "$INIT" --work
-usage gpus "--gpus 0: expected a positive number of GPUs" nlvr2.sh --root nlvr2 --init "$INIT" --work x --gpus 0
+usage no-root "--root is required" retrieval.sh --dataset coco --model "$INIT" --work x
+usage bad-dataset "--dataset mscoco: expected one of: coco flickr" retrieval.sh --dataset mscoco --root flickr --model "$INIT" --work x
+usage unknown-opt "unknown option '--epochs'" nlvr2.sh --root nlvr2 --model "$INIT" --work x --epochs 3
+usage no-value "--work needs a value" vqa.sh --root vqa --model "$INIT" --work
+usage gpus "--gpus 0: expected a positive number of GPUs" nlvr2.sh --root nlvr2 --model "$INIT" --work x --gpus 0
 usage no-answers "--task vqa needs --answers" official-checkpoint.sh --checkpoint ckpt.pth --config c --tokenizer t \
   --task vqa --data vw/data --work x
 usage preset "--config eve-huge: no such preset" pretrain-webdataset.sh --shards wds --work x --config eve-huge
@@ -257,27 +257,27 @@ has help help.out "v2_OpenEnded_mscoco_test-dev2015_questions.json"
 # --dry-run: the commands on stdout, nothing created; --gpus N reaches the trainers.
 mv coco/val2014.away coco/val2014
 "$EVE_PYTHON" -c 'import json; json.dump(json.load(open("w/retrieval_val.json")), open("coco/coco_val.json", "w"))'
-ok dry retrieval.sh --dataset coco --root coco --init "$INIT" --work dw --gpus 2 --dry-run -- --epochs 1
+ok dry retrieval.sh --dataset coco --root coco --model "$INIT" --work dw --gpus 2 --dry-run -- --epochs 1
 [[ ! -e dw ]] || { echo "FAIL --dry-run created dw"; fail=1; }
 check dry-lines 6 "$(wc -l <dry.out)"
 has dry dry.out "eve-prep retrieval --ann train=coco/coco_train.json"
-has dry dry.out "eve-tokenize encode -m $INIT/tokenizer.model dw/data/test.jsonl -o dw/data/test.ids.jsonl"
+has dry dry.out "eve-tokenize encode --tokenizer $INIT/tokenizer.model dw/data/test.jsonl -o dw/data/test.ids.jsonl"
 has dry dry.out "--out dw/finetune --device cuda --nproc-per-node 2 --epochs 1"
 has dry dry.out "eve-score --format table retrieval --ann coco/coco_test.json"
 ok dry-tok pretrain-webdataset.sh --shards wds/00000.tar --tokenizer pw/tok.model --work dt --dry-run
 [[ ! -e dt ]] || { echo "FAIL --dry-run created dt"; fail=1; }
-has dry-tok dry-tok.out "eve-tokenize info -m dt/tok.model > dt/tok.json"
+has dry-tok dry-tok.out "eve-tokenize info --tokenizer dt/tok.model > dt/tok.json"
 has dry-tok dry-tok.out "share/eve/configs/eve-base.json --out dt/pretrain"
-ok dry-trainval vqa.sh --root vqa --init "$INIT" --work dv --trainval --dry-run
+ok dry-trainval vqa.sh --root vqa --model "$INIT" --work dv --trainval --dry-run
 has dry-trainval dry-trainval.out "--train train.ids --train val.ids --val none"
 ! grep -q "eve-score" dry-trainval.out || { echo "FAIL --trainval scores val"; fail=1; }
 # With the full test2015 question file the submission answers all of it.
 cp vqa/v2_OpenEnded_mscoco_test-dev2015_questions.json vqa/v2_OpenEnded_mscoco_test2015_questions.json
-ok dry-test2015 vqa.sh --root vqa --init "$INIT" --work dv --dry-run
+ok dry-test2015 vqa.sh --root vqa --model "$INIT" --work dv --dry-run
 has dry-test2015 dry-test2015.out "--questions test=vqa/v2_OpenEnded_mscoco_test2015_questions.json"
 has dry-test2015 dry-test2015.out "dv/predict-test/predictions/test.json > dv/v2_OpenEnded_mscoco_test2015_eve_results.json"
 # Programs that are not there are named like the other missing inputs.
-EVE_BIN=$tmp/nobin recipe no-bin nlvr2.sh --root nlvr2 --init "$INIT" --work x
+EVE_BIN=$tmp/nobin recipe no-bin nlvr2.sh --root nlvr2 --model "$INIT" --work x
 check no-bin-exit 1 "$rc"
 has no-bin no-bin.err "missing $tmp/nobin/eve-finetune"
 

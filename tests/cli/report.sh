@@ -162,7 +162,7 @@ summary = "%d right &middot; %d partly right &middot; %d wrong of all %d predict
 assert summary in page, summary
 PY
 # The page's accuracy is eve-score's for the same predictions.
-official=$("$EVE_BIN/eve-score" vqa --ann w/vqa/annotations_val.json --ques w/vqa/questions_val.json --pred pred.json |
+official=$("$EVE_BIN/eve-score" vqa --annotations w/vqa/annotations_val.json --questions w/vqa/questions_val.json --pred pred.json |
   "$EVE_PYTHON" -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["overall"])')
 grep -qF "VQA accuracy <b class=\"official\">$official</b> over 24 questions" page-vqa/index.html ||
   fail "vqa page: no official accuracy $official: $(grep -o 'VQA accuracy[^/]*' page-vqa/index.html)"

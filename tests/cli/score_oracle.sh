@@ -15,7 +15,7 @@ same() {  # name eve.json ref.json
 
 "$EVE_PYTHON" "$ref/vqa_make_synthetic.py" --out "$tmp/vqa" --questions 3000 --quirks --types 1000 --seed 11
 for evaluator in current legacy2017; do
-  args=(--ann "$tmp/vqa/annotations.json" --ques "$tmp/vqa/questions.json" --pred "$tmp/vqa/results.json" --evaluator "$evaluator")
+  args=(--annotations "$tmp/vqa/annotations.json" --questions "$tmp/vqa/questions.json" --pred "$tmp/vqa/results.json" --evaluator "$evaluator")
   "$score" -q vqa "${args[@]}" >"$tmp/eve.json"
   "$EVE_PYTHON" "$ref/vqa_eval_ref.py" "${args[@]}" >"$tmp/ref.json"
   same "vqa $evaluator" "$tmp/eve.json" "$tmp/ref.json"

@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.bash"
 score=$EVE_BIN/eve-score
 fx=$EVE_SOURCE/tests/fixtures/score
-args=(--ann "$fx/vqa_annotations.json" --ques "$fx/vqa_questions.json")
+args=(--annotations "$fx/vqa_annotations.json" --questions "$fx/vqa_questions.json")
 
 # Q1 unanimous "yes" answered "yes": 100. Q2 unanimous "yes" answered "Yes": 0 (current: no
 # normalisation when humans agree), 100 (legacy2017). Q3 "2","2","two"+7x"3" answered "two":
@@ -35,10 +35,10 @@ expect_error 1 'type.json:[0]: "answer" must be a string, found an integer' -- \
   "$score" vqa "${args[@]}" --pred "$tmp/type.json"
 sed 's/"answer_type": "other", //' "$fx/vqa_annotations.json" >"$tmp/ann.json"
 expect_error 1 'ann.json:annotations[3]: missing "answer_type"' -- \
-  "$score" vqa --ann "$tmp/ann.json" --ques "$fx/vqa_questions.json" --pred "$fx/vqa_results.json"
+  "$score" vqa --annotations "$tmp/ann.json" --questions "$fx/vqa_questions.json" --pred "$fx/vqa_results.json"
 expect_error 1 \
   'expected an object with a "questions" list, found no "questions" member' -- \
-  "$score" vqa --ann "$fx/vqa_annotations.json" --ques "$fx/vqa_annotations.json" --pred "$fx/vqa_results.json"
+  "$score" vqa --annotations "$fx/vqa_annotations.json" --questions "$fx/vqa_annotations.json" --pred "$fx/vqa_results.json"
 expect_error 1 "nope.json" -- "$score" vqa "${args[@]}" --pred "$tmp/nope.json"
 # Usage errors exit 2.
 expect_error 2 "--evaluator" -- \

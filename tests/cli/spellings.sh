@@ -4,13 +4,7 @@
 # new spelling; the new spellings print no note; old spellings are not in --help and are
 # never offered as "did you mean"; the training flags the two trainers share read the same
 # in both programs' --help.
-set -euo pipefail
-: "${EVE_BIN:?}" "${EVE_SOURCE:?}"
-PY=${EVE_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail=0
+source "$(dirname "$0")/lib.bash"
 note() { echo "$1 is deprecated and will be removed in the next release: use $2"; }
 
 # same NAME NOTE -- OLD... -- NEW...: both commands exit alike and print the same stdout and

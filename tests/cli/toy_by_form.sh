@@ -18,7 +18,7 @@ EOF
 
 # The text prior's accuracy: eve-score's official number equals the script's "all" row, in
 # both its columns (predictions = the prior).
-official=$("$EVE_BIN/eve-score" vqa --ann w/vqa/annotations_val.json --ques w/vqa/questions_val.json --pred prior.json |
+official=$("$EVE_BIN/eve-score" vqa --annotations w/vqa/annotations_val.json --questions w/vqa/questions_val.json --pred prior.json |
   "$EVE_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["overall"])')
 "$EVE_PYTHON" "$tool" vqa --world w --pred prior.json >vqa.txt
 read -r _ n model prior _ < <(grep '^all ' vqa.txt)

@@ -15,10 +15,10 @@ built from the images and captions of `eve-prep synth`, and prints held-out accu
 
 Labels come from the captions: a colour or shape is present when any of the image's five
 captions names it (whole words, with the generator's synonyms). Start from a fresh model or
-from a bundle (--init) to see what pre-training gave.
+from a bundle (--model) to see what pre-training gave.
 
   /usr/bin/python3 tests/reference/toy_probe.py --world demo-run/world --tokenizer demo-run/tok.model \
-      --task vl --words color --init demo-run/pretrain
+      --task vl --words color --model demo-run/pretrain
 """
 import argparse
 import json
@@ -108,7 +108,7 @@ def main():
     ap.add_argument("--task", choices=["vision", "vl", "pair"], default="vision")
     ap.add_argument("--words", choices=["color", "shape"], default="color", help="vl and pair: what is asked")
     ap.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "../../share/eve/configs/eve-tiny.json"))
-    ap.add_argument("--init", help="bundle to start from (default: a fresh model)")
+    ap.add_argument("-m", "--model", dest="init", help="bundle to start from (default: a fresh model)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)

@@ -4,7 +4,7 @@ written from its specification for Python 3 with the Python 2 behaviour the offi
 evaluator has (round half away from zero, ASCII \\d, unicode whitespace incl. U+180E, simple
 lower-case mappings). Used as the test oracle and as the benchmark peer.
 
-usage: vqa_eval_ref.py --ann A.json --ques Q.json --pred R.json [--evaluator current|legacy2017]
+usage: vqa_eval_ref.py --annotations A.json --questions Q.json --pred R.json [--evaluator current|legacy2017]
 Prints {"overall", "perAnswerType", "perQuestionType", "questions", "evaluator"} as JSON.
 """
 import argparse
@@ -168,12 +168,12 @@ def evaluate(ann_path, ques_path, pred_path, evaluator):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--ann', required=True)
-    ap.add_argument('--ques', required=True)
+    ap.add_argument('--annotations', required=True)
+    ap.add_argument('--questions', required=True)
     ap.add_argument('--pred', required=True)
     ap.add_argument('--evaluator', default='current', choices=['current', 'legacy2017'])
     args = ap.parse_args()
-    print(json.dumps(evaluate(args.ann, args.ques, args.pred, args.evaluator)))
+    print(json.dumps(evaluate(args.annotations, args.questions, args.pred, args.evaluator)))
 
 
 if __name__ == '__main__':

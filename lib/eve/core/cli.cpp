@@ -143,7 +143,7 @@ void add_switch(CLI::App* app, const std::string& name, const std::string& descr
       },
       description);
   yes->expected(0, 1);
-  CLI::Option* no = app->add_flag_callback(off, [set] { set(false); }, "The opposite of " + on);
+  CLI::Option* no = app->add_flag_callback(off, [set] { set(false); }, "Turn " + on + " off");
   yes->excludes(no);
   no->excludes(yes);
 }

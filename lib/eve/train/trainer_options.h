@@ -113,10 +113,10 @@ void add_optimisation_flags(CLI::App& app, Options& o) {
   const char* a = kAugmentGroup;
   shown(app.add_option("--crop-scale-min", o.crop_scale_min, "Smallest random-crop area fraction"), o.crop_scale_min)
       ->group(a);
-  cli::add_switch(&app, "flip", "Random horizontal flip (--no-flip: none)" + detail::switch_default(o.flip), [&o](bool on) { o.flip = on; });
+  cli::add_switch(&app, "flip", "Random horizontal flip" + detail::switch_default(o.flip), [&o](bool on) { o.flip = on; });
   app.get_option("--flip")->group(a);
   app.get_option("--no-flip")->group(a);
-  cli::add_switch(&app, "rand-augment", "RandAugment, 2 ops at magnitude 7 (--no-rand-augment: none)" + detail::switch_default(o.rand_augment),
+  cli::add_switch(&app, "rand-augment", "RandAugment, 2 ops at magnitude 7" + detail::switch_default(o.rand_augment),
                   [&o](bool on) { o.rand_augment = on; });
   app.get_option("--rand-augment")->group(a);
   app.get_option("--no-rand-augment")->group(a);
