@@ -24,7 +24,7 @@ base=(--config eve-tiny --tokenizer "$tmp/tok.json" --image-res 64 --threads 2 -
 
 # Usage errors.
 expect_error 2 "--task is required" -- "$ft" --data "$tmp/vqa" --out "$tmp/x"
-expect_error 2 "--task nope: unknown (vqa, nlvr2 or retrieval)" -- "$ft" --task nope --data "$tmp/vqa" --out "$tmp/x"
+expect_error 2 "--task nope: unknown (vqa, nlvr2, retrieval or probe)" -- "$ft" --task nope --data "$tmp/vqa" --out "$tmp/x"
 expect_error 2 "is for task nlvr2, not vqa" -- "$ft" --task vqa --recipe nlvr2 --data "$tmp/vqa" --out "$tmp/x"
 echo '{"task": "vqa", "lr": 1e-4, "learning_rate": 3}' >"$tmp/bad_recipe.json"
 expect_error 1 "unknown recipe key \"learning_rate\"" -- "$ft" --task vqa --recipe "$tmp/bad_recipe.json" --data "$tmp/vqa" --out "$tmp/x"

@@ -76,6 +76,11 @@ done
 expect_error 2 "--features pooled: expected cls, mean or both" -- "${probe[@]}" --field background --features pooled -o "$tmp/x"
 expect_error 2 "--baseline old: expected fresh" -- "${probe[@]}" --field background --baseline old -o "$tmp/x"
 expect_error 2 "needs at least one --field" -- "${probe[@]}" -o "$tmp/x"
+# Flags only fine-tuning reads are refused, not ignored.
+expect_error 2 "--task probe takes no --lr: the probe fits a linear classifier" -- \
+  "${probe[@]}" --field background --lr 0.1 -o "$tmp/x"
+expect_error 2 "--task probe takes no --flip/--no-flip" -- "${probe[@]}" --field background --no-flip -o "$tmp/x"
+expect_error 2 "--task probe has no recipe" -- "$EVE_BIN/eve-finetune" --task probe --show-recipe
 expect_error 2 "--holdout must lie strictly between 0 and 1" -- "${probe[@]}" --field background --holdout 1 -o "$tmp/x"
 expect_error 1 "labels.jsonl:1: the record has no field \"shape\"" -- "${probe[@]}" --field shape -o "$tmp/x"
 expect_error 1 "field \"one\" has one class only (x)" -- "${probe[@]}" --field one -o "$tmp/x"

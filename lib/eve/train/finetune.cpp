@@ -133,6 +133,27 @@ std::string resolved_recipe(const FinetuneOptions& options) { return recipe_json
 
 int run_finetune(const FinetuneOptions& options, const cli::CommonOptions& common) {
   if (options.task == "probe") {  // no training of the backbone: a task of its own (probe.h)
+    // A flag that only fine-tuning reads would be ignored here: refuse it, so that nobody
+    // believes e.g. --lr or --image-res changed the probe.
+    const std::pair<const char*, bool> fine_tuning_only[] = {
+        {"--data", !options.data.empty()},         {"--predict", !options.predict.empty()},
+        {"--val", options.val.has_value()},        {"--eval-only", options.eval_only},
+        {"--answers", !options.answers.empty()},   {"--num-answers", options.num_answers.has_value()},
+        {"--head", options.head.has_value()},      {"--k-test", options.k_test.has_value()},
+        {"--image-res", options.image_res.has_value()}, {"--epochs", options.epochs.has_value()},
+        {"--max-steps", options.max_steps.has_value()}, {"--lr", options.lr.has_value()},
+        {"--lr-mult", options.lr_mult.has_value()}, {"--warmup", options.warmup.has_value()},
+        {"--decay", options.decay.has_value()},    {"--clip", options.clip.has_value()},
+        {"--weight-decay", options.weight_decay.has_value()},
+        {"--crop-scale-min", options.crop_scale_min.has_value()},
+        {"--flip/--no-flip", options.flip.has_value()},
+        {"--rand-augment/--no-rand-augment", options.rand_augment.has_value()},
+        {"--grad-checkpoint", options.grad_checkpoint}, {"--nproc-per-node", options.nproc_per_node > 0}};
+    for (const auto& [flag, given] : fine_tuning_only)
+      if (given)
+        throw UsageError(std::string("--task probe takes no ") + flag +
+                         ": the probe fits a linear classifier on the frozen backbone's features "
+                         "(its flags: --labels, --images, --field, --features, --baseline, --holdout, --split)");
     ProbeOptions p = options.probe;
     p.init = options.init;
     p.out = options.run_dir;

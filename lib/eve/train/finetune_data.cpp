@@ -15,8 +15,9 @@ Task parse_task(const std::string& name) {
   if (name == "vqa") return Task::vqa;
   if (name == "nlvr2") return Task::nlvr2;
   if (name == "retrieval") return Task::retrieval;
+  if (name == "probe") throw UsageError("--task probe has no recipe: it trains no model (see \"Linear probe\" in --help)");
   throw UsageError("--task " + (name.empty() ? std::string("is required") : name + ": unknown") +
-                   " (vqa, nlvr2 or retrieval)");
+                   " (vqa, nlvr2, retrieval or probe)");
 }
 
 const char* task_name(Task task) {

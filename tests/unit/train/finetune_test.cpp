@@ -124,7 +124,7 @@ TEST(FinetuneAnswers, SplitStemAndTaskNames) {
   EXPECT_EQ(split_stem(".ids"), ".ids");
   EXPECT_EQ(split_stem("val.ids.bak"), "val.ids.bak");
   for (Task task : {Task::vqa, Task::nlvr2, Task::retrieval}) EXPECT_EQ(parse_task(task_name(task)), task);
-  EXPECT_EQ(error_of([] { parse_task("caption"); }), "--task caption: unknown (vqa, nlvr2 or retrieval)");
+  EXPECT_EQ(error_of([] { parse_task("caption"); }), "--task caption: unknown (vqa, nlvr2, retrieval or probe)");
   EXPECT_THROW(parse_task(""), eve::UsageError);
 }
 
