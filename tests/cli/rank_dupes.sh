@@ -79,12 +79,17 @@ rank --queries t.npy --gallery a.npy -k 3 --min-score 0.99 -o leak.jsonl
 "$PY" - <<'PYEOF' || fail "leakage report: $(cat report.json)"
 import json
 r = json.load(open("report.json"))
-assert (r["queries"], r["leaked_queries"], r["min_score"]) == (12, 3, None), r
+# the threshold is the one the ranks were made with, from their meta file
+assert (r["queries"], r["leaked_queries"], r["min_score"]) == (12, 3, 0.99), r
 assert abs(r["leaked_fraction"] - 0.25) < 1e-12, r
 leaks = {x["query"]: [m[0] for m in x["matches"]] for x in r["leaks"]}
 assert leaks == {"t2": ["a5"], "t6": ["a12", "a40", "a41"], "t9": ["a50", "a55"]}, leaks
 assert r["pairs"] == 6 and r["gallery_ids"] == 6, r
 PYEOF
+# ranks without a meta file: no threshold to report
+cp leak.jsonl nometa.jsonl
+"$EVE_BIN/eve-rank" leakage -q nometa.jsonl > report2.json
+grep -q '"min_score": null' report2.json || fail "leakage without a meta file: $(head -c 200 report2.json)"
 
 # 5. bad input: one line naming the file; exit 1 (data) or 2 (usage)
 printf '{"query": "a1", "results": [["a2", 0.5]]}\nnot json\n' > bad.jsonl

@@ -44,6 +44,20 @@ std::string rank_meta_path(const std::string& ranks) {
   return stem + ".meta.json";
 }
 
+nlohmann::ordered_json read_rank_meta(const std::string& ranks) {
+  const std::string path = rank_meta_path(ranks);
+  if (ranks == "-" || !file_exists(path)) return nullptr;
+  nlohmann::ordered_json meta;
+  try {
+    meta = nlohmann::ordered_json::parse(read_file(path));
+  } catch (const std::exception& e) {
+    throw Error(std::string("not a valid meta file: ") + describe_exception(e), path);
+  }
+  if (!meta.is_object() || meta.value("format", "") != "eve-rank-meta 1")
+    throw Error("not an eve-rank meta file (no \"format\": \"eve-rank-meta 1\")", path);
+  return meta;
+}
+
 namespace {
 
 size_t skip_ws(std::string_view s, size_t i) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace eve::io {
 
 class LineReader;
@@ -58,5 +60,9 @@ class RankReader {
 
 // "<ranks without .jsonl>.meta.json": where eve-rank describes a ranks file.
 std::string rank_meta_path(const std::string& ranks);
+// The meta file of a ranks file, parsed; null when the ranks are standard input or have no
+// meta file. Throws eve::Error naming the meta file when it is not valid JSON or not an
+// eve-rank meta file ("format": "eve-rank-meta 1").
+nlohmann::ordered_json read_rank_meta(const std::string& ranks);
 
 }  // namespace eve::io

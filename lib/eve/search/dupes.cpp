@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <unordered_map>
@@ -136,7 +137,22 @@ LeakageSummary leakage_report(const DupesOptions& o) {
     leaks += "]}";
   });
   s.gallery_ids = static_cast<int64_t>(gallery.size());
-  const std::string threshold = std::isnan(o.min_score) ? "null" : fmt::format("{}", o.min_score);
+  // Without --min-score, the threshold is what the ranks were made with: every file's meta
+  // names one (eve-rank --min-score), and the smallest is the bound all the hits share.
+  float made_with = o.min_score;
+  if (std::isnan(made_with)) {
+    for (const auto& path : o.ranks) {
+      const auto meta = io::read_rank_meta(path);
+      const auto it = meta.is_object() ? meta.find("min_score") : meta.end();
+      if (!meta.is_object() || it == meta.end() || !it->is_number()) {
+        made_with = std::numeric_limits<float>::quiet_NaN();
+        break;
+      }
+      const float t = it->get<float>();
+      made_with = std::isnan(made_with) ? t : std::min(made_with, t);
+    }
+  }
+  const std::string threshold = std::isnan(made_with) ? "null" : fmt::format("{}", made_with);
   const double fraction = s.queries ? static_cast<double>(s.leaked) / static_cast<double>(s.queries) : 0.0;
   io::AtomicWriter out(o.out);
   out.write(fmt::format("{{\"ranks\": {}, \"min_score\": {}, \"queries\": {}, \"leaked_queries\": {}, "

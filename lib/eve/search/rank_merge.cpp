@@ -15,20 +15,7 @@ namespace {
 // Each part's meta file, or null where a part has none.
 std::vector<io::ordered_json> read_part_metas(const std::vector<std::string>& parts) {
   std::vector<io::ordered_json> metas;
-  for (const auto& p : parts) {
-    const std::string path = io::rank_meta_path(p);
-    if (p == "-" || !io::file_exists(path)) {
-      metas.emplace_back(nullptr);
-      continue;
-    }
-    try {
-      metas.push_back(io::ordered_json::parse(io::read_file(path)));
-    } catch (const std::exception& e) {
-      throw Error(std::string("not a valid meta file: ") + describe_exception(e), path);
-    }
-    if (!metas.back().is_object() || metas.back().value("format", "") != "eve-rank-meta 1")
-      throw Error("not an eve-rank meta file (no \"format\": \"eve-rank-meta 1\")", path);
-  }
+  for (const auto& p : parts) metas.push_back(io::read_rank_meta(p));
   return metas;
 }
 
