@@ -67,9 +67,6 @@ struct is_optional<std::optional<T>> : std::true_type {};
 
 // The default shown in --help: a plain value's own; an unset override says where its value
 // comes from instead.
-template <class T>
-CLI::Option* shown(CLI::Option* opt, const T& value);
-
 // A switch's default for --help: " (default: on)" for a plain bool, "" for an override.
 template <class T>
 std::string switch_default(const T& value) {
@@ -114,12 +111,9 @@ void add_optimisation_flags(CLI::App& app, Options& o) {
   shown(app.add_option("--crop-scale-min", o.crop_scale_min, "Smallest random-crop area fraction"), o.crop_scale_min)
       ->group(a);
   cli::add_switch(&app, "flip", "Random horizontal flip" + detail::switch_default(o.flip), [&o](bool on) { o.flip = on; });
-  app.get_option("--flip")->group(a);
-  app.get_option("--no-flip")->group(a);
   cli::add_switch(&app, "rand-augment", "RandAugment, 2 ops at magnitude 7" + detail::switch_default(o.rand_augment),
                   [&o](bool on) { o.rand_augment = on; });
-  app.get_option("--rand-augment")->group(a);
-  app.get_option("--no-rand-augment")->group(a);
+  for (const char* name : {"--flip", "--no-flip", "--rand-augment", "--no-rand-augment"}) app.get_option(name)->group(a);
 }
 
 // --save-every, --keep, --resume, --log-every, --prefetch; --nproc-per-node, --dist-timeout.
