@@ -45,6 +45,8 @@ struct State {
   std::array<AtomicCounts, kMaxPhases> counts;
   std::mutex sync_mutex;
   std::map<std::string, int64_t> sync_ops, sync_sites;
+  std::mutex op_mutex;
+  std::map<std::string, int64_t> compute_ops, kernel_ops, kernel_sites;
   int64_t step = 0;
   bool logging = false;
   StepCensus last = [] {
@@ -75,7 +77,9 @@ uint8_t classify(const char* name) {
   static const std::unordered_set<std::string> sync(sync_op_names().begin(), sync_op_names().end());
   const std::string n(name);
   uint8_t c = 0;
-  if (excluded.count(n)) c |= kExcluded;
+  // Autograd's records of its nodes (evaluate_function: MulBackward0, AccumulateGrad, ...)
+  // enclose the ops that do the node's work, which are counted themselves.
+  if (excluded.count(n) || n.rfind("autograd::", 0) == 0) c |= kExcluded;
   if (sync.count(n)) c |= kSync;
   if (n == "aten::to" || n == "aten::_to_copy" || n == "aten::copy_") c |= kCopy;
   if (n == "aten::to" || n == "aten::_to_copy") c |= kToCall;
@@ -153,11 +157,17 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   const int phase = s.phase.load(std::memory_order_relaxed);
   AtomicCounts& c = s.counts[static_cast<size_t>(phase)];
   const bool top = t.stack.empty();
-  if (!top) t.stack.back().has_child = true;
+  const bool compute = !(cls & kExcluded);
+  // A kernel is a compute op that calls no other: views and metadata queries inside it (the
+  // resolve_conj of a matrix product) leave it a kernel.
+  if (!top && compute) t.stack.back().has_child = true;
   c.ops.fetch_add(1, std::memory_order_relaxed);
   if (top) c.top.fetch_add(1, std::memory_order_relaxed);
-  const bool compute = !(cls & kExcluded);
-  if (compute) c.compute.fetch_add(1, std::memory_order_relaxed);
+  if (compute) {
+    c.compute.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(s.op_mutex);
+    ++s.compute_ops[name];
+  }
 
   bool sync = cls & kSync;
   if (cls & kCopy) {
@@ -192,6 +202,11 @@ void on_end(const at::RecordFunction&, at::ObserverContext*) {
     State& s = state();
     s.counts[static_cast<size_t>(s.phase.load(std::memory_order_relaxed))].kernels.fetch_add(
         1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(s.op_mutex);
+    ++s.kernel_ops[f.name];
+    // Where it ran: the outermost open op (an autograd node's record in backward).
+    const char* outer = t.stack.empty() ? f.name : t.stack.front().name;
+    ++s.kernel_sites[outer == f.name ? std::string(f.name) : std::string(f.name) + " in " + outer];
   }
 }
 
@@ -240,6 +255,9 @@ const std::vector<std::string>& compute_exclusions() {
       "aten::result_type", "aten::is_same_size", "aten::_has_compatible_shallow_copy_type",
       "aten::lift_fresh", "aten::set_", "aten::requires_grad_", "aten::retain_grad",
       "aten::output_nr", "aten::_version", "aten::is_leaf",
+      // return a real tensor itself (only a complex tensor's lazy conjugate or negation is
+      // materialised); the CPU's batched products call them once per matrix of the batch
+      "aten::resolve_conj", "aten::resolve_neg",
       // wrappers whose work, when there is any, is the op they call (counted there)
       "aten::to", "aten::contiguous", "aten::item", "aten::type_as", "aten::detach_"};
   return names;
@@ -278,6 +296,9 @@ void begin_step(int64_t step, bool logging) {
   for (auto& c : s.counts) c.reset();
   s.sync_ops.clear();
   s.sync_sites.clear();
+  s.compute_ops.clear();
+  s.kernel_ops.clear();
+  s.kernel_sites.clear();
   s.phase_names.push_back("other");
   s.phase.store(0);
   s.step = step;
@@ -312,6 +333,9 @@ void end_step() {
   for (size_t i = 0; i < s.phase_names.size(); ++i) out.phases.emplace_back(s.phase_names[i], s.counts[i].load());
   out.sync_ops = s.sync_ops;
   out.sync_sites = s.sync_sites;
+  out.compute_ops = s.compute_ops;
+  out.kernel_ops = s.kernel_ops;
+  out.kernel_sites = s.kernel_sites;
   if (s.path.empty()) return;
   std::ofstream f(s.path, std::ios::app);
   f << to_json_line(out) << '\n';
@@ -322,6 +346,15 @@ void end_step() {
 const StepCensus& last_step() { return state().last; }
 
 std::string to_json_line(const StepCensus& s) {
+  // The n largest entries of a name -> count map, largest first, as [[name, count], ...].
+  auto largest = [](const std::map<std::string, int64_t>& m, size_t n) {
+    std::vector<std::pair<std::string, int64_t>> v(m.begin(), m.end());
+    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    if (v.size() > n) v.resize(n);
+    io::ordered_json out = io::ordered_json::array();
+    for (const auto& [name, count] : v) out.push_back({name, count});
+    return out;
+  };
   auto counts = [](const Counts& c) {
     return io::ordered_json{{"ops", c.ops},         {"top", c.top},     {"compute", c.compute},
                             {"kernels", c.kernels}, {"syncs", c.syncs}, {"to_cpu", c.to_cpu}};
@@ -334,12 +367,10 @@ std::string to_json_line(const StepCensus& s) {
   const Counts total = s.total();
   j["total"] = counts(total);
   j["sync_ops"] = s.sync_ops;
-  std::vector<std::pair<std::string, int64_t>> sites(s.sync_sites.begin(), s.sync_sites.end());
-  std::stable_sort(sites.begin(), sites.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-  if (sites.size() > 10) sites.resize(10);
-  io::ordered_json top = io::ordered_json::array();
-  for (const auto& [site, n] : sites) top.push_back({site, n});
-  j["sync_sites"] = top;
+  j["sync_sites"] = largest(s.sync_sites, 10);
+  j["compute_ops"] = largest(s.compute_ops, 20);
+  j["kernel_ops"] = largest(s.kernel_ops, 20);
+  j["kernel_sites"] = largest(s.kernel_sites, 20);
   const Counts* opt = s.phase("optimizer");
   j["optimizer_share"] = total.ops > 0 && opt ? static_cast<double>(opt->ops) / static_cast<double>(total.ops) : 0.0;
   return j.dump();

@@ -13,8 +13,9 @@
 //            calls are two)
 //   top      operators called by eve's code (or by an autograd node) directly
 //   compute  ops less the views, metadata queries, allocations and dispatch wrappers of
-//            compute_exclusions() (which do no arithmetic and launch no kernel)
-//   kernels  compute ops that call no other op: about the kernels a GPU would launch
+//            compute_exclusions() (which do no arithmetic and launch no kernel) and less
+//            autograd's records of its nodes ("autograd::..."; the ops inside are counted)
+//   kernels  compute ops that call no other compute op: about the kernels a GPU would launch
 //   syncs    ops that make the host wait for the device: sync_op_names() (.item(), nonzero,
 //            masked_select, ...; one nested in another counts once) and copies to the CPU
 //            from another device (aten::to / _to_copy / copy_ with a non-CPU source)
@@ -46,6 +47,11 @@ struct StepCensus {
   // "phase op after previous-op" -> syncs: the phase, the sync op and the last operator the
   // same thread ran directly before it (what computed the value the host waits for).
   std::map<std::string, int64_t> sync_sites;
+  std::map<std::string, int64_t> compute_ops;  // op name -> compute ops of that name
+  std::map<std::string, int64_t> kernel_ops;   // op name -> kernels (leaf compute ops)
+  // "op in outer" -> kernels: a kernel and the outermost op it ran in (the autograd node's
+  // record in backward; the op alone when eve's code called it directly).
+  std::map<std::string, int64_t> kernel_sites;
   Counts total() const;
   const Counts* phase(const std::string& name) const;  // nullptr when the step never entered it
 };
@@ -68,7 +74,9 @@ void enable(const std::string& path);
 // The census of the last step ended in this process (step -1 before any).
 const StepCensus& last_step();
 // The step's JSON line (without the newline): {"step", "logging", "phases": {name: counts},
-// "total", "sync_ops", "sync_sites" (the 10 most frequent, most first), "optimizer_share"
+// "total", "sync_ops", "sync_sites" (the 10 most frequent, most first), "compute_ops" and
+// "kernel_ops" (the 20 most frequent names of each, most first), "kernel_sites" (the 20 most
+// frequent), "optimizer_share"
 // (the optimizer phase's share of all ops)}.
 std::string to_json_line(const StepCensus& s);
 

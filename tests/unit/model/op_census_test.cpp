@@ -132,3 +132,32 @@ TEST(OpCensus, AppendsOneJsonLinePerStep) {
   EXPECT_EQ(lines, 2);
   std::remove(path.c_str());
 }
+
+TEST(OpCensus, AutogradRecordsAndRealConjugatesAreNotCompute) {
+  torch::Tensor w = torch::rand({16, 8, 8}, torch::requires_grad());
+  torch::Tensor x = torch::rand({16, 8, 8});
+  const auto& s = census_of([&] {
+    census::phase("forward");
+    torch::Tensor loss = torch::bmm(w, x).sum();
+    census::phase("backward");
+    loss.backward();
+  });
+  // The CPU's bmm resolves the (absent) conjugate of each of its matrices, and the backward
+  // pass runs under autograd's records of its nodes: both are ops, neither is compute.
+  EXPECT_GT(s.total().ops, s.total().compute);
+  for (const auto& [name, n] : s.compute_ops) {
+    EXPECT_NE(name.rfind("autograd::", 0), 0u) << name;
+    EXPECT_NE(name, "aten::resolve_conj");
+  }
+  // Compute ops by name add up to the compute count; kernels by name to the kernel count.
+  int64_t compute = 0, kernels = 0;
+  for (const auto& [name, n] : s.compute_ops) compute += n;
+  for (const auto& [name, n] : s.kernel_ops) kernels += n;
+  EXPECT_EQ(compute, s.total().compute);
+  EXPECT_EQ(kernels, s.total().kernels);
+  EXPECT_EQ(s.compute_ops.at("aten::bmm"), 2);  // forward, and w's gradient in backward
+  const std::string line = census::to_json_line(s);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["compute_ops"][0].size(), 2u);
+  EXPECT_LE(j["kernel_ops"].size(), 20u);
+}
