@@ -3,6 +3,7 @@
 #include <ATen/record_function.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 #include <mutex>
@@ -183,9 +184,9 @@ MoeLoad load_of(const Routing& r, int64_t E) {
   load.top1 = count_claims(r.top1, all, E);
   load.claims = load.top1 + count_claims(r.top2, all, E);
   load.kept = count_claims(r.top1, r.keep1, E) + count_claims(r.top2, r.keep2, E);
-  // The host fields are the only reads of the device here, made when the data decide them.
-  load.tokens = r.active.defined() ? load.top1.sum().item<int64_t>() : r.top1.size(0);
-  load.capacity = r.limit.defined() ? r.limit.item<int64_t>() : r.capacity;
+  const auto on_device = r.top1.options();
+  load.tokens = r.active.defined() ? load.top1.sum() : torch::scalar_tensor(r.top1.size(0), on_device);
+  load.capacity = r.limit.defined() ? r.limit.to(torch::kLong) : torch::scalar_tensor(r.capacity, on_device);
   return load;
 }
 
@@ -199,7 +200,8 @@ MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality
     empty.y = torch::zeros_like(x);
     empty.aux = torch::zeros({}, x.options().dtype(torch::kFloat));
     auto zeros = torch::zeros({E}, torch::dtype(torch::kLong).device(x.device()));
-    empty.load = {zeros, zeros, zeros, 0, opt.capacity};
+    empty.load = {zeros, zeros, zeros, torch::scalar_tensor(0, zeros.options()),
+                  torch::scalar_tensor(opt.capacity, zeros.options())};
     return empty;
   }
   torch::Tensor xt = x;
@@ -215,16 +217,32 @@ MoeResult MoEImpl::forward(const torch::Tensor& x, const torch::Tensor& modality
   out.y = opt.dispatch == Dispatch::sparse ? dispatch_sparse(xt, r, opt.layout)
                                            : dispatch_dense(xt, r);
   out.aux = r.aux;
-  if (opt.want_load) {
-    out.load = load_of(r, E);
-  } else {
-    out.load.capacity = r.capacity;
-  }
+  if (opt.want_load) out.load = load_of(r, E);
   return out;
 }
 
+namespace {
+
+// EVE_MOE_LAYOUT=grouped|capacity replaces by_device (for benchmarks: the op census of the
+// layout a GPU runs, measured on a CPU). Read once; an unknown name is an error.
+ExpertLayout layout_from_env() {
+  static const ExpertLayout layout = [] {
+    const char* v = std::getenv("EVE_MOE_LAYOUT");
+    const std::string name = v ? v : "";
+    if (name.empty() || name == "by_device") return ExpertLayout::by_device;
+    if (name == "grouped") return ExpertLayout::grouped;
+    if (name == "capacity") return ExpertLayout::capacity;
+    throw Error("EVE_MOE_LAYOUT=" + name + ": unknown expert layout", {}, {},
+                "use grouped, capacity or by_device");
+  }();
+  return layout;
+}
+
+}  // namespace
+
 torch::Tensor MoEImpl::dispatch_sparse(const torch::Tensor& xt, const Routing& r,
                                        ExpertLayout layout) {
+  if (layout == ExpertLayout::by_device) layout = layout_from_env();
   if (layout == ExpertLayout::by_device)
     layout = xt.device().is_cpu() ? ExpertLayout::grouped : ExpertLayout::capacity;
   return layout == ExpertLayout::grouped ? dispatch_grouped(xt, r) : dispatch_capacity(xt, r);

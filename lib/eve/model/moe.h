@@ -59,9 +59,8 @@ struct RoutingOptions {
   bool noise = false;     // Gumbel noise on the second choice
   Dispatch dispatch = Dispatch::sparse;
   ExpertLayout layout = ExpertLayout::by_device;
-  // Fill MoeResult::load. Its tensors cost a few small device ops; its host fields (tokens,
-  // capacity) are read from the device when they depend on data, so steps that do not log
-  // should turn this off.
+  // Fill MoeResult::load: a few small device ops, no read of the device. Steps that do not
+  // log turn it off.
   bool want_load = true;
 };
 
@@ -95,13 +94,15 @@ Routing route(const torch::Tensor& logits, int64_t capacity, bool noise);
 Routing route(const torch::Tensor& logits, const RoutingOptions& opt,
               const torch::Tensor& active = {});
 
-// Per-expert load of one MoE call, for logging.
+// Per-expert load of one MoE call, for logging: tensors on the tokens' device (undefined
+// when not asked for, see want_load), read by whoever prints them, with the step's other
+// values in one transfer.
 struct MoeLoad {
-  torch::Tensor top1;     // [E] int64 tokens whose first choice is e (before dropping)
-  torch::Tensor claims;   // [E] int64 claims (top-1 and top-2) routed to e (before dropping)
-  torch::Tensor kept;     // [E] int64 claims e actually processed
-  int64_t tokens = 0;     // tokens routed (0 when not asked for, see want_load)
-  int64_t capacity = -1;  // capacity applied (-1 = unlimited)
+  torch::Tensor top1;      // [E] int64 tokens whose first choice is e (before dropping)
+  torch::Tensor claims;    // [E] int64 claims (top-1 and top-2) routed to e (before dropping)
+  torch::Tensor kept;      // [E] int64 claims e actually processed
+  torch::Tensor tokens;    // [] int64 tokens routed
+  torch::Tensor capacity;  // [] int64 capacity applied (-1 = unlimited)
 };
 
 struct MoeResult {

@@ -171,7 +171,9 @@ MsmLoss msm_loss(model::EveModelImpl& model, const torch::Tensor& images, const 
     torch::Tensor& sum = out.load[i].load.top1;
     const torch::Tensor& add = ea.load[i].load.top1;
     if (add.defined()) sum = sum.defined() ? sum + add : add;  // defined on logging steps only
-    out.load[i].load.tokens += ea.load[i].load.tokens;
+    torch::Tensor& tokens = out.load[i].load.tokens;
+    const torch::Tensor& more = ea.load[i].load.tokens;
+    if (more.defined()) tokens = tokens.defined() ? tokens + more : more;
   }
   return out;
 }

@@ -79,10 +79,15 @@ void truncate_metrics(const std::string& path, int64_t step) {
 nlohmann::ordered_json expert_load_json(const std::vector<model::LayerLoad>& load) {
   nlohmann::ordered_json experts = nlohmann::ordered_json::object();
   for (const auto& ll : load) {
-    torch::Tensor t = ll.load.top1.to(torch::kCPU, torch::kFloat64);
-    const double s = std::max(1.0, t.sum().item<double>());
+    // Read on the host through data_ptr: the step's one transfer brought them (and a device
+    // tensor is copied once here).
+    torch::Tensor t = ll.load.top1.to(torch::kCPU, torch::kFloat64).contiguous();
+    const double* v = t.data_ptr<double>();
+    double s = 0;
+    for (int64_t e = 0; e < t.numel(); ++e) s += v[e];
+    s = std::max(1.0, s);
     std::vector<double> frac;
-    for (int64_t e = 0; e < t.size(0); ++e) frac.push_back(t[e].item<double>() / s);
+    for (int64_t e = 0; e < t.numel(); ++e) frac.push_back(v[e] / s);
     experts[std::to_string(ll.layer)] = frac;
   }
   return experts;

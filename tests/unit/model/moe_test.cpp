@@ -256,8 +256,8 @@ TEST(MoE, MaskedRowsRouteAsTheRealRowsAlone) {
       EXPECT_TRUE(torch::equal(got.r.load.top1, want.r.load.top1)) << what;
       EXPECT_TRUE(torch::equal(got.r.load.claims, want.r.load.claims)) << what;
       EXPECT_TRUE(torch::equal(got.r.load.kept, want.r.load.kept)) << what;
-      EXPECT_EQ(got.r.load.tokens, n) << what;
-      EXPECT_EQ(got.r.load.capacity, alone.capacity) << what;
+      EXPECT_EQ(got.r.load.tokens.item<int64_t>(), n) << what;
+      EXPECT_EQ(got.r.load.capacity.item<int64_t>(), alone.capacity) << what;
     }
   }
 }

@@ -55,7 +55,7 @@ TEST(ModelParity, TrainingModeWithCapacityOverflow) {
   EncoderOutput o = m->encode(Mode::vl, vl_input(batch));
   ASSERT_FALSE(o.load.empty());
   EXPECT_LT(o.load[0].load.kept.sum().item<int64_t>(), o.load[0].load.claims.sum().item<int64_t>());
-  EXPECT_LE(o.load[0].load.kept.max().item<int64_t>(), o.load[0].load.capacity);
+  EXPECT_LE(o.load[0].load.kept.max().item<int64_t>(), o.load[0].load.capacity.item<int64_t>());
 }
 
 // Training-mode randomness: drop-path (per sample, survivors scaled by 1/keep), text-embedding
