@@ -19,12 +19,19 @@ Tensor itc_targets(const Tensor& groups_a, const Tensor& groups_b) {
 
 Tensor sample_rows(Tensor weights, std::optional<at::Generator> generator) {
   torch::NoGradGuard guard;
-  const torch::Device device = weights.device();
-  weights = weights.to(generator ? torch::Device(torch::kCPU) : device, torch::kFloat32).clone();
+  weights = weights.to(torch::kFloat32).clone();
   Tensor empty = weights.sum(1).le(0);
   weights.masked_fill_(empty.unsqueeze(1), 1.0);  // no host read, unlike testing for any first
-  Tensor drawn = generator ? torch::multinomial(weights, 1, false, *generator) : torch::multinomial(weights, 1);
-  return drawn.view({-1}).to(device);
+  // The exponential race: with E_ij ~ Exp(1), argmax_j w_ij / E_ij is j with probability
+  // w_ij / sum_j w_ij. It is what torch::multinomial(w, 1) computes, the same numbers from
+  // the same generator, less multinomial's check of the weights, which reads them to the
+  // host. With a generator the noise is drawn on the CPU (it does not depend on the weights)
+  // and sent to the device without waiting for it.
+  Tensor noise = generator ? torch::empty(weights.sizes(), torch::kFloat32)
+                                 .exponential_(1, *generator)
+                                 .to(weights.device(), /*non_blocking=*/true)
+                           : torch::empty_like(weights).exponential_(1);
+  return (weights / noise).argmax(1);
 }
 
 HardNegatives sample_hard_negatives(const Tensor& logits_i2t, const Tensor& groups, std::optional<uint64_t> seed) {
@@ -89,15 +96,18 @@ ContrastiveLoss contrastive_loss(model::EveModelImpl& m, const Tensor& images, c
       model::NoAutocast full_precision;
       neg = sample_hard_negatives(torch::matmul(fv_all, ft_all.t()) / temp, g_all, o.negative_seed);
     }
-    // Row r: the negatives of rank r's slice [r · b, (r + 1) · b) of the global draw; the chosen
-    // rows may live on any rank.
-    Tensor want_images = neg.image_of_text.view({world, b}).cpu();
-    Tensor want_texts = neg.text_of_image.view({world, b}).cpu();
-    auto fetch = [&](const Tensor& local, const Tensor& wanted) {
-      return pg ? pg->fetch_rows(local, wanted) : local.index_select(0, wanted[0].to(local.device()));
-    };
-    Tensor neg_images = fetch(images, want_images);
-    Tensor neg_text = fetch(torch::stack({ids, mask}, 1), want_texts);  // ids and mask in one exchange
+    Tensor pair = torch::stack({ids, mask}, 1);  // ids and mask in one exchange
+    Tensor neg_images, neg_text;
+    if (gather) {
+      // Row r: the negatives of rank r's slice [r · b, (r + 1) · b) of the global draw; the
+      // chosen rows may live on any rank, and what each rank sends is decided on the host.
+      neg_images = pg->fetch_rows(images, neg.image_of_text.view({world, b}).cpu());
+      neg_text = pg->fetch_rows(pair, neg.text_of_image.view({world, b}).cpu());
+    } else {
+      // One process: the rows are local, picked on the device without a read.
+      neg_images = images.index_select(0, neg.image_of_text.to(images.device()));
+      neg_text = pair.index_select(0, neg.text_of_image.to(pair.device()));
+    }
     model::EncoderInput fin;
     fin.image = torch::cat({images, neg_images, images});
     fin.text_ids = torch::cat({ids, ids, neg_text.select(1, 0)});

@@ -64,9 +64,9 @@ struct ContrastiveLoss {
 torch::Tensor itc_targets(const torch::Tensor& groups_a, const torch::Tensor& groups_b);
 
 // Samples one index per row from weights [n,m] (>= 0); rows summing to 0 draw uniformly.
-// With a (CPU) `generator` the draw runs on the CPU and does not depend on torch's default
-// generator or the device; else torch's default generator draws on weights' device. The
-// indices come back on weights' device.
+// With a (CPU) `generator` the random numbers come from it, on the CPU, and do not depend on
+// torch's default generator or the device; else torch's default generator draws them on
+// weights' device. The indices are drawn on weights' device, with no read of the device.
 torch::Tensor sample_rows(torch::Tensor weights, std::optional<at::Generator> generator = std::nullopt);
 
 // The hard negatives of a global batch: [B] int64 global row indices.

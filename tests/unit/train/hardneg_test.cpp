@@ -4,6 +4,7 @@
 // keeps the negatives of its own slice of the global draw).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "eve/core/error.h"
+#include "eve/model/moe.h"
 #include "eve/train/contrastive.h"
 #include "eve/train/distributed.h"
 #include "common/model_test_util.h"
@@ -102,6 +104,33 @@ TEST(HardNegatives, OtherGroupsOnlyAndTheSeedAloneFixesTheDraw) {
   torch::manual_seed(9);
   HardNegatives e = sample_hard_negatives(logits, groups, std::nullopt);
   EXPECT_TRUE(d.text_of_image.equal(e.text_of_image));
+}
+
+TEST(HardNegatives, DrawsWhatMultinomialDrawsWithoutReadingTheDevice) {
+  // The exponential race draws what torch::multinomial(w, 1) draws from the same generator
+  // (so runs made before it keep their negatives), and reads nothing back from the weights'
+  // device: multinomial checks its weights with a read.
+  torch::manual_seed(3);
+  torch::Tensor w = torch::rand({64, 64}) * torch::rand({64, 64}).gt(0.3);
+  w[5].zero_();  // a row without weight draws uniformly
+  for (uint64_t seed : {0u, 1u, 77u}) {
+    at::Generator g1 = at::make_generator<at::CPUGeneratorImpl>(seed);
+    at::Generator g2 = at::make_generator<at::CPUGeneratorImpl>(seed);
+    torch::Tensor filled = w.clone();
+    filled[5].fill_(1.0);
+    torch::Tensor want = torch::multinomial(filled, 1, false, g1).view({-1});
+    eve::model::OpCounter ops;
+    torch::Tensor got = eve::train::sample_rows(w, g2);
+    EXPECT_TRUE(ops.host_reads().empty());
+    EXPECT_TRUE(got.equal(want)) << seed;
+  }
+  torch::manual_seed(4);
+  torch::Tensor want = torch::multinomial(w + w.sum(1, true).le(0), 1).view({-1});
+  torch::manual_seed(4);
+  eve::model::OpCounter ops;
+  torch::Tensor got = eve::train::sample_rows(w);
+  EXPECT_TRUE(ops.host_reads().empty());
+  EXPECT_TRUE(got.equal(want));
 }
 
 TEST(HardNegatives, DrawFollowsTheSoftmaxOfEachRowForTextsAndOfEachColumnForImages) {
@@ -267,4 +296,23 @@ TEST(ProcessGroupOfOne, EveryCollectiveOnEachDevice) {
     EXPECT_EQ(pg.sum({1.5, -2.0}), (std::vector<double>{1.5, -2.0}));
     pg.barrier();
   }
+}
+
+TEST(HardNegatives, OneProcessContrastiveStepReadsNothingFromTheDevice) {
+  // ITC, the hard-negative draw, the fetch of the chosen rows, ITM and backward, with the MoE
+  // in the layout a GPU runs and its load statistics off (a step that does not log): no value
+  // comes back to the host, so a GPU is never made to wait.
+  const eve::model::ModelConfig c = det_config();
+  auto batch = eve::model::test::make_batch(c, 8, c.max_text_len, 0, 21);
+  const torch::Tensor groups = torch::tensor({0, 0, 1, 2, 3, 3, 4, 5}, torch::kInt64);
+  ContrastiveOptions o;
+  o.negative_seed = 4242;
+  eve::model::EveModel m = det_model();
+  m->set_expert_layout(eve::model::ExpertLayout::capacity);
+  m->set_want_load(false);
+  eve::model::OpCounter ops;
+  ContrastiveLoss l = contrastive_loss(*m, batch["image"], batch["text_ids"], batch["text_mask"], groups, o, nullptr);
+  l.total.backward();
+  EXPECT_GT(ops.total(), 100);
+  EXPECT_TRUE(ops.host_reads().empty()) << ops.host_reads().begin()->first;
 }
