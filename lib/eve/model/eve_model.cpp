@@ -159,9 +159,10 @@ Tensor BlockImpl::forward(const Tensor& h, const TokenLayout& layout, Tensor* au
     } else if (s <= 0) {
       y = mlp_text(norm2_text(x));
     } else {
-      y = torch::cat({mlp_imag(norm2_imag(x.narrow(1, 0, s))),
-                      mlp_text(norm2_text(x.narrow(1, s, L - s)))},
-                     1);
+      // One split, whose backward is one concatenation; two narrows would each fill a zero
+      // gradient the size of x and add them.
+      std::vector<Tensor> parts = x.split_with_sizes({s, L - s}, 1);
+      y = torch::cat({mlp_imag(norm2_imag(parts[0])), mlp_text(norm2_text(parts[1]))}, 1);
     }
   } else if (kind == FfnKind::moe) {
     Tensor n = norm2_vl(x);
