@@ -273,6 +273,75 @@ torch::Tensor MoEImpl::dispatch_grouped(const torch::Tensor& xt, const Routing& 
   return torch::zeros_like(xt).index_add(0, tok_s, ys);
 }
 
+namespace {
+
+// The experts' weights, one tensor per expert, handed to ExpertProducts beside their stacks:
+// backward stacks them again rather than have the forward stacks kept alive.
+struct ExpertWeights {
+  std::vector<torch::Tensor> w1, w2;
+  std::string act;
+};
+
+c10::List<torch::Tensor> tensor_list(const std::vector<torch::Tensor>& v) {
+  c10::List<torch::Tensor> l;
+  l.reserve(v.size());
+  for (const auto& t : v) l.push_back(t);
+  return l;
+}
+
+// y = b2 + act(b1 + xs W1^T) W2^T for all experts at once, over [E, C, D] slots, with the
+// weights stacked to [E, F, D] / [E, D, F]. Written by hand for its backward pass alone: two
+// baddbmm would each keep their stacked weights for backward, a copy of every expert's
+// weights per MoE call (0.6 GB for eve-base's 32 experts in float32, on each of a step's
+// passes through each layer). This keeps only xs and the pre-activation h, and stacks the
+// weights again, one at a time, while it runs backward. The activation's derivative comes
+// from autograd on the recomputed activation, so any activation works.
+struct ExpertProducts : public torch::autograd::Function<ExpertProducts> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& xs,
+                               const torch::Tensor& w1, const torch::Tensor& b1, const torch::Tensor& w2,
+                               const torch::Tensor& b2, const ExpertWeights& weights) {
+    // Under autocast these run as the two baddbmm did (in the autocast type).
+    torch::Tensor h = torch::baddbmm(b1.unsqueeze(1), xs, w1.transpose(1, 2));  // [E, C, F]
+    torch::Tensor y = torch::baddbmm(b2.unsqueeze(1), activation(h, weights.act), w2.transpose(1, 2));
+    ctx->save_for_backward({xs, h});
+    ctx->saved_data["w1"] = tensor_list(weights.w1);
+    ctx->saved_data["w2"] = tensor_list(weights.w2);
+    ctx->saved_data["act"] = weights.act;
+    ctx->saved_data["param_type"] = static_cast<int64_t>(w1.scalar_type());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& xs = saved[0];
+    const torch::Tensor& h = saved[1];
+    const auto type = h.scalar_type();  // the products' type (bf16 under autocast)
+    const auto param_type = static_cast<c10::ScalarType>(ctx->saved_data["param_type"].toInt());
+    const torch::Tensor dy = grads[0].to(type);
+    torch::Tensor a, dh;
+    {
+      torch::Tensor w2 = torch::stack(ctx->saved_data["w2"].toTensorList().vec()).to(type);  // [E, D, F]
+      torch::Tensor da = torch::bmm(dy, w2);                                                 // [E, C, F]
+      torch::AutoGradMode grad_on(true);
+      torch::Tensor hv = h.detach().requires_grad_();
+      torch::Tensor av = activation(hv, ctx->saved_data["act"].toStringRef());
+      dh = torch::autograd::grad({av}, {hv}, {da})[0];
+      a = av.detach();
+    }
+    torch::Tensor dw2 = torch::bmm(dy.transpose(1, 2), a);  // [E, D, F]
+    torch::Tensor db2 = dy.sum(1);
+    torch::Tensor dw1 = torch::bmm(dh.transpose(1, 2), xs.to(type));  // [E, F, D]
+    torch::Tensor db1 = dh.sum(1);
+    torch::Tensor w1 = torch::stack(ctx->saved_data["w1"].toTensorList().vec()).to(type);
+    torch::Tensor dxs = torch::bmm(dh, w1);  // [E, C, D]
+    return {dxs.to(xs.scalar_type()), dw1.to(param_type), db1.to(param_type), dw2.to(param_type),
+            db2.to(param_type), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor MoEImpl::dispatch_capacity(const torch::Tensor& xt, const Routing& r) {
   const int64_t S = xt.size(0), D = xt.size(1), E = num_experts(), C = r.slots;
   torch::Tensor tok = torch::arange(S, r.top1.options());
@@ -286,19 +355,19 @@ torch::Tensor MoEImpl::dispatch_capacity(const torch::Tensor& xt, const Routing&
                            .scatter_(0, torch::cat({row1, row2}), torch::cat({tok, tok}))
                            .narrow(0, 0, E * C);
   torch::Tensor xs = xt.index_select(0, fill).view({E, C, D});
-  // The registered per-expert weights stacked for one batched product (one op each way).
-  std::vector<torch::Tensor> w1, b1, w2, b2;
+  // The registered per-expert weights stacked for one batched product (one op each way;
+  // nothing keeps the stacks once the products have run, see ExpertProducts).
+  ExpertWeights weights;
+  std::vector<torch::Tensor> b1, b2;
   for (auto& ex : experts) {
-    w1.push_back(ex->fc1->weight);
+    weights.w1.push_back(ex->fc1->weight);
     b1.push_back(ex->fc1->bias);
-    w2.push_back(ex->fc2->weight);
+    weights.w2.push_back(ex->fc2->weight);
     b2.push_back(ex->fc2->bias);
   }
-  torch::Tensor h = torch::baddbmm(torch::stack(b1).unsqueeze(1), xs,
-                                   torch::stack(w1).transpose(1, 2));  // [E, C, F]
-  h = activation(h, experts[0]->act);
-  torch::Tensor y = torch::baddbmm(torch::stack(b2).unsqueeze(1), h,
-                                   torch::stack(w2).transpose(1, 2))
+  weights.act = experts[0]->act;
+  torch::Tensor y = ExpertProducts::apply(xs, torch::stack(weights.w1), torch::stack(b1),
+                                          torch::stack(weights.w2), torch::stack(b2), weights)
                         .view({E * C, D});
   // Combine by gathering each row's two slots; a dropped claim reads slot 0 with weight 0.
   torch::Tensor at1 = row1 * r.keep1, at2 = row2 * r.keep2;

@@ -1,5 +1,7 @@
 // The modality-aware MoE: routing, capacity, aux loss, and agreement of the sparse
 // dispatch with the GShard dense oracle (with and without dropped claims).
+#include <malloc.h>
+
 #include "common/model_test_util.h"
 
 #include "eve/model/runtime.h"
@@ -199,6 +201,33 @@ void expect_passes_equal(const MoePass& a, const MoePass& b, const std::string& 
   for (size_t i = 0; i < a.grads.size(); ++i)
     EXPECT_LE(max_diff(a.grads[i], b.grads[i]), 1e-5 * (1 + a.grads[i].abs().max().item<double>()))
         << what << ", parameter " << i;
+}
+
+TEST(MoE, CapacityLayoutKeepsNoStackedWeightsForBackward) {
+  // 32 experts of 256 -> 1024: stacking their weights makes 2 * 32 * 256 * 1024 floats, 64 MiB
+  // per call. Eight calls waiting for their backward pass must not hold eight such stacks
+  // (eve-base holds a call per layer and pass: 48 of 0.6 GB each in an itc,itm,mlm step).
+  torch::manual_seed(5);
+  MoE moe(256, 1024, 32, /*type_route=*/true, "quick_gelu");
+  const torch::Tensor x = torch::randn({64, 256}, torch::requires_grad());
+  const torch::Tensor modality = torch::zeros({64}, torch::kLong);
+  RoutingOptions opt;
+  opt.capacity = moe_capacity(64, 32, 1.0, 4);
+  opt.layout = ExpertLayout::capacity;
+  opt.want_load = false;
+  auto in_use = [] {
+    const struct mallinfo2 m = mallinfo2();
+    return static_cast<double>(m.uordblks + m.hblkhd);
+  };
+  const double before = in_use();
+  std::vector<torch::Tensor> losses;
+  for (int i = 0; i < 8; ++i) losses.push_back(moe->forward(x, modality, opt).y.sum());
+  const double held = in_use() - before;
+  // What backward needs: per call the slots [32, 4, 256] and pre-activations [32, 4, 1024],
+  // under a MiB; the stacks would be 512 MiB.
+  EXPECT_LT(held, 64.0 * 1024 * 1024) << held / 1048576 << " MiB held";
+  torch::stack(losses).sum().backward();
+  EXPECT_TRUE(moe->experts[31]->fc2->weight.grad().defined());
 }
 
 TEST(MoE, CapacityLayoutMatchesGroupedAndDenseWithGradients) {
