@@ -41,7 +41,7 @@ constexpr uint64_t kNegativeStream = 0x6e65676174ull;  // "negat": ITM hard nega
 MicroLoss Finetuner::task_loss(const Batch& b, int64_t micro) {
   model::Autocast autocast(precision, device.str());
   MicroLoss out;
-  Tensor images = b.images.to(device), ids = b.ids.to(device), mask = b.mask.to(device);
+  Tensor images = batch_to(b.images, device), ids = batch_to(b.ids, device), mask = batch_to(b.mask, device);
   const double w_aux = config.moe_lossweight;
   if (task == Task::retrieval) {
     Tensor groups = torch::empty({b.samples.size(0)}, torch::kInt64);
@@ -50,7 +50,7 @@ MicroLoss Finetuner::task_loss(const Batch& b, int64_t micro) {
     ContrastiveOptions co;
     // The same on every rank and for any world size: N workers draw the negatives of 1 process.
     co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
-    ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
+    ContrastiveLoss l = contrastive_loss(*model, images, ids, mask, batch_to(groups, device), co, pg.get());
     out.total = l.total;
     out.parts = {{"itc", l.itc}, {"itm", l.itm}, {"itm_accuracy", l.itm_accuracy}, {"aux", l.aux}};
     out.load = std::move(l.load);
@@ -67,7 +67,7 @@ MicroLoss Finetuner::task_loss(const Batch& b, int64_t micro) {
     auto target = t.accessor<float, 2>();
     for (int64_t i = 0; i < t.size(0); ++i)
       for (const auto& [k, v] : targets[sample_of(b, i)]) target[i][k] = v;
-    Tensor bce = F::binary_cross_entropy_with_logits(logits, t.to(device)) * static_cast<double>(logits.size(1));
+    Tensor bce = F::binary_cross_entropy_with_logits(logits, batch_to(t, device)) * static_cast<double>(logits.size(1));
     out.total = config.official() ? bce : bce + w_aux * e.aux;
     out.parts = {{"bce", bce.detach()}, {"aux", e.aux.detach()}};
     out.load = std::move(e.load);
@@ -78,12 +78,13 @@ MicroLoss Finetuner::task_loss(const Batch& b, int64_t micro) {
   auto label = labels.accessor<int64_t, 1>();
   for (int64_t i = 0; i < labels.size(0); ++i) label[i] = train_data.labels[sample_of(b, i)];
   Tensor logits, aux;
-  std::tie(logits, aux) = nlvr2_forward(images, b.images2.to(device), ids, mask, &out.load);
+  std::tie(logits, aux) = nlvr2_forward(images, batch_to(b.images2, device), ids, mask, &out.load);
+  const Tensor on_device_labels = batch_to(labels, device);
   logits = logits.to(torch::kFloat32);
-  Tensor ce = F::cross_entropy(logits, labels.to(device));
+  Tensor ce = F::cross_entropy(logits, on_device_labels);
   out.total = ce + w_aux * aux;
   out.parts = {{"ce", ce.detach()}, {"aux", aux.detach()},
-               {"accuracy", logits.argmax(1).eq(labels.to(device)).to(torch::kFloat64).mean()}};
+               {"accuracy", logits.argmax(1).eq(on_device_labels).to(torch::kFloat64).mean()}};
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "eve/core/rng.h"
+#include "eve/train/run_common.h"
 
 namespace eve::train {
 
@@ -131,8 +132,8 @@ torch::Tensor mlm_loss(model::EveModelImpl& model, const model::EncoderOutput& e
   if (count <= 0) count = static_cast<double>(chosen.size());
   if (chosen.empty()) return torch::zeros({}, encoded.hidden.options());
   const torch::Tensor at = torch::tensor(chosen, torch::kInt64);
-  torch::Tensor rows = text.reshape({-1, text.size(2)}).index_select(0, at.to(text.device()));
-  torch::Tensor targets = host.index_select(0, at).to(text.device());
+  torch::Tensor rows = text.reshape({-1, text.size(2)}).index_select(0, batch_to(at, text.device()));
+  torch::Tensor targets = batch_to(host.index_select(0, at), text.device());
   return torch::nn::functional::cross_entropy(
              model.mlm_logits(rows).to(torch::kFloat32), targets,
              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /

@@ -351,7 +351,7 @@ struct Trainer {
     return std::max(1.0, pg->sum({local_count})[0]) / env.world;
   }
 
-  torch::Tensor on_device(const torch::Tensor& t) const { return t.defined() ? t.to(device) : t; }
+  torch::Tensor on_device(const torch::Tensor& t) const { return batch_to(t, device); }
   MsmMasks on_device(MsmMasks m) const {
     // The MLM labels stay on the host, where mlm_loss finds the chosen positions.
     for (torch::Tensor* t : {&m.ids_keep, &m.mim_mask, &m.mlm_ids}) *t = on_device(*t);
@@ -402,7 +402,7 @@ struct Trainer {
       co.itm_weight = obj.itm ? o.itm_weight : 0.0;
       // The same on every rank and for any world size: N workers draw the negatives of 1 process.
       co.negative_seed = Rng(seed, kNegativeStream, static_cast<uint64_t>(micro)).next();
-      ContrastiveLoss c = contrastive_loss(*model, images, ids, mask, groups, co, pg.get());
+      ContrastiveLoss c = contrastive_loss(*model, images, ids, mask, on_device(groups), co, pg.get());
       out.total = c.total;
       if (obj.itc) out.parts.emplace_back("itc", c.itc);
       if (obj.itm) {

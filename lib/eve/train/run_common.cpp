@@ -14,6 +14,14 @@
 
 namespace eve::train {
 
+torch::Tensor batch_to(const torch::Tensor& t, const torch::Device& device) {
+  if (!t.defined() || t.device() == device) return t;
+  // pin_memory copies into a block of the caching host allocator, which keeps it until the
+  // copy has run: the caller may reuse t at once.
+  if (device.is_cuda() && t.is_cpu()) return t.pin_memory().to(device, /*non_blocking=*/true);
+  return t.to(device);
+}
+
 torch::Device training_device(const std::string& runtime_device, const DistEnv& env) {
   if (runtime_device == "cpu") return torch::Device(torch::kCPU);
   if (env.world <= 1) return torch::Device(runtime_device);

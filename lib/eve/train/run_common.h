@@ -26,6 +26,12 @@ struct DistEnv;
 // several workers each one takes the GPU of its local rank.
 torch::Device training_device(const std::string& runtime_device, const DistEnv& env);
 
+// A batch tensor made on the host, on the training device without making the host wait: on
+// CUDA through pinned memory and a non-blocking copy (a blocking copy, or one from pageable
+// memory, waits for every kernel queued before it, so the host could not run ahead of the
+// device into the next step). Elsewhere t.to(device); an undefined tensor stays undefined.
+torch::Tensor batch_to(const torch::Tensor& t, const torch::Device& device);
+
 text::TokenizerInfo tokenizer_of(const model::ModelConfig& config);
 
 // Reads tok.json into the config's vocabulary size and special ids. When `model_vocab` > 0
