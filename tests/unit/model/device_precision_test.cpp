@@ -233,7 +233,10 @@ TEST_P(OnDevice, TrainingStepGradientsMatchCpuFloat32) {
     const std::string what = label() + (layout == ExpertLayout::grouped ? " grouped" : " capacity");
     const Step got = training_step(m, to_device(batch, device()), GetParam());
     // In float32 on the CPU the capacity layout sums in other orders than the reference's
-    // grouped one: measured 4.8e-5 on a modality tag, whose gradient mostly cancels.
+    // grouped one. A MoE modality tag's gradient sums every vision token's and mostly
+    // cancels, so against its largest entry it is off by 4.8e-5 with one thread and 7.2e-4
+    // with two (measured; 5e-3 allowed); every other tensor, and the whole gradient, stays
+    // within 1e-4.
     const bool reordered = layout == ExpertLayout::capacity && GetParam().device == "cpu" &&
                            GetParam().precision == model::Precision::fp32;
     const double tol = reordered ? 1e-4 : gradient_tolerance(GetParam());
@@ -255,9 +258,11 @@ TEST_P(OnDevice, TrainingStepGradientsMatchCpuFloat32) {
         continue;
       }
       EXPECT_EQ(it->second.scalar_type(), torch::kFloat) << what << ": " << name;
+      const bool tag = name.size() > 6 && (name.rfind("vision_embed") == name.size() - 12 ||
+                                           name.rfind("text_embed") == name.size() - 10);
       const double e = relative_error(it->second, w);
       worst = std::max(worst, e);
-      EXPECT_LE(e, tol) << what << ": " << name;
+      EXPECT_LE(e, reordered && tag ? 5e-3 : tol) << what << ": " << name;
       all_got.push_back(it->second.flatten());
       all_want.push_back(w.flatten());
     }
