@@ -168,14 +168,7 @@ MsmLoss msm_loss(model::EveModelImpl& model, const torch::Tensor& images, const 
   out.mlm = mlm.detach();
   out.aux = aux.detach();
   out.load = eb.load;
-  for (size_t i = 0; i < out.load.size() && i < ea.load.size(); ++i) {
-    torch::Tensor& sum = out.load[i].load.top1;
-    const torch::Tensor& add = ea.load[i].load.top1;
-    if (add.defined()) sum = sum.defined() ? sum + add : add;  // defined on logging steps only
-    torch::Tensor& tokens = out.load[i].load.tokens;
-    const torch::Tensor& more = ea.load[i].load.tokens;
-    if (more.defined()) tokens = tokens.defined() ? tokens + more : more;
-  }
+  accumulate_load(out.load, ea.load);
   return out;
 }
 

@@ -107,10 +107,12 @@ void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<mode
     return;
   }
   // Load statistics are computed only on logging steps (undefined otherwise).
-  for (size_t i = 0; i < into.size() && i < more.size(); ++i) {
-    const torch::Tensor& add = more[i].load.top1;
-    torch::Tensor& sum = into[i].load.top1;
+  auto add_to = [](torch::Tensor& sum, const torch::Tensor& add) {
     if (add.defined()) sum = sum.defined() ? sum + add : add;
+  };
+  for (size_t i = 0; i < into.size() && i < more.size(); ++i) {
+    add_to(into[i].load.top1, more[i].load.top1);
+    add_to(into[i].load.tokens, more[i].load.tokens);
   }
 }
 

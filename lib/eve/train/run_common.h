@@ -47,7 +47,7 @@ void truncate_metrics(const std::string& path, int64_t step);
 // {"<layer>": [fraction of tokens whose first choice is expert e, ...], ...}
 nlohmann::ordered_json expert_load_json(const std::vector<model::LayerLoad>& load);
 
-// Adds load counts of `more` into `into` (layer by layer).
+// Adds the first-choice counts and tokens routed of `more` into `into`, layer by layer.
 void accumulate_load(std::vector<model::LayerLoad>& into, const std::vector<model::LayerLoad>& more);
 
 // Training-loader options for a model: its resolution, text length and pad id, this rank's
