@@ -282,13 +282,6 @@ struct ExpertWeights {
   std::string act;
 };
 
-c10::List<torch::Tensor> tensor_list(const std::vector<torch::Tensor>& v) {
-  c10::List<torch::Tensor> l;
-  l.reserve(v.size());
-  for (const auto& t : v) l.push_back(t);
-  return l;
-}
-
 // y = b2 + act(b1 + xs W1^T) W2^T for all experts at once, over [E, C, D] slots, with the
 // weights stacked to [E, F, D] / [E, D, F]. Written by hand for its backward pass alone: two
 // baddbmm would each keep their stacked weights for backward, a copy of every expert's
@@ -304,8 +297,8 @@ struct ExpertProducts : public torch::autograd::Function<ExpertProducts> {
     torch::Tensor h = torch::baddbmm(b1.unsqueeze(1), xs, w1.transpose(1, 2));  // [E, C, F]
     torch::Tensor y = torch::baddbmm(b2.unsqueeze(1), activation(h, weights.act), w2.transpose(1, 2));
     ctx->save_for_backward({xs, h});
-    ctx->saved_data["w1"] = tensor_list(weights.w1);
-    ctx->saved_data["w2"] = tensor_list(weights.w2);
+    ctx->saved_data["w1"] = c10::List<torch::Tensor>(weights.w1);
+    ctx->saved_data["w2"] = c10::List<torch::Tensor>(weights.w2);
     ctx->saved_data["act"] = weights.act;
     ctx->saved_data["param_type"] = static_cast<int64_t>(w1.scalar_type());
     return y;
