@@ -65,8 +65,6 @@ struct is_optional : std::false_type {};
 template <class T>
 struct is_optional<std::optional<T>> : std::true_type {};
 
-// The default shown in --help: a plain value's own; an unset override says where its value
-// comes from instead.
 // A switch's default for --help: " (default: on)" for a plain bool, "" for an override.
 template <class T>
 std::string switch_default(const T& value) {
@@ -76,6 +74,8 @@ std::string switch_default(const T& value) {
     return value ? " (default: on)" : " (default: off)";
 }
 
+// The default shown in --help: a plain value's own; an unset override says where its value
+// comes from instead.
 template <class T>
 CLI::Option* shown(CLI::Option* opt, const T&) {
   if constexpr (is_optional<T>::value)
