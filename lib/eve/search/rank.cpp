@@ -450,7 +450,7 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   Progress progress("rank", static_cast<uint64_t>(queries.rows()), "queries");
   const bool by_score = !std::isnan(opts.min_score);
   std::string buf;
-  topk_search(queries, gallery, to, [&](int64_t first, std::vector<std::vector<Hit>>& hits) {
+  const TopkStats stats = topk_search(queries, gallery, to, [&](int64_t first, std::vector<std::vector<Hit>>& hits) {
     buf.clear();
     if (self_rows > 0)
       for (size_t i = 0; i < hits.size(); ++i) {
@@ -485,6 +485,10 @@ int run_rank(const RankOptions& opts, const cli::CommonOptions& common) {
   out.commit();
   if (opts.out != "-") write_rank_meta(opts, qmeta, gmeta, queries.rows(), gallery.rows());
   progress.finish();
+  if (stats.crowded > 0)
+    log::warn("rank: {} queries have more than {} gallery rows within float32 rounding of their "
+              "k-th score (near-copies?); rows past those may belong in their top {}",
+              stats.crowded, to.k + kRescoreMargin, to.k);
   if (reranker && reranker->truncated())
     log::warn("rerank: {} text passes cut a text longer than the model's tokens (last id kept)",
               reranker->truncated());

@@ -53,23 +53,32 @@ struct TopkOptions {
 // tiles in turn, multiplies on its own thread and filters each query's scores into its own
 // heaps while the tile is in cache; the best k + kRescoreMargin candidates of each query
 // over all heaps (its global best by float32 score, (score, row) being a total order) are
-// then scored again exactly (a double-precision dot product in a fixed order, rounded to
-// float32) and sorted by that score, so identical rows score identically, ties go to the
-// lower row and the output is bit-reproducible for any thread count. Rows whose float32
-// scores differ by less than the BLAS rounding error could only be misordered if more than
-// kRescoreMargin of them crowd the k-th place. Memory per thread: a score tile (4 MiB),
-// the heaps of one query block and, for a gallery that is not float32, one converted tile.
+// the ones that can be in the top k. Of these, those whose float32 score lies within the
+// float32 rounding bound of the k-th best (twice gamma_d |q| max|g|, plus the rounding of the
+// written score) are scored again exactly (exact_dot) and sorted by that score, so
+// identical rows score identically, ties go to the lower row and the output is
+// bit-reproducible for any thread count. The selection is provably the exact top k unless
+// more than kRescoreMargin rows crowd that bound around the k-th place; such queries are
+// counted (TopkStats::crowded). Memory per thread: a score tile (4 MiB), the heaps of one
+// query block and, for a gallery that is not float32, one converted tile.
 constexpr int64_t kQueryTile = 1024;
 constexpr int64_t kGalleryTile = 1024;
 constexpr int kRescoreMargin = 32;
 
-// The exact score used for the final order: sum of a[i]*b[i] in double, in index order.
+// The exact score used for the final order: the products a[i]*b[i] (exact in double) summed
+// in double in a fixed order (eight interleaved lanes, then pairwise), rounded to float32.
 float exact_dot(const float* a, const float* b, int64_t n);
 
 // Calls on_block(first_query, hits) for consecutive blocks of kQueryTile queries, in
 // order; hits[i] holds the best min(k, gallery rows) hits of query first_query + i, best
 // first, ties broken by the lower gallery index.
-void topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
+struct TopkStats {
+  // Queries with more than kRescoreMargin candidates within float32 rounding of their k-th
+  // best score: rows past the margin could belong in their top k.
+  int64_t crowded = 0;
+};
+
+TopkStats topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
                  const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block);
 
 // True when a ranks before b: higher score, then lower index.

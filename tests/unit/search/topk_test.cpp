@@ -98,6 +98,29 @@ TEST(Topk, TiesGoToTheLowerGalleryRow) {
   EXPECT_EQ(hits[0][2].index, 5);
 }
 
+TEST(Topk, CountsQueriesWhoseRescoringMarginIsTooSmall) {
+  // Query 0 has 100 copies of itself in the gallery, more than k + kRescoreMargin rows
+  // within float32 rounding of its k-th score: the search must say so. Query 1 is an
+  // ordinary row with clear gaps between its scores: nothing to report.
+  torch::manual_seed(3);
+  auto g = torch::randn({3000, 32});
+  g = g / g.norm(2, 1, true);
+  auto q = g.narrow(0, 0, 2).clone();
+  for (int64_t r = 100; r < 200; ++r) g[r] = q[0];
+  eve::search::MemoryRows qs(q.data_ptr<float>(), 2, 32);
+  eve::search::MemoryRows gs(g.data_ptr<float>(), 3000, 32);
+  eve::search::TopkOptions o;
+  o.k = 5;
+  std::vector<std::vector<Hit>> hits;
+  const auto stats = eve::search::topk_search(qs, gs, o, [&](int64_t, std::vector<std::vector<Hit>>& h) { hits = h; });
+  EXPECT_EQ(stats.crowded, 1);
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[1][0].index, 1);
+  const auto one = eve::search::topk_search(eve::search::MemoryRows(q.data_ptr<float>() + 32, 1, 32), gs, o,
+                                            [](int64_t, std::vector<std::vector<Hit>>&) {});
+  EXPECT_EQ(one.crowded, 0);
+}
+
 TEST(Topk, KLargerThanGalleryReturnsEveryRow) {
   auto q = torch::randn({3, 4});
   auto g = torch::randn({5, 4});
