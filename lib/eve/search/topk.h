@@ -63,7 +63,7 @@ struct TopkOptions {
 // query block and, for a gallery that is not float32, one converted tile.
 constexpr int64_t kQueryTile = 1024;
 constexpr int64_t kGalleryTile = 1024;
-constexpr int kRescoreMargin = 32;
+constexpr int kRescoreMargin = 16;
 
 // The exact score used for the final order: the products a[i]*b[i] (exact in double) summed
 // in double in a fixed order (eight interleaved lanes, then pairwise), rounded to float32.
