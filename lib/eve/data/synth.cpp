@@ -27,7 +27,8 @@ namespace fs = std::filesystem;
 
 // Independent random streams, so that changing one part never changes another.
 enum Stream : uint64_t {
-  kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7, kVgQuestion = 8
+  kScene = 1, kCaption = 2, kQuestion = 3, kNoise = 4, kNlvr = 5, kNlvrNoise = 6, kColorQuestion = 7, kVgQuestion = 8,
+  kNlvrCaption = 9
 };
 
 std::string image_name(int image_id) { return fmt::format("COCO_synth_{:012d}.jpg", image_id); }
@@ -295,6 +296,18 @@ SynthReport write_synth_world(const SynthOptions& o) {
                                      {"answer", q.answers}, {"image", image}, {"dataset", "vg"}});
     }
   }
+  // Captions of the NLVR2 training images, five each as the pool's, for pre-training on more
+  // than the pool's images (their own stream: every other file stays as it was).
+  ojson nlvr_pairs = ojson::array();
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].split != "train") continue;
+    for (int side = 0; side < 2; ++side) {
+      Rng rng(o.seed, kNlvrCaption, 2 * j + static_cast<uint64_t>(side));
+      nlvr_pairs.push_back({{"image", "nlvr2/images/train/" + jobs[j].stem + "-img" + std::to_string(side) + ".jpg"},
+                            {"caption", synth::captions(side == 0 ? jobs[j].left : jobs[j].right, rng, 5)}});
+    }
+  }
+  write_json(dir + "pairs_nlvr2_train.json", nlvr_pairs);
   write_json(dir + "vqa/vg_qa.json", vg["train"]);
   write_json(dir + "vqa/vg_qa_val.json", vg["dev"]);
   report.vg_questions = static_cast<int>(vg["train"].size() + vg["dev"].size());

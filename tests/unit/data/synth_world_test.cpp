@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -215,6 +217,47 @@ TEST(SynthWorld, VgQaAsksThePoolsFormsAboutTheNlvr2TrainAndDevImages) {
     for (const auto& [image, n] : per_image) EXPECT_EQ(n, 4) << image;  // --questions 4
     // The pool's question makers: one number question per image among yes/no and other ones.
     EXPECT_EQ(how_many, static_cast<int>(images)) << split;
+  }
+}
+
+TEST(SynthWorld, Nlvr2TrainingImagesAreCaptionedFromTheirOwnScenes) {
+  TempDir dir("synthnlvrcaps");
+  write_synth_world(small_world(dir.path, 1, 2));
+  std::map<std::string, io::json> labels;
+  for (const auto& rec : read_records(dir / "labels.jsonl")) labels[rec["image"].get<std::string>()] = rec;
+  const auto pairs = io::read_json(dir / "pairs_nlvr2_train.json");
+  ASSERT_EQ(pairs.size(), size_t{2 * 4 * 4});  // 4 training sets of 4 pairs
+  std::set<std::string> images;
+  for (const auto& p : pairs) {
+    const std::string image = p["image"];
+    EXPECT_EQ(image.rfind("nlvr2/images/train/", 0), 0u) << image;
+    EXPECT_TRUE(images.insert(image).second) << image;
+    EXPECT_TRUE(fs::exists(dir / image)) << image;
+    ASSERT_EQ(p["caption"].size(), 5u) << image;
+    // Five different captions, each naming colours of this image's scene only.
+    std::set<std::string> distinct;
+    const io::json& rec = labels.at(image);
+    int named = 0;
+    for (const auto& c : p["caption"]) {
+      const std::string text = c;
+      distinct.insert(text);
+      std::string word;
+      for (const char ch : text + " ") {
+        if (std::isalpha(static_cast<unsigned char>(ch))) {
+          word += ch;
+          continue;
+        }
+        for (const char* colour : {"red", "green", "blue", "yellow", "purple", "orange"}) {
+          if (word != colour) continue;
+          ++named;
+          EXPECT_NE(std::find(rec["colors"].begin(), rec["colors"].end(), word), rec["colors"].end())
+              << text << " | " << rec.dump();
+        }
+        word.clear();
+      }
+    }
+    EXPECT_EQ(distinct.size(), 5u) << image;
+    EXPECT_GT(named, 0) << image;
   }
 }
 
