@@ -90,6 +90,9 @@ EOF
   --freeze 'backbone.encoder.layers.*.attn.*' --freeze 'backbone.word_embedding.?eight' 2>"$tmp/text.log"
 metrics_have "$tmp/text/metrics.jsonl" 3 loss mlm aux
 check text-heads "mlm" "$(heads "$tmp/text")"
+# Started from a bundle without --tokenizer, the run carries the bundle's tokenizer on.
+[[ -s $tmp/vlmo/tokenizer.model ]] || flunk "the VLMo run has no tokenizer.model"
+cmp -s "$tmp/vlmo/tokenizer.model" "$tmp/text/tokenizer.model" || flunk "the text stage did not keep the bundle's tokenizer.model"
 # eve-tiny: 4 layers x (qkv, q_bias, v_bias, proj.weight, proj.bias) = 4 x (3*128*128 + 2*128 + 128*128 + 128).
 check freeze-log-attn "1" "$(grep -c -- "--freeze 'backbone.encoder.layers.\*.attn.\*': 20 tensors, 263680 parameters frozen" "$tmp/text.log")"
 check freeze-log-words "1" "$(grep -c -- "--freeze 'backbone.word_embedding.?eight': 1 tensors, 25600 parameters frozen" "$tmp/text.log")"

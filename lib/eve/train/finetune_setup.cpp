@@ -45,12 +45,6 @@ void warn_long_texts(const TaskRecords& d, int max_len, const std::string& split
 }
 
 // Copies a directory's regular files into `to` (created), each atomically.
-void copy_files(const fs::path& from, const fs::path& to, const std::vector<std::string>& names) {
-  fs::create_directories(to);
-  for (const auto& n : names)
-    if (fs::exists(from / n)) io::write_file_atomic((to / n).string(), io::read_file((from / n).string()));
-}
-
 void Finetuner::load_model_from_init(bool keep_heads) {
   model::LoadOptions lo;
   lo.allow_partial = !keep_heads;

@@ -34,9 +34,6 @@ namespace eve::train {
 
 // Texts longer than the model takes are cut, never refused: said once per split read.
 void warn_long_texts(const TaskRecords& d, int max_len, const std::string& split);
-// Copies the named regular files of `from` into `to` (created), each atomically.
-void copy_files(const std::filesystem::path& from, const std::filesystem::path& to,
-                const std::vector<std::string>& names);
 
 struct Finetuner {
   using ojson = nlohmann::ordered_json;

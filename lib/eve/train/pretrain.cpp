@@ -207,6 +207,9 @@ struct Trainer {
         model::Bundle b = model::load_bundle(o.init, lo);
         model = b.model;
         config = b.config;
+        // The bundle's tokenizer goes on with its weights, unless --tokenizer names another.
+        if (o.tokenizer.empty() && !b.tokenizer.empty() && rank0())
+          copy_files(o.init, o.run_dir, {"tokenizer.model"});
       } else {
         config = model::load_config(o.config);
         config.heads = obj.heads();

@@ -68,6 +68,14 @@ void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, in
   }
 }
 
+void copy_files(const std::filesystem::path& from, const std::filesystem::path& to,
+                const std::vector<std::string>& names) {
+  std::filesystem::create_directories(to);
+  for (const auto& n : names)
+    if (std::filesystem::exists(from / n))
+      io::write_file_atomic((to / n).string(), io::read_file((from / n).string()));
+}
+
 void truncate_metrics(const std::string& path, int64_t step) {
   if (!fs::exists(path)) return;
   std::ifstream in(path);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -39,6 +40,11 @@ text::TokenizerInfo tokenizer_of(const model::ModelConfig& config);
 // model beside it (tok.model) is copied to RUN/tokenizer.model when it exists.
 void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, int model_vocab,
                      const std::string& run_dir);
+
+// Copies the named regular files of `from` into `to` (created), each atomically; names
+// that `from` lacks are skipped.
+void copy_files(const std::filesystem::path& from, const std::filesystem::path& to,
+                const std::vector<std::string>& names);
 
 // Keeps the lines of metrics.jsonl with "step" <= step (a resumed run rewrites the later
 // ones); a torn last line is dropped.
