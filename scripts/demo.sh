@@ -49,14 +49,34 @@ for d in pairs retrieval vqa colors nlvr2; do
   done
 done
 
-stage "4. eve-pretrain: masked signal modeling (eve-tiny) on the caption pairs"
+stage "4. eve-pretrain: the vision backbone first (masked image modeling on 13,600 images), then masked signal modeling on the caption pairs"
+# VLMo's image-only stage before the image-text one: the pool's 800 training images and the
+# 12,800 NLVR2 training images (pairs_nlvr2_train.json), read for their pixels alone. Masked
+# signal modeling on the 800 captioned images alone leaves the backbone seeing no better than
+# a random one (the probe below; docs/toy-world.md, "Pre-training and the linear probe").
+done_or data/pretrain-images/manifest.json ||
+  eve-prep pairs --ann train=world/pairs_train.json --ann train=world/pairs_nlvr2_train.json --images world --size 0 \
+    --out data/pretrain-images --threads "$THREADS"
+IMAGE_STEPS=${EVE_DEMO_IMAGE_STEPS:-3000}
+done_or "pretrain-image/checkpoint-$(printf %08d "$IMAGE_STEPS")" ||
+  eve-pretrain --stage image --data data/pretrain-images --tokenizer tok.json --config eve-tiny \
+    --out pretrain-image --batch-size 16 --max-steps "$IMAGE_STEPS" --lr 1e-3 --warmup 20 --save-every 1000 \
+    --threads "$THREADS"
 STEPS=${EVE_DEMO_STEPS:-300}
 # The final checkpoint marks the stage done; an interrupted run resumes where it stopped.
 done_or "pretrain/checkpoint-$(printf %08d "$STEPS")" ||
-  eve-pretrain --data data/pairs --split train.ids --tokenizer tok.json --config eve-tiny \
+  eve-pretrain --model pretrain-image --data data/pairs --split train.ids \
     --out pretrain --batch-size 16 --max-steps "$STEPS" --lr 1e-3 --warmup 20 --save-every 100 \
     --threads "$THREADS"
 eve-embed --describe pretrain
+
+stage "4b. eve-finetune --task probe: what pre-training taught the backbone, against a fresh model of its config"
+# A linear classifier on the frozen backbone's pooled features of the 3,200 NLVR2 dev and
+# test1 images (none seen in pre-training), for each attribute of labels.jsonl.
+done_or probe/probe.json ||
+  eve-finetune --task probe --model pretrain --labels world/labels.jsonl --images world \
+    --split nlvr2_dev --split nlvr2_test1 --field background --field colors --field shapes --field count \
+    --baseline fresh --threads "$THREADS" -o probe
 
 FT0=(--image-res 64 --batch-size 32 --threads "$THREADS")
 FT=(--model pretrain "${FT0[@]}" --lr 1e-3)
@@ -224,6 +244,11 @@ for attr, name in (("colors", "colour"), ("shapes", "shape"), ("background", "ba
     rows += [("Zero-shot %s (test)" % name, z["top1"], "chance (%d classes)" % z["classes"], z["chance_top1"]),
              ("", z["top1"], "majority (%s)" % z["majority_class"], z["majority_top1"])]
 print("%-28s %10s   %-24s %8s" % ("metric", "eve-tiny", "baseline", "value"))
+p = load("probe/probe.json")["fields"]
+for attr, name in (("background", "background"), ("colors", "colours present"), ("shapes", "shapes present"),
+                   ("count", "number of shapes")):
+    rows += [("Probe: %s" % name, p[attr]["accuracy"], "fresh eve-tiny", p[attr]["fresh_accuracy"]),
+             ("", p[attr]["accuracy"], "majority", p[attr]["majority"])]
 for name, x, b, y in rows:
     print("%-28s %10.2f   %-24s %8.2f" % (name, x, b, y))
 print("\nFine-tuned from the pre-trained bundle in ./pretrain (NLVR2 through the colour model in ./ft-colors);")
