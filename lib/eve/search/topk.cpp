@@ -138,7 +138,7 @@ float exact_dot(const float* a, const float* b, int64_t n) {
 }
 
 TopkStats topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
-                 const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block) {
+                      const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block) {
   const int64_t d = queries.cols();
   if (gallery.cols() != d)
     throw Error("queries have " + std::to_string(d) + " columns but the gallery has " +

@@ -69,17 +69,17 @@ constexpr int kRescoreMargin = 16;
 // in double in a fixed order (eight interleaved lanes, then pairwise), rounded to float32.
 float exact_dot(const float* a, const float* b, int64_t n);
 
-// Calls on_block(first_query, hits) for consecutive blocks of kQueryTile queries, in
-// order; hits[i] holds the best min(k, gallery rows) hits of query first_query + i, best
-// first, ties broken by the lower gallery index.
 struct TopkStats {
   // Queries with more than kRescoreMargin candidates within float32 rounding of their k-th
   // best score: rows past the margin could belong in their top k.
   int64_t crowded = 0;
 };
 
+// Calls on_block(first_query, hits) for consecutive blocks of kQueryTile queries, in
+// order; hits[i] holds the best min(k, gallery rows) hits of query first_query + i, best
+// first, ties broken by the lower gallery index. Returns the crowded-query count.
 TopkStats topk_search(const RowSource& queries, const RowSource& gallery, const TopkOptions& opts,
-                 const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block);
+                      const std::function<void(int64_t, std::vector<std::vector<Hit>>&)>& on_block);
 
 // True when a ranks before b: higher score, then lower index.
 inline bool better(const Hit& a, const Hit& b) {

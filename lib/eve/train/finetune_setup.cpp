@@ -44,7 +44,6 @@ void warn_long_texts(const TaskRecords& d, int max_len, const std::string& split
               total, max_len);
 }
 
-// Copies a directory's regular files into `to` (created), each atomically.
 void Finetuner::load_model_from_init(bool keep_heads) {
   model::LoadOptions lo;
   lo.allow_partial = !keep_heads;

@@ -68,12 +68,10 @@ void adopt_tokenizer(const std::string& tok_json, model::ModelConfig& config, in
   }
 }
 
-void copy_files(const std::filesystem::path& from, const std::filesystem::path& to,
-                const std::vector<std::string>& names) {
-  std::filesystem::create_directories(to);
+void copy_files(const fs::path& from, const fs::path& to, const std::vector<std::string>& names) {
+  fs::create_directories(to);
   for (const auto& n : names)
-    if (std::filesystem::exists(from / n))
-      io::write_file_atomic((to / n).string(), io::read_file((from / n).string()));
+    if (fs::exists(from / n)) io::write_file_atomic((to / n).string(), io::read_file((from / n).string()));
 }
 
 void truncate_metrics(const std::string& path, int64_t step) {
